@@ -1,0 +1,188 @@
+//! The command line (DESIGN §4): one definition per flag, shared by the subcommands that take it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Muster: pick machines by what they are, send one request that reaches them all at once, and
+/// see exactly which did not answer.
+#[derive(Debug, Parser)]
+#[command(name = "muster", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node daemon on this machine.
+    Server(ServerArgs),
+    /// Ping the matching nodes and report who answered.
+    Ping(RequestArgs),
+    /// List the identities of the matching nodes.
+    Find(RequestArgs),
+    /// Summarise one fact across the matching nodes: value → count.
+    Facts(FactsArgs),
+    /// Show one node's facts, classes and agents.
+    Inventory(InventoryArgs),
+    /// Run an agent's action on the matching nodes.
+    Rpc(RpcArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The daemon's config file (TOML); without it every key has its default.
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// Broker URL (repeatable); overrides the config file.
+    #[arg(long = "broker", value_name = "URL")]
+    pub brokers: Vec<String>,
+    /// This node's identity; overrides the config file.
+    #[arg(long)]
+    pub identity: Option<String>,
+}
+
+/// Which nodes: the filters MCollective and Choria users know.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FilterArgs {
+    /// Fact filter, e.g. `os.family=Debian`, `cpus>=4`, `kernel=~^6\.` (repeatable; all must match).
+    #[arg(
+        short = 'F',
+        long = "wf",
+        visible_alias = "with-fact",
+        value_name = "FACT=VALUE"
+    )]
+    pub with_fact: Vec<String>,
+    /// Class filter, a name or /regex/ (repeatable; all must match).
+    #[arg(
+        short = 'C',
+        long = "wc",
+        visible_alias = "with-class",
+        value_name = "CLASS"
+    )]
+    pub with_class: Vec<String>,
+    /// Identity filter, a name or /regex/ (repeatable; any may match).
+    #[arg(
+        short = 'I',
+        long = "wi",
+        visible_alias = "with-identity",
+        value_name = "IDENTITY"
+    )]
+    pub with_identity: Vec<String>,
+    /// Agent filter (repeatable; all must be present).
+    #[arg(
+        short = 'A',
+        long = "wa",
+        visible_alias = "with-agent",
+        value_name = "AGENT"
+    )]
+    pub with_agent: Vec<String>,
+    /// Compound filter, e.g. `fact.role = web and not class = canary`.
+    #[arg(short = 'S', long = "select", value_name = "EXPR")]
+    pub select: Option<String>,
+    /// Classes and facts mixed, space separated, e.g. `nginx role=web`.
+    #[arg(short = 'W', long = "with", value_name = "FILTER")]
+    pub with: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiscoveryMethod {
+    /// Ask the matching nodes to answer.
+    Broadcast,
+    /// Read the node list given with --nodes.
+    Nodes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Display {
+    /// Every node's reply.
+    All,
+    /// Only successful replies.
+    Ok,
+    /// Only failed replies.
+    Failed,
+    /// No per-node replies, only the summary.
+    None,
+}
+
+/// Where the brokers are and how to talk to the nodes.
+#[derive(Debug, Args, Clone)]
+pub struct RequestArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// The collective to address.
+    #[arg(short = 'T', long = "target", value_name = "COLLECTIVE")]
+    pub collective: Option<String>,
+    /// Broker URL (repeatable; comma-separated in MUSTER_BROKER).
+    #[arg(
+        long = "broker",
+        value_name = "URL",
+        env = "MUSTER_BROKER",
+        value_delimiter = ','
+    )]
+    pub brokers: Vec<String>,
+    /// Client config file (TOML).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Seconds to wait for replies.
+    #[arg(short = 't', long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// The most seconds broadcast discovery may take.
+    #[arg(long = "dt", visible_alias = "discovery-timeout", value_name = "SECS")]
+    pub discovery_timeout: Option<f64>,
+    /// How the expected set is found.
+    #[arg(long = "dm", visible_alias = "discovery-method", value_enum)]
+    pub discovery_method: Option<DiscoveryMethod>,
+    /// Node list: a file of identities, one per line, or the JSON of `muster find --json`; `-` reads stdin.
+    #[arg(long, value_name = "FILE")]
+    pub nodes: Option<String>,
+    /// Print exactly one JSON object (the report) on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Which per-node replies to show.
+    #[arg(long, value_enum)]
+    pub display: Option<Display>,
+    /// Say more: the request id, per-node timings, every node's reply.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FactsArgs {
+    /// The fact's dotted path, e.g. `os.family`.
+    #[arg(id = "fact_path", value_name = "FACT")]
+    pub fact: String,
+    #[command(flatten)]
+    pub request: RequestArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// The node's identity.
+    pub identity: String,
+    #[command(flatten)]
+    pub request: RequestArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RpcArgs {
+    /// The agent, e.g. `rpcutil`.
+    pub agent: String,
+    /// The action, e.g. `inventory`.
+    pub action: String,
+    /// Inputs as key=value.
+    #[arg(value_name = "KEY=VALUE")]
+    pub inputs: Vec<String>,
+    #[command(flatten)]
+    pub request: RequestArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

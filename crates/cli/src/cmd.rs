@@ -1,0 +1,182 @@
+//! One module per subcommand, and what they share: turning flags into a filter and a
+//! connection, and finding the expected set.
+
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Read, Write};
+use std::time::Duration;
+
+use anyhow::Context;
+use muster_client::{
+    Client, ClientConfig, ConnectConfig, DiscoveryOptions, ExitStatus, Progress, RequestOptions,
+};
+use muster_proto::{FactFilter, Filter};
+
+use crate::Failure;
+use crate::args::{DiscoveryMethod, FilterArgs, RequestArgs};
+
+pub mod facts;
+pub mod find;
+pub mod inventory;
+pub mod ping;
+pub mod rpc;
+pub mod server;
+
+/// A connected client with the settings of one command.
+pub struct Session {
+    pub client: Client,
+    pub config: ClientConfig,
+    pub filter: Filter,
+}
+
+impl FilterArgs {
+    pub fn to_filter(&self) -> Result<Filter, Failure> {
+        let mut filter = Filter {
+            identity: self.with_identity.clone(),
+            class: self.with_class.clone(),
+            agent: self.with_agent.clone(),
+            compound: self.select.clone(),
+            ..Filter::default()
+        };
+        for fact in &self.with_fact {
+            let f = FactFilter::parse(fact).map_err(|e| {
+                Failure::usage(anyhow::anyhow!("invalid fact filter -F {fact:?}: {e}"))
+            })?;
+            filter.fact.push(f);
+        }
+        for with in &self.with {
+            filter
+                .add_with(with)
+                .map_err(|e| Failure::usage(anyhow::anyhow!("invalid -W filter {with:?}: {e}")))?;
+        }
+        filter
+            .compile()
+            .map_err(|e| Failure::usage(anyhow::anyhow!("invalid filter: {e}")))?;
+        Ok(filter)
+    }
+}
+
+fn seconds(flag: &str, secs: f64) -> Result<Duration, Failure> {
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        Failure::usage(anyhow::anyhow!(
+            "{flag} {secs}: give a number of seconds ≥ 0"
+        ))
+    })
+}
+
+impl RequestArgs {
+    /// Loads the config, applies the flags, checks the filter and connects.
+    pub async fn connect(&self) -> Result<Session, Failure> {
+        let mut config = ClientConfig::load(self.config.as_deref()).map_err(Failure::usage)?;
+        if !self.brokers.is_empty() {
+            config.brokers = self.brokers.clone();
+        }
+        if let Some(c) = &self.collective {
+            config.collective = c.clone();
+        }
+        if let Some(t) = self.timeout {
+            config.timeout = seconds("--timeout", t)?;
+        }
+        if let Some(t) = self.discovery_timeout {
+            config.discovery_timeout = seconds("--dt", t)?;
+        }
+        if self.discovery_method == Some(DiscoveryMethod::Nodes) && self.nodes.is_none() {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "--dm nodes needs --nodes FILE (or - for stdin)"
+            )));
+        }
+        let filter = self.filter.to_filter()?;
+        let client = Client::connect(&ConnectConfig {
+            brokers: config.brokers.clone(),
+            collective: config.collective.clone(),
+            ..ConnectConfig::default()
+        })
+        .await?;
+        Ok(Session {
+            client,
+            config,
+            filter,
+        })
+    }
+
+    /// Reads the node list given with `--nodes`.
+    pub fn node_list(&self) -> Result<Option<BTreeSet<String>>, Failure> {
+        let Some(source) = &self.nodes else {
+            return Ok(None);
+        };
+        let text = if source == "-" {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read the node list from stdin")
+                .map_err(Failure::usage)?;
+            text
+        } else {
+            std::fs::read_to_string(source)
+                .with_context(|| format!("cannot read the node list {source}"))
+                .map_err(Failure::usage)?
+        };
+        Ok(Some(muster_client::nodes::parse(&text, source)?))
+    }
+
+    /// Request options from the config and flags.
+    pub fn request_options(&self, config: &ClientConfig) -> RequestOptions {
+        RequestOptions {
+            timeout: config.timeout,
+            direct_limit: config.direct_limit,
+            ..RequestOptions::default()
+        }
+    }
+}
+
+impl Session {
+    pub fn discovery_options(&self) -> DiscoveryOptions {
+        DiscoveryOptions {
+            timeout: self.config.discovery_timeout,
+            quiet: self.config.discovery_quiet,
+        }
+    }
+
+    /// The expected set: the node list if one was given, else broadcast discovery. Returns the
+    /// set and how long discovery took.
+    pub async fn expected(&self, args: &RequestArgs) -> Result<(BTreeSet<String>, u64), Failure> {
+        if let Some(nodes) = args.node_list()? {
+            return Ok((nodes, 0));
+        }
+        let found = self
+            .client
+            .discover(&self.filter, &self.discovery_options())
+            .await?;
+        let ms = u64::try_from(found.elapsed.as_millis()).unwrap_or(u64::MAX);
+        Ok((found.nodes, ms))
+    }
+}
+
+/// Says that nothing matched (exit 4).
+pub fn no_match(json: bool) -> ExitStatus {
+    if !json {
+        eprintln!("No nodes matched the filter; nothing was sent.");
+    }
+    ExitStatus::NoMatch
+}
+
+/// A progress line on stderr, only when stderr is a terminal and the output is for people.
+pub fn progress(json: bool) -> impl FnMut(Progress) {
+    let show = !json && std::io::stderr().is_terminal();
+    move |p: Progress| {
+        if show {
+            let mut err = std::io::stderr();
+            let _ = write!(err, "\r\x1b[K{} of {} nodes answered", p.done, p.expected);
+            if p.done == p.expected {
+                let _ = write!(err, "\r\x1b[K");
+            }
+            let _ = err.flush();
+        }
+    }
+}
+
+/// Clears a progress line that did not reach the end.
+pub fn end_progress(json: bool) {
+    if !json && std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[K");
+    }
+}

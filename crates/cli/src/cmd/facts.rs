@@ -1,0 +1,72 @@
+//! `muster facts FACT`: one fact summarised across the fleet, value → count.
+
+use std::collections::BTreeMap;
+
+use muster_client::{Call, ExitStatus, Outcome};
+use serde_json::{Value, json};
+
+use crate::Failure;
+use crate::args::FactsArgs;
+use crate::cmd::{end_progress, no_match, progress};
+use crate::render;
+
+/// How a fact's value is shown and grouped: strings as they are, anything else as JSON, and a
+/// node without the fact as `(missing)`.
+pub fn value_label(value: &Value) -> String {
+    match value {
+        Value::Null => "(missing)".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub async fn run(args: FactsArgs) -> Result<ExitStatus, Failure> {
+    let request = &args.request;
+    let session = request.connect().await?;
+    let (nodes, discovery_ms) = session.expected(request).await?;
+    if nodes.is_empty() {
+        return Ok(no_match(request.json));
+    }
+    let call = Call {
+        data: json!({ "fact": args.fact }),
+        ..Call::new("rpcutil", "get_fact")
+    };
+    let mut report = session
+        .client
+        .request(
+            &call,
+            &nodes,
+            &request.request_options(&session.config),
+            discovery_ms,
+            &mut progress(request.json),
+        )
+        .await?;
+    end_progress(request.json);
+
+    let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for reply in &report.replies {
+        if reply.outcome == Outcome::Ok {
+            values
+                .entry(value_label(&reply.data["value"]))
+                .or_default()
+                .push(reply.sender.clone());
+        }
+    }
+    if request.json {
+        let mut summary: Vec<(String, Vec<String>)> = values.into_iter().collect();
+        summary.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+        let summary: Vec<Value> = summary
+            .into_iter()
+            .map(|(value, nodes)| json!({"value": value, "count": nodes.len(), "nodes": nodes}))
+            .collect();
+        let mut object = serde_json::to_value(&report).unwrap_or_default();
+        object["summary"] = json!({ "fact": args.fact, "values": summary });
+        println!("{object}");
+    } else {
+        render::fact_summary(&args.fact, &values, request.verbose);
+        // The per-node replies are summarised above; show only failures below.
+        report.replies.retain(|r| r.outcome != Outcome::Ok);
+        render::report(&report, crate::args::Display::Failed, request.verbose);
+    }
+    Ok(report.exit_status())
+}

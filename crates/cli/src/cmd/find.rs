@@ -1,0 +1,27 @@
+//! `muster find`: the identities of the matching nodes, one per line (or a JSON array that
+//! `--nodes -` reads back).
+
+use muster_client::ExitStatus;
+
+use crate::Failure;
+use crate::args::RequestArgs;
+use crate::cmd::no_match;
+
+pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
+    let session = args.connect().await?;
+    let (nodes, discovery_ms) = session.expected(&args).await?;
+    if args.json {
+        println!("{}", serde_json::to_string(&nodes).unwrap_or_default());
+    } else {
+        for node in &nodes {
+            println!("{node}");
+        }
+        if args.verbose {
+            eprintln!("Found {} nodes in {discovery_ms} ms", nodes.len());
+        }
+    }
+    if nodes.is_empty() {
+        return Ok(no_match(args.json));
+    }
+    Ok(ExitStatus::Ok)
+}

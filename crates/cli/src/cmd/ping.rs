@@ -1,0 +1,51 @@
+//! `muster ping`: who is there. With broadcast discovery the discovery answers are the pings;
+//! with a node list each node is pinged on its own subject.
+
+use muster_client::{Call, ExitStatus};
+
+use crate::Failure;
+use crate::args::RequestArgs;
+use crate::cmd::{end_progress, no_match, progress};
+use crate::render;
+
+pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
+    let session = args.connect().await?;
+    let report = match args.node_list()? {
+        Some(nodes) => {
+            if nodes.is_empty() {
+                return Ok(no_match(args.json));
+            }
+            let report = session
+                .client
+                .request(
+                    &Call::new("rpcutil", "ping"),
+                    &nodes,
+                    &args.request_options(&session.config),
+                    0,
+                    &mut progress(args.json),
+                )
+                .await?;
+            end_progress(args.json);
+            report
+        }
+        None => {
+            let found = session
+                .client
+                .discover(&session.filter, &session.discovery_options())
+                .await?;
+            found.into_ping_report()
+        }
+    };
+    if report.stats.expected == 0 {
+        if args.json {
+            render::json(&report);
+        }
+        return Ok(no_match(args.json));
+    }
+    if args.json {
+        render::json(&report);
+    } else {
+        render::ping(&report, args.verbose);
+    }
+    Ok(report.exit_status())
+}

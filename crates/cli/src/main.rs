@@ -1,0 +1,73 @@
+//! `muster`: the one binary. It parses arguments, calls the libraries and renders what they
+//! return; nothing else lives here.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod args;
+mod cmd;
+mod render;
+
+use args::{Cli, Command};
+use muster_client::ExitStatus;
+
+/// An error that ends the command, with the exit status it ends with.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) status: ExitStatus,
+    pub(crate) error: anyhow::Error,
+}
+
+impl Failure {
+    pub(crate) fn usage(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            status: ExitStatus::Usage,
+            error: error.into(),
+        }
+    }
+}
+
+impl From<muster_client::ClientError> for Failure {
+    fn from(e: muster_client::ClientError) -> Self {
+        Failure {
+            status: e.exit_status(),
+            error: e.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("muster: cannot start the async runtime: {e}");
+            return ExitCode::from(ExitStatus::Usage.code());
+        }
+    };
+    let status = match runtime.block_on(run(cli)) {
+        Ok(status) => status,
+        Err(failure) => {
+            eprintln!("muster: {:#}", failure.error);
+            failure.status
+        }
+    };
+    // Don't wait for background tasks (the broker connection) to wind down.
+    runtime.shutdown_background();
+    ExitCode::from(status.code())
+}
+
+async fn run(cli: Cli) -> Result<ExitStatus, Failure> {
+    match cli.command {
+        Command::Server(args) => cmd::server::run(args).await,
+        Command::Ping(args) => cmd::ping::run(args).await,
+        Command::Find(args) => cmd::find::run(args).await,
+        Command::Facts(args) => cmd::facts::run(args).await,
+        Command::Inventory(args) => cmd::inventory::run(args).await,
+        Command::Rpc(args) => cmd::rpc::run(args).await,
+    }
+}

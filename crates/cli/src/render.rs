@@ -1,0 +1,261 @@
+//! Everything the CLI prints for people, and the one JSON object it prints for programs.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use muster_client::{Missing, NodeReply, Outcome, Report};
+use serde_json::Value;
+
+use crate::args::Display;
+
+/// The report as exactly one JSON object on stdout (DESIGN §3).
+pub fn json(report: &Report) {
+    println!("{}", serde_json::to_string(report).unwrap_or_default());
+}
+
+fn width(names: impl Iterator<Item = usize>) -> usize {
+    names.max().unwrap_or(0).clamp(8, 40)
+}
+
+/// One line per node that answered a ping, then the summary.
+pub fn ping(report: &Report, verbose: bool) {
+    let w = width(report.replies.iter().map(|r| r.sender.len()));
+    for reply in &report.replies {
+        let tag = if reply.outcome == Outcome::Unexpected {
+            "  (unexpected)"
+        } else {
+            ""
+        };
+        println!("{:<w$}  time={} ms{tag}", reply.sender, reply.ms);
+    }
+    println!();
+    summary(report, verbose);
+}
+
+/// Per-node replies as `display` says, then the summary.
+pub fn report(report: &Report, display: Display, verbose: bool) {
+    let shown: Vec<&NodeReply> = report
+        .replies
+        .iter()
+        .filter(|r| match display {
+            Display::All => true,
+            Display::Ok => r.outcome == Outcome::Ok,
+            Display::Failed => r.outcome != Outcome::Ok,
+            Display::None => false,
+        })
+        .collect();
+    for reply in &shown {
+        node_reply(reply, verbose);
+    }
+    if !shown.is_empty() {
+        println!();
+    }
+    summary(report, verbose);
+}
+
+fn node_reply(reply: &NodeReply, verbose: bool) {
+    let timing = if verbose {
+        format!("  ({} ms)", reply.ms)
+    } else {
+        String::new()
+    };
+    match reply.outcome {
+        Outcome::Ok => println!("{}{timing}", reply.sender),
+        Outcome::Unexpected => println!(
+            "{} (unexpected: not in the expected set){timing}: {}",
+            reply.sender, reply.statusmsg
+        ),
+        _ => println!(
+            "{}{timing}: FAILED (status {}): {}",
+            reply.sender, reply.statuscode, reply.statusmsg
+        ),
+    }
+    let mut lines = Vec::new();
+    flatten("", &reply.data, &mut lines);
+    let w = width(lines.iter().map(|(k, _)| k.len()));
+    for (key, value) in lines {
+        println!("    {key:>w$}: {value}");
+    }
+}
+
+/// Nested JSON as `dotted.path: value` lines (the paths filters use).
+fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        Value::Object(_) if prefix.is_empty() => {}
+        Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
+            let words: Vec<String> = items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), String::from))
+                .collect();
+            out.push((prefix.to_string(), words.join(", ")));
+        }
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
+/// `Finished …` and, when anything is missing or failed, the names.
+pub fn summary(report: &Report, verbose: bool) {
+    let s = &report.stats;
+    let mut parts = vec![format!("{} ok", s.ok)];
+    if s.failed > 0 {
+        parts.push(format!("{} failed", s.failed));
+    }
+    if s.missing > 0 {
+        parts.push(format!("{} did not respond", s.missing));
+    }
+    if s.unexpected > 0 {
+        parts.push(format!("{} unexpected", s.unexpected));
+    }
+    println!(
+        "Finished {} of {} nodes in {} ms: {}",
+        s.responded,
+        s.expected,
+        s.elapsed_ms,
+        parts.join(", ")
+    );
+    if verbose {
+        println!(
+            "Request {} ({} {}), discovery {} ms",
+            report.request_id, report.agent, report.action, s.discovery_ms
+        );
+    }
+    let failed: Vec<String> = report
+        .replies
+        .iter()
+        .filter(|r| r.outcome == Outcome::Failed)
+        .map(|r| format!("{} ({})", r.sender, r.statusmsg))
+        .collect();
+    if !failed.is_empty() {
+        println!("Failed: {}", failed.join("  "));
+    }
+    if !report.missing.is_empty() {
+        let names: Vec<String> = report.missing.iter().map(missing).collect();
+        println!("Did not respond: {}", names.join("  "));
+    }
+}
+
+fn missing(m: &Missing) -> String {
+    let mut why = m.outcome.describe().to_string();
+    if let Some(seen) = &m.last_seen {
+        why.push_str(&format!(", last seen {}", ago(seen)));
+    }
+    format!("{} ({why})", m.identity)
+}
+
+/// `4m ago` from an RFC 3339 time.
+fn ago(rfc3339: &str) -> String {
+    let Ok(then) = humantime::parse_rfc3339_weak(rfc3339) else {
+        return rfc3339.to_string();
+    };
+    let secs = SystemTime::now()
+        .duration_since(then)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let text = match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86400),
+    };
+    format!("{text} ago")
+}
+
+/// The value → nodes table of `muster facts`, most common value first.
+pub fn fact_summary(fact: &str, values: &BTreeMap<String, Vec<String>>, verbose: bool) {
+    let mut rows: Vec<(&String, &Vec<String>)> = values.iter().collect();
+    rows.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
+    println!("Report for fact: {fact}");
+    println!();
+    let w = width(rows.iter().map(|(v, _)| v.chars().count()));
+    for (value, nodes) in rows {
+        let count = nodes.len();
+        let noun = if count == 1 { "node" } else { "nodes" };
+        println!("  {value:<w$}  found {count} {noun}");
+        if verbose {
+            for chunk in nodes.chunks(6) {
+                println!("      {}", chunk.join(" "));
+            }
+        }
+    }
+    println!();
+}
+
+/// One node's inventory.
+pub fn inventory(data: &Value) {
+    let list = |key: &str| -> String {
+        data[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default()
+    };
+    println!(
+        "Inventory for {}:",
+        data["identity"].as_str().unwrap_or("?")
+    );
+    println!();
+    println!(
+        "   Version:     {}",
+        data["version"].as_str().unwrap_or("?")
+    );
+    println!("   Agents:      {}", list("agents"));
+    println!("   Collectives: {}", list("collectives"));
+    println!("   Classes:     {}", list("classes"));
+    println!("   Facts:");
+    let mut lines = Vec::new();
+    flatten("", &data["facts"], &mut lines);
+    let w = width(lines.iter().map(|(k, _)| k.len()));
+    for (key, value) in lines {
+        println!("      {key:<w$} = {value}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn flattening() {
+        let mut out = Vec::new();
+        flatten(
+            "",
+            &json!({"os": {"family": "Debian", "release": 12}, "tags": ["a", 1], "e": {}}),
+            &mut out,
+        );
+        let out: Vec<(&str, &str)> = out.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            out,
+            [
+                ("e", "{}"),
+                ("os.family", "Debian"),
+                ("os.release", "12"),
+                ("tags", "a, 1")
+            ]
+        );
+    }
+
+    #[test]
+    fn ages() {
+        let t = humantime::format_rfc3339_seconds(
+            SystemTime::now() - std::time::Duration::from_secs(250),
+        );
+        assert_eq!(ago(&t.to_string()), "4m ago");
+        assert_eq!(ago("garbage"), "garbage");
+    }
+}

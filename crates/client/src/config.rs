@@ -1,0 +1,109 @@
+//! The client's configuration (`--config FILE`): where the brokers are and how long to wait.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The client's configuration file. Every key has a default.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientConfig {
+    /// Broker URLs, tried in turn.
+    pub brokers: Vec<String>,
+    /// The collective to address.
+    pub collective: String,
+    /// How long to wait for replies (`-t`).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// The most broadcast discovery may take (`--dt`).
+    #[serde(with = "humantime_serde")]
+    pub discovery_timeout: Duration,
+    /// The shortest quiet window that ends broadcast discovery.
+    #[serde(with = "humantime_serde")]
+    pub discovery_quiet: Duration,
+    /// Up to this many nodes, requests are addressed to each node directly; above, broadcast.
+    pub direct_limit: usize,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            brokers: vec!["nats://127.0.0.1:4222".to_string()],
+            collective: muster_proto::subject::DEFAULT_COLLECTIVE.to_string(),
+            timeout: Duration::from_secs(10),
+            discovery_timeout: Duration::from_secs(2),
+            discovery_quiet: Duration::from_millis(200),
+            direct_limit: 1000,
+        }
+    }
+}
+
+/// A client configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid client config {path}: {message}")]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl ClientConfig {
+    /// Defaults, then the file (if any), then `MUSTER_BROKER` (comma-separated). The CLI
+    /// applies its flags on top.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let fail = |message: String| ConfigError {
+                    path: path.to_path_buf(),
+                    message,
+                };
+                let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+                toml::from_str(&text).map_err(|e| fail(e.to_string()))?
+            }
+            None => ClientConfig::default(),
+        };
+        if let Ok(env) = std::env::var("MUSTER_BROKER") {
+            let brokers: Vec<String> = env
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            if !brokers.is_empty() {
+                config.brokers = brokers;
+            }
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/client.toml");
+        let c = ClientConfig::load(Some(&path)).unwrap();
+        assert_eq!(c.discovery_quiet, Duration::from_millis(200));
+        let defaults = ClientConfig::default();
+        assert_eq!(c.timeout, defaults.timeout);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client.toml");
+        std::fs::write(&path, "timeout = 3\n").unwrap();
+        let err = ClientConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("client.toml") && err.contains("timeout"),
+            "{err}"
+        );
+        std::fs::write(&path, "brokerz = []\n").unwrap();
+        let err = ClientConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("brokerz"), "{err}");
+    }
+}

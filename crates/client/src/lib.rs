@@ -1,0 +1,21 @@
+//! The client library behind the `muster` command: connect to the broker, discover nodes, send
+//! a request to an expected set, collect every acknowledgement and reply, and account for each
+//! expected node with exactly one [`Outcome`] in a [`Report`].
+//!
+//! The report, its JSON form and the [`ExitStatus`] codes are the contract of DESIGN §3. This
+//! crate never prints: the CLI renders what it returns.
+
+pub mod config;
+pub mod connection;
+pub mod discovery;
+pub mod exit;
+pub mod nodes;
+pub mod report;
+pub mod request;
+
+pub use config::ClientConfig;
+pub use connection::{Client, ClientError, ConnectConfig};
+pub use discovery::{Discovery, DiscoveryOptions};
+pub use exit::ExitStatus;
+pub use report::{Missing, NodeReply, Outcome, Report, Stats};
+pub use request::{Call, Delivery, Progress, RequestOptions};

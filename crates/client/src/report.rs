@@ -1,0 +1,348 @@
+//! The report of one request (DESIGN §3, contract): one outcome per expected node, replies from
+//! nodes outside the expected set kept as `unexpected`, and the counts.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use muster_proto::{Reply, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::exit::ExitStatus;
+
+/// How one node's part of a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Replied with status 0.
+    Ok,
+    /// Replied with a non-zero status.
+    Failed,
+    /// Acknowledged, but no reply in time.
+    Timeout,
+    /// Nothing at all.
+    NoReply,
+    /// No responders on its direct subject, or the registry last saw it long ago.
+    NotConnected,
+    /// Replied, but was not in the expected set.
+    Unexpected,
+}
+
+impl Outcome {
+    /// Words for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+            Outcome::Timeout => "acknowledged, no reply in time",
+            Outcome::NoReply => "no reply",
+            Outcome::NotConnected => "not connected",
+            Outcome::Unexpected => "unexpected",
+        }
+    }
+}
+
+/// The counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Nodes that should answer.
+    pub expected: usize,
+    /// Expected nodes that replied (ok + failed).
+    pub responded: usize,
+    /// Replied with status 0.
+    pub ok: usize,
+    /// Replied with a non-zero status.
+    pub failed: usize,
+    /// Expected nodes that did not reply.
+    pub missing: usize,
+    /// Replies from nodes outside the expected set.
+    pub unexpected: usize,
+    /// How long discovery took.
+    pub discovery_ms: u64,
+    /// How long the request took, from sending to the last reply or the timeout.
+    pub elapsed_ms: u64,
+}
+
+/// An expected node that did not reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Missing {
+    /// The node.
+    pub identity: String,
+    /// `timeout`, `no_reply` or `not_connected`.
+    pub outcome: Outcome,
+    /// When the registry last saw it (RFC 3339), where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<String>,
+}
+
+/// One node's reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeReply {
+    /// The node.
+    pub sender: String,
+    /// `ok`, `failed` or `unexpected`.
+    pub outcome: Outcome,
+    /// The reply's status code.
+    pub statuscode: u8,
+    /// The reply's status message.
+    pub statusmsg: String,
+    /// The action's outputs.
+    pub data: Value,
+    /// Milliseconds from sending the request to this reply.
+    pub ms: u64,
+}
+
+/// The report of one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The request's id.
+    pub request_id: String,
+    /// The agent.
+    pub agent: String,
+    /// The action.
+    pub action: String,
+    /// The counts.
+    pub stats: Stats,
+    /// Expected nodes that did not reply, sorted by identity.
+    pub missing: Vec<Missing>,
+    /// Replies, expected ones sorted by identity, then unexpected ones.
+    pub replies: Vec<NodeReply>,
+}
+
+impl Report {
+    /// The exit status DESIGN §3 gives this report.
+    pub fn exit_status(&self) -> ExitStatus {
+        if self.stats.expected == 0 {
+            ExitStatus::NoMatch
+        } else if self.stats.missing > 0 {
+            ExitStatus::Missing
+        } else if self.stats.failed > 0 {
+            ExitStatus::Failed
+        } else {
+            ExitStatus::Ok
+        }
+    }
+}
+
+/// Accumulates acknowledgements and replies against an expected set.
+#[derive(Debug)]
+pub struct Tally {
+    expected: BTreeSet<String>,
+    acked: BTreeSet<String>,
+    not_connected: BTreeSet<String>,
+    replies: BTreeMap<String, NodeReply>,
+    unexpected: BTreeMap<String, NodeReply>,
+}
+
+impl Tally {
+    /// A tally for these nodes.
+    pub fn new(expected: BTreeSet<String>) -> Self {
+        Tally {
+            expected,
+            acked: BTreeSet::new(),
+            not_connected: BTreeSet::new(),
+            replies: BTreeMap::new(),
+            unexpected: BTreeMap::new(),
+        }
+    }
+
+    /// The expected set.
+    pub fn expected(&self) -> &BTreeSet<String> {
+        &self.expected
+    }
+
+    /// Whether every expected node has settled (replied, or is known not to be connected).
+    pub fn is_complete(&self) -> bool {
+        self.settled() == self.expected.len()
+    }
+
+    /// How many expected nodes have settled.
+    pub fn settled(&self) -> usize {
+        self.replies.len() + self.not_connected.len()
+    }
+
+    /// Whether `identity` has settled.
+    pub fn has_settled(&self, identity: &str) -> bool {
+        self.replies.contains_key(identity) || self.not_connected.contains(identity)
+    }
+
+    /// A node acknowledged.
+    pub fn ack(&mut self, sender: &str) {
+        if self.expected.contains(sender) {
+            self.acked.insert(sender.to_string());
+        }
+    }
+
+    /// Nobody is subscribed to this node's direct subject.
+    pub fn not_connected(&mut self, identity: &str) {
+        if self.expected.contains(identity) && !self.replies.contains_key(identity) {
+            self.not_connected.insert(identity.to_string());
+        }
+    }
+
+    /// Every node that has not settled is not connected (nobody subscribed at all).
+    pub fn rest_not_connected(&mut self) {
+        let rest: Vec<String> = self
+            .expected
+            .iter()
+            .filter(|i| !self.has_settled(i))
+            .cloned()
+            .collect();
+        self.not_connected.extend(rest);
+    }
+
+    /// A reply arrived `ms` after sending. The first reply per node counts.
+    pub fn reply(&mut self, reply: Reply, ms: u64) {
+        let expected = self.expected.contains(&reply.sender);
+        let outcome = match (expected, reply.statuscode) {
+            (false, _) => Outcome::Unexpected,
+            (true, StatusCode::Ok) => Outcome::Ok,
+            (true, _) => Outcome::Failed,
+        };
+        let node_reply = NodeReply {
+            sender: reply.sender.clone(),
+            outcome,
+            statuscode: reply.statuscode.code(),
+            statusmsg: reply.statusmsg,
+            data: reply.data,
+            ms,
+        };
+        let into = if expected {
+            // A late reply after "not connected" (a node that came back) still counts.
+            self.not_connected.remove(&reply.sender);
+            &mut self.replies
+        } else {
+            &mut self.unexpected
+        };
+        into.entry(reply.sender).or_insert(node_reply);
+    }
+
+    /// The report, once waiting is over: unsettled nodes become `timeout` if they acknowledged,
+    /// else `no_reply`.
+    pub fn finish(
+        self,
+        request_id: &str,
+        agent: &str,
+        action: &str,
+        discovery_ms: u64,
+        elapsed_ms: u64,
+    ) -> Report {
+        let mut missing = Vec::new();
+        for identity in &self.expected {
+            if self.replies.contains_key(identity) {
+                continue;
+            }
+            let outcome = if self.not_connected.contains(identity) {
+                Outcome::NotConnected
+            } else if self.acked.contains(identity) {
+                Outcome::Timeout
+            } else {
+                Outcome::NoReply
+            };
+            missing.push(Missing {
+                identity: identity.clone(),
+                outcome,
+                last_seen: None,
+            });
+        }
+        let ok = self
+            .replies
+            .values()
+            .filter(|r| r.outcome == Outcome::Ok)
+            .count();
+        let stats = Stats {
+            expected: self.expected.len(),
+            responded: self.replies.len(),
+            ok,
+            failed: self.replies.len() - ok,
+            missing: missing.len(),
+            unexpected: self.unexpected.len(),
+            discovery_ms,
+            elapsed_ms,
+        };
+        let replies = self
+            .replies
+            .into_values()
+            .chain(self.unexpected.into_values())
+            .collect();
+        Report {
+            request_id: request_id.to_string(),
+            agent: agent.to_string(),
+            action: action.to_string(),
+            stats,
+            missing,
+            replies,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn reply(sender: &str, status: StatusCode) -> Reply {
+        Reply::new("id", sender, 0.0, status, status.message(), json!({}))
+    }
+
+    #[test]
+    fn every_expected_node_gets_one_outcome() {
+        let expected: BTreeSet<String> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut t = Tally::new(expected);
+        t.reply(reply("a", StatusCode::Ok), 1);
+        t.reply(reply("a", StatusCode::Aborted), 2); // a duplicate does not count
+        t.reply(reply("b", StatusCode::Aborted), 3);
+        t.ack("c");
+        t.not_connected("d");
+        t.reply(reply("zz", StatusCode::Ok), 4);
+        assert!(!t.is_complete());
+        let r = t.finish("id", "rpcutil", "ping", 5, 6);
+        assert_eq!(
+            r.stats,
+            Stats {
+                expected: 5,
+                responded: 2,
+                ok: 1,
+                failed: 1,
+                missing: 3,
+                unexpected: 1,
+                discovery_ms: 5,
+                elapsed_ms: 6
+            }
+        );
+        let outcomes: Vec<_> = r
+            .missing
+            .iter()
+            .map(|m| (m.identity.as_str(), m.outcome))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("c", Outcome::Timeout),
+                ("d", Outcome::NotConnected),
+                ("e", Outcome::NoReply)
+            ]
+        );
+        assert_eq!(r.replies[2].outcome, Outcome::Unexpected);
+        assert_eq!(r.exit_status(), ExitStatus::Missing);
+    }
+
+    #[test]
+    fn exit_statuses() {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let r = Tally::new(set(&[])).finish("i", "a", "b", 0, 0);
+        assert_eq!(r.exit_status(), ExitStatus::NoMatch);
+        let mut t = Tally::new(set(&["a"]));
+        t.reply(reply("a", StatusCode::Ok), 1);
+        assert!(t.is_complete());
+        assert_eq!(t.finish("i", "a", "b", 0, 0).exit_status(), ExitStatus::Ok);
+        let mut t = Tally::new(set(&["a"]));
+        t.reply(reply("a", StatusCode::InvalidData), 1);
+        assert_eq!(
+            t.finish("i", "a", "b", 0, 0).exit_status(),
+            ExitStatus::Failed
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! Muster's wire protocol: envelopes, requests, acknowledgements and replies, the NATS subjects
+//! they travel on, and the one filter engine (with its compound language) that every discovery
+//! source and every node uses.
+//!
+//! This crate does no I/O: no sockets, no files, no clock reads. Time is a parameter. It is the
+//! only home of serde wire types, and everything that decodes network input here returns an
+//! error instead of panicking.
+
+pub mod envelope;
+pub mod filter;
+pub mod status;
+pub mod subject;
+
+pub use envelope::{Ack, DecodeError, Reply, Request, Response, SecureEnvelope};
+pub use filter::{CompiledFilter, FactFilter, FactOp, Filter, FilterError, NodeView};
+pub use status::StatusCode;

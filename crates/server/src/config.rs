@@ -1,0 +1,266 @@
+//! The daemon's configuration: one typed struct, a default for every key, loaded in one place
+//! (defaults → file → environment → flags).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How the daemon treats request signatures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// Only signed requests are accepted (the default).
+    #[default]
+    Signed,
+    /// Unsigned requests are accepted. Anyone who can publish to the broker controls the node.
+    Insecure,
+}
+
+/// The node daemon's configuration (`server.toml`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The node's identity; defaults to the hostname.
+    pub identity: Option<String>,
+    /// The collective the node serves.
+    pub collective: String,
+    /// Broker URLs, tried in turn; the daemon fails over between them.
+    pub brokers: Vec<String>,
+    /// `signed` (default) or `insecure`.
+    pub security: Security,
+    /// YAML or JSON files of facts, merged in order (later files win).
+    pub facts_files: Vec<PathBuf>,
+    /// A command whose standard output is a JSON object of facts (e.g. `facter -j`).
+    pub facts_command: Option<String>,
+    /// A file of classes, one per line (Puppet's `classes.txt`).
+    pub classes_file: Option<PathBuf>,
+    /// How many actions may run at once.
+    pub max_concurrent: usize,
+    /// How long SIGTERM waits for running actions, e.g. `"10s"`.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// Requests larger than this many bytes are dropped unread.
+    pub max_request_bytes: usize,
+    /// Allowed clock difference between client and node, added to a request's ttl.
+    #[serde(with = "humantime_serde")]
+    pub clock_skew: Duration,
+    /// Log filter, e.g. `info` or `muster_server=debug`.
+    pub log_level: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            identity: None,
+            collective: muster_proto::subject::DEFAULT_COLLECTIVE.to_string(),
+            brokers: vec!["nats://127.0.0.1:4222".to_string()],
+            security: Security::Signed,
+            facts_files: Vec::new(),
+            facts_command: None,
+            classes_file: None,
+            max_concurrent: 16,
+            drain_timeout: Duration::from_secs(10),
+            max_request_bytes: 1024 * 1024,
+            clock_skew: Duration::from_secs(5),
+            log_level: "info".to_string(),
+        }
+    }
+}
+
+/// Values given on the command line; they win over the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--broker` (repeatable).
+    pub brokers: Vec<String>,
+    /// `--identity`.
+    pub identity: Option<String>,
+}
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this struct.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A value is not allowed.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl ServerConfig {
+    /// Loads the configuration: defaults, then `path` (if any), then `MUSTER_BROKER` (a
+    /// comma-separated list), then the flags.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                Self::parse(&text).map_err(|message| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message,
+                })?
+            }
+            None => ServerConfig::default(),
+        };
+        if let Ok(env) = std::env::var("MUSTER_BROKER") {
+            let brokers: Vec<String> = env
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            if !brokers.is_empty() {
+                config.brokers = brokers;
+            }
+        }
+        if !overrides.brokers.is_empty() {
+            config.brokers = overrides.brokers.clone();
+        }
+        if let Some(identity) = &overrides.identity {
+            config.identity = Some(identity.clone());
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if let Some(identity) = &self.identity {
+            muster_proto::subject::check_identity(identity)
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
+        muster_proto::subject::check_token("collective", &self.collective)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if self.brokers.is_empty() {
+            return Err(ConfigError::Invalid(
+                "brokers is empty: give at least one broker URL".into(),
+            ));
+        }
+        if self.max_concurrent == 0 {
+            return Err(ConfigError::Invalid(
+                "max_concurrent is 0: at least one action must be able to run".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The identity to use: the configured one, else the hostname.
+    pub fn identity(&self) -> Result<String, ConfigError> {
+        if let Some(identity) = &self.identity {
+            return Ok(identity.clone());
+        }
+        let host = hostname::get()
+            .map_err(|e| ConfigError::Invalid(format!("cannot read the hostname: {e}")))?
+            .to_string_lossy()
+            .into_owned();
+        muster_proto::subject::check_identity(&host).map_err(|e| {
+            ConfigError::Invalid(format!("{e}; set identity in the config or --identity"))
+        })?;
+        Ok(host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        assert_eq!(ServerConfig::parse("").unwrap(), ServerConfig::default());
+    }
+
+    #[test]
+    fn every_key_parses() {
+        let c = ServerConfig::parse(
+            r#"
+identity = "web1"
+collective = "dc1"
+brokers = ["nats://a:4222", "nats://b:4222"]
+security = "insecure"
+facts_files = ["/etc/muster/facts.yaml"]
+facts_command = "facter -j"
+classes_file = "/var/lib/puppet/classes.txt"
+max_concurrent = 4
+drain_timeout = "3s"
+max_request_bytes = 4096
+clock_skew = "1s"
+log_level = "debug"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.identity.as_deref(), Some("web1"));
+        assert_eq!(c.security, Security::Insecure);
+        assert_eq!(c.drain_timeout, Duration::from_secs(3));
+        assert_eq!(c.brokers.len(), 2);
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let cases = [
+            ("nonsense = 1", "unknown field `nonsense`"),
+            ("security = \"open\"", "unknown variant `open`"),
+            ("drain_timeout = \"soon\"", "drain_timeout"),
+            ("max_concurrent = \"x\"", "invalid type"),
+        ];
+        for (text, needle) in cases {
+            let err = ServerConfig::parse(text).unwrap_err();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(&path, "identity = \"a\"\nmax_concurrent = 0\n").unwrap();
+        let err = ServerConfig::load(Some(&path), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("max_concurrent"), "{err}");
+        std::fs::write(&path, "identity = \"a\"\n").unwrap();
+        let c = ServerConfig::load(
+            Some(&path),
+            &Overrides {
+                brokers: vec!["nats://x:1".into()],
+                identity: Some("b".into()),
+            },
+        )
+        .unwrap();
+        assert_eq!(c.identity.as_deref(), Some("b"));
+        assert_eq!(c.brokers, vec!["nats://x:1".to_string()]);
+        let err = ServerConfig::load(
+            Some(&path),
+            &Overrides {
+                identity: Some("bad id".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("identity"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_example_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/server.toml");
+        let c = ServerConfig::load(Some(&path), &Overrides::default()).unwrap();
+        assert_eq!(c.security, Security::Insecure);
+    }
+}

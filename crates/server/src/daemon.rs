@@ -1,0 +1,361 @@
+//! The receive loop: envelope → request → collective → time window → filter → ack → run →
+//! reply. Every step that rejects a message counts it by reason and moves on.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::{Client, ConnectOptions, Event, Message};
+use futures::StreamExt;
+use muster_agent::{Agent, AgentInfo, Inventory, NodeContext, StatsSource};
+use muster_proto::envelope::{Ack, Reply, Request, SecureEnvelope};
+use muster_proto::{StatusCode, subject};
+use serde_json::json;
+use tokio::sync::{Semaphore, mpsc};
+use tracing::{debug, error, info, warn};
+
+use crate::config::{ConfigError, Security, ServerConfig};
+use crate::facts::{self, FactsError};
+use crate::stats::{DropReason, Stats};
+
+/// What the daemon can be told while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Reload facts and classes (SIGHUP).
+    Reload,
+    /// Stop taking requests, let running actions finish, exit (SIGTERM).
+    Shutdown,
+}
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is not usable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Facts or classes could not be loaded at start.
+    #[error(transparent)]
+    Facts(#[from] FactsError),
+    /// A broker URL is not valid.
+    #[error("invalid broker URL {url:?}: {message}")]
+    BrokerUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// Talking to the broker failed in a way that cannot be retried.
+    #[error("broker: {0}")]
+    Broker(String),
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Everything the request handlers share.
+struct Node {
+    identity: String,
+    config: ServerConfig,
+    client: Client,
+    agents: BTreeMap<String, Arc<dyn Agent>>,
+    agent_infos: Arc<Vec<AgentInfo>>,
+    inventory: RwLock<Arc<Inventory>>,
+    stats: Arc<Stats>,
+    slots: Arc<Semaphore>,
+}
+
+/// Runs the daemon until [`Control::Shutdown`] arrives or the control channel closes.
+pub async fn run(
+    config: ServerConfig,
+    mut control: mpsc::Receiver<Control>,
+) -> Result<(), ServerError> {
+    let identity = config.identity()?;
+    match config.security {
+        Security::Insecure => warn!(
+            "INSECURE MODE: security = \"insecure\" in the config, so this node accepts UNSIGNED \
+             requests; anyone who can publish to the broker can run actions here. Use it only on \
+             a test network."
+        ),
+        Security::Signed => warn!(
+            "security = \"signed\": this version cannot verify request signatures yet, so every \
+             request will be dropped; set security = \"insecure\" on a test network to use it"
+        ),
+    }
+
+    let agents: BTreeMap<String, Arc<dyn Agent>> = muster_agent::builtin()
+        .into_iter()
+        .map(|a| (a.name().to_string(), a))
+        .collect();
+    let agent_infos = Arc::new(agents.values().map(|a| AgentInfo::of(a.as_ref())).collect());
+    let inventory = load_inventory(&config, &identity, &agents).await?;
+
+    for url in &config.brokers {
+        url.parse::<async_nats::ServerAddr>()
+            .map_err(|e| ServerError::BrokerUrl {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+    }
+    let client = ConnectOptions::new()
+        .name(format!("muster-server {identity}"))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .reconnect_delay_callback(|attempt| {
+            Duration::from_millis((attempt as u64).saturating_mul(100).min(2000))
+        })
+        .event_callback(|event| async move {
+            match event {
+                Event::Connected => info!("connected to the broker"),
+                Event::Disconnected => warn!("disconnected from the broker; reconnecting"),
+                other => warn!(%other, "broker connection event"),
+            }
+        })
+        .connect(config.brokers.clone())
+        .await
+        .map_err(|e| ServerError::Broker(e.to_string()))?;
+
+    let slots = Arc::new(Semaphore::new(config.max_concurrent));
+    let stats = Arc::new(Stats::new(
+        identity.clone(),
+        slots.clone(),
+        config.max_concurrent,
+    ));
+    let node = Arc::new(Node {
+        identity: identity.clone(),
+        client: client.clone(),
+        agents,
+        agent_infos,
+        inventory: RwLock::new(Arc::new(inventory)),
+        stats,
+        slots,
+        config,
+    });
+
+    let mut subjects: Vec<String> = node
+        .agents
+        .keys()
+        .map(|a| subject::broadcast(&node.config.collective, a))
+        .collect();
+    subjects.push(subject::node(&node.config.collective, &identity));
+    let mut subscriptions = Vec::new();
+    for s in &subjects {
+        let sub = client
+            .subscribe(s.clone())
+            .await
+            .map_err(|e| ServerError::Broker(format!("cannot subscribe to {s}: {e}")))?;
+        subscriptions.push(sub);
+    }
+    let mut messages = futures::stream::select_all(subscriptions);
+    {
+        let client = client.clone();
+        let identity = identity.clone();
+        tokio::spawn(async move {
+            if client.flush().await.is_ok() {
+                info!(%identity, subjects = ?subjects, "ready: serving requests");
+            }
+        });
+    }
+
+    loop {
+        tokio::select! {
+            message = messages.next() => match message {
+                Some(message) => node.clone().handle(message).await,
+                None => {
+                    error!("the broker connection closed for good");
+                    break;
+                }
+            },
+            command = control.recv() => match command {
+                Some(Control::Reload) => node.reload().await,
+                Some(Control::Shutdown) | None => break,
+            },
+        }
+    }
+
+    info!("shutting down: no new requests; waiting for running actions");
+    drop(messages);
+    let all = u32::try_from(node.config.max_concurrent).unwrap_or(u32::MAX);
+    match tokio::time::timeout(node.config.drain_timeout, node.slots.acquire_many(all)).await {
+        Ok(_) => info!("all actions finished"),
+        Err(_) => warn!(
+            in_flight = node.stats.stats()["in_flight"].as_u64().unwrap_or(0),
+            "drain timeout reached; exiting with actions still running"
+        ),
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
+    Ok(())
+}
+
+async fn load_inventory(
+    config: &ServerConfig,
+    identity: &str,
+    agents: &BTreeMap<String, Arc<dyn Agent>>,
+) -> Result<Inventory, FactsError> {
+    let facts = facts::load(&config.facts_files, config.facts_command.as_deref()).await?;
+    let classes = match &config.classes_file {
+        Some(path) => facts::load_classes(path)?,
+        None => Vec::new(),
+    };
+    Ok(Inventory {
+        identity: identity.to_string(),
+        facts,
+        classes,
+        agents: agents.keys().cloned().collect(),
+        collectives: vec![config.collective.clone()],
+    })
+}
+
+impl Node {
+    fn inventory(&self) -> Arc<Inventory> {
+        match self.inventory.read() {
+            Ok(inv) => inv.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    async fn reload(&self) {
+        match load_inventory(&self.config, &self.identity, &self.agents).await {
+            Ok(inventory) => {
+                info!(
+                    facts = inventory.facts.as_object().map_or(0, |f| f.len()),
+                    classes = inventory.classes.len(),
+                    "reloaded facts and classes"
+                );
+                match self.inventory.write() {
+                    Ok(mut inv) => *inv = Arc::new(inventory),
+                    Err(poisoned) => *poisoned.into_inner() = Arc::new(inventory),
+                }
+            }
+            Err(e) => error!(error = %e, "reload failed; keeping the previous facts and classes"),
+        }
+    }
+
+    fn drop_message(&self, reason: DropReason, detail: &dyn std::fmt::Display) {
+        self.stats.dropped(reason);
+        debug!(reason = reason.name(), %detail, "dropped a message");
+    }
+
+    /// Checks one message and, if it is a request for this node, starts its action.
+    async fn handle(self: Arc<Self>, message: Message) {
+        self.stats.received();
+        if message.payload.len() > self.config.max_request_bytes {
+            return self.drop_message(DropReason::TooLarge, &message.payload.len());
+        }
+        let envelope = match SecureEnvelope::decode(&message.payload) {
+            Ok(e) => e,
+            Err(e) => return self.drop_message(reason_of(&e), &e),
+        };
+        if self.config.security == Security::Signed {
+            let reason = if envelope.is_signed() {
+                DropReason::Unverifiable
+            } else {
+                DropReason::Unsigned
+            };
+            return self.drop_message(reason, &"this node requires signed requests");
+        }
+        let request = match Request::decode(&envelope.request) {
+            Ok(r) => r,
+            Err(e) => return self.drop_message(reason_of(&e), &e),
+        };
+        if request.collective != self.config.collective {
+            return self.drop_message(DropReason::WrongCollective, &request.collective);
+        }
+        if !request.is_current(now(), self.config.clock_skew.as_secs_f64()) {
+            return self.drop_message(DropReason::Expired, &request.id);
+        }
+        let Some(reply_to) = message.reply.clone() else {
+            return self.drop_message(DropReason::NoReplySubject, &request.id);
+        };
+        let filter = match request.filter.compile() {
+            Ok(f) => f,
+            Err(e) => return self.drop_message(DropReason::BadFilter, &e),
+        };
+        let inventory = self.inventory();
+        if !filter.matches(inventory.as_ref()) {
+            self.stats.filtered();
+            return;
+        }
+
+        if request.ack {
+            let ack =
+                serde_json::to_vec(&Ack::new(&request.id, &self.identity)).unwrap_or_default();
+            if let Err(e) = self.client.publish(reply_to.clone(), ack.into()).await {
+                warn!(error = %e, request_id = %request.id, "cannot send the acknowledgement");
+            }
+        }
+
+        let permit = match self.slots.clone().acquire_owned().await {
+            Ok(p) => p,
+            Err(_) => return,
+        };
+        let node = self.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let reply = node.execute(&request, inventory).await;
+            node.send_reply(reply_to, reply).await;
+        });
+    }
+
+    async fn execute(&self, request: &Request, inventory: Arc<Inventory>) -> Reply {
+        let reply = |status: StatusCode, msg: String, data| {
+            Reply::new(&request.id, &self.identity, now(), status, msg, data)
+        };
+        let Some(agent) = self.agents.get(&request.agent) else {
+            return reply(
+                StatusCode::UnknownAction,
+                format!("no agent {:?} on this node", request.agent),
+                json!({}),
+            );
+        };
+        let context = NodeContext {
+            inventory,
+            agents: self.agent_infos.clone(),
+            stats: self.stats.clone(),
+        };
+        let result = agent.call(&context, &request.action, &request.data).await;
+        info!(
+            request_id = %request.id,
+            caller = %request.caller,
+            agent = %request.agent,
+            action = %request.action,
+            status = result.status.code(),
+            "served a request"
+        );
+        reply(result.status, result.message, result.data)
+    }
+
+    async fn send_reply(&self, reply_to: async_nats::Subject, reply: Reply) {
+        let mut bytes = serde_json::to_vec(&reply).unwrap_or_default();
+        let limit = self.client.server_info().max_payload;
+        if limit > 0 && bytes.len() > limit {
+            let too_big = Reply::new(
+                &reply.request_id,
+                &self.identity,
+                now(),
+                StatusCode::UnknownError,
+                format!(
+                    "the reply was {} bytes, more than the broker's max_payload of {limit}",
+                    bytes.len()
+                ),
+                json!({}),
+            );
+            bytes = serde_json::to_vec(&too_big).unwrap_or_default();
+        }
+        match self.client.publish(reply_to, bytes.into()).await {
+            Ok(()) => self.stats.served(),
+            Err(e) => warn!(error = %e, request_id = %reply.request_id, "cannot send the reply"),
+        }
+    }
+}
+
+fn reason_of(e: &muster_proto::DecodeError) -> DropReason {
+    match e {
+        muster_proto::DecodeError::Malformed { .. } => DropReason::Malformed,
+        muster_proto::DecodeError::WrongProtocol { .. } => DropReason::WrongProtocol,
+        muster_proto::DecodeError::Invalid { .. } => DropReason::InvalidField,
+    }
+}
