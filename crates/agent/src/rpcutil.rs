@@ -135,7 +135,8 @@ mod tests {
     #[test]
     fn actions() {
         let n = node();
-        let cases: &[(&str, Value, StatusCode, Option<(&str, Value)>)] = &[
+        type Case<'a> = (&'a str, Value, StatusCode, Option<(&'a str, Value)>);
+        let cases: &[Case] = &[
             (
                 "get_fact",
                 json!({"fact": "os.family"}),

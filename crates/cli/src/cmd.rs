@@ -9,6 +9,7 @@ use anyhow::Context;
 use muster_client::{
     Client, ClientConfig, ConnectConfig, DiscoveryOptions, ExitStatus, Progress, RequestOptions,
 };
+use muster_proto::filter::FilterErrorKind;
 use muster_proto::{FactFilter, Filter};
 
 use crate::Failure;
@@ -48,9 +49,18 @@ impl FilterArgs {
                 .add_with(with)
                 .map_err(|e| Failure::usage(anyhow::anyhow!("invalid -W filter {with:?}: {e}")))?;
         }
-        filter
-            .compile()
-            .map_err(|e| Failure::usage(anyhow::anyhow!("invalid filter: {e}")))?;
+        filter.compile().map_err(|e| {
+            // A compound expression's error points at the position in what the user typed.
+            let caret = match (e.kind, &self.select) {
+                (FilterErrorKind::Compound, Some(src)) => e.render(src),
+                _ => None,
+            };
+            let msg = match caret {
+                Some(caret) => format!("invalid filter: {e}\n{caret}"),
+                None => format!("invalid filter: {e}"),
+            };
+            Failure::usage(anyhow::anyhow!(msg))
+        })?;
         Ok(filter)
     }
 }

@@ -26,7 +26,11 @@ pub fn ping(report: &Report, verbose: bool) {
         } else {
             ""
         };
-        println!("{:<w$}  time={} ms{tag}", reply.sender, reply.ms);
+        let time = match reply.ms {
+            0 => "<1".to_string(),
+            ms => ms.to_string(),
+        };
+        println!("{:<w$}  time={time} ms{tag}", reply.sender);
     }
     println!();
     summary(report, verbose);
@@ -134,7 +138,11 @@ pub fn summary(report: &Report, verbose: bool) {
         .replies
         .iter()
         .filter(|r| r.outcome == Outcome::Failed)
-        .map(|r| format!("{} ({})", r.sender, r.statusmsg))
+        .map(|r| {
+            let status = muster_proto::StatusCode::try_from(r.statuscode)
+                .map_or("unknown status", |s| s.message());
+            format!("{} ({status})", r.sender)
+        })
         .collect();
     if !failed.is_empty() {
         println!("Failed: {}", failed.join("  "));
