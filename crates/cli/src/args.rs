@@ -27,6 +27,8 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Run an agent's action on the matching nodes.
     Rpc(RpcArgs),
+    /// Simulate a fleet: thousands of virtual nodes in this process, with injected faults.
+    Sim(SimArgs),
 }
 
 #[derive(Debug, Args)]
@@ -175,6 +177,54 @@ pub struct RpcArgs {
     pub inputs: Vec<String>,
     #[command(flatten)]
     pub request: RequestArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// How many virtual nodes.
+    #[arg(long, default_value_t = 1000)]
+    pub nodes: usize,
+    /// Broker URL (repeatable; comma-separated in MUSTER_BROKER).
+    #[arg(
+        long = "broker",
+        value_name = "URL",
+        env = "MUSTER_BROKER",
+        value_delimiter = ',',
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub brokers: Vec<String>,
+    /// The collective.
+    #[arg(
+        short = 'T',
+        long = "target",
+        value_name = "COLLECTIVE",
+        default_value = "muster"
+    )]
+    pub collective: String,
+    /// The seed: the same seed gives the same fleet (identities, facts, classes, faults).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Identity prefix: nodes are PREFIX-00001, PREFIX-00002, …
+    #[arg(long, default_value = "sim")]
+    pub prefix: String,
+    /// This share of nodes never answers, e.g. 2%.
+    #[arg(long, value_name = "P%")]
+    pub silent: Option<String>,
+    /// This share of nodes answers every request but discovery with a failure.
+    #[arg(long, value_name = "P%")]
+    pub fail: Option<String>,
+    /// This share of nodes acknowledges at once but answers late, e.g. 5%:3s.
+    #[arg(long, value_name = "P%:DURATION")]
+    pub slow: Option<String>,
+    /// This share of nodes (5% if no value) disconnects every 5–20 s and comes back 1–5 s later.
+    #[arg(long, value_name = "P%", num_args = 0..=1, default_missing_value = "5%")]
+    pub flap: Option<String>,
+    /// How many virtual nodes share one broker connection.
+    #[arg(long, default_value_t = 1000)]
+    pub per_connection: usize,
+    /// Write the identities, one per line, to this file (for --nodes).
+    #[arg(long, value_name = "FILE")]
+    pub write_nodes: Option<PathBuf>,
 }
 
 #[cfg(test)]

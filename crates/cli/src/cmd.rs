@@ -21,6 +21,7 @@ pub mod inventory;
 pub mod ping;
 pub mod rpc;
 pub mod server;
+pub mod sim;
 
 /// A connected client with the settings of one command.
 pub struct Session {
@@ -189,4 +190,14 @@ pub fn end_progress(json: bool) {
     if !json && std::io::stderr().is_terminal() {
         eprint!("\r\x1b[K");
     }
+}
+
+/// Logs to stderr at `default` unless `RUST_LOG` says otherwise.
+pub fn log_to_stderr(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -69,5 +69,6 @@ async fn run(cli: Cli) -> Result<ExitStatus, Failure> {
         Command::Facts(args) => cmd::facts::run(args).await,
         Command::Inventory(args) => cmd::inventory::run(args).await,
         Command::Rpc(args) => cmd::rpc::run(args).await,
+        Command::Sim(args) => cmd::sim::run(args).await,
     }
 }

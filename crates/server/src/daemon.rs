@@ -8,15 +8,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_nats::{Client, ConnectOptions, Event, Message};
 use futures::StreamExt;
 use muster_agent::{Agent, AgentInfo, Inventory, NodeContext, StatsSource};
-use muster_proto::envelope::{Ack, Reply, Request, SecureEnvelope};
+use muster_proto::envelope::{Ack, Reply, Request};
 use muster_proto::{StatusCode, subject};
 use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, error, info, warn};
 
+use crate::admission::{Admission, Admitted, encode_reply};
 use crate::config::{ConfigError, Security, ServerConfig};
 use crate::facts::{self, FactsError};
-use crate::stats::{DropReason, Stats};
+use crate::stats::Stats;
 
 /// What the daemon can be told while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +67,7 @@ struct Node {
     inventory: RwLock<Arc<Inventory>>,
     stats: Arc<Stats>,
     slots: Arc<Semaphore>,
+    admission: Admission,
 }
 
 /// Runs the daemon until [`Control::Shutdown`] arrives or the control channel closes.
@@ -132,6 +134,7 @@ pub async fn run(
         inventory: RwLock::new(Arc::new(inventory)),
         stats,
         slots,
+        admission: Admission::from_config(&config),
         config,
     });
 
@@ -234,45 +237,23 @@ impl Node {
         }
     }
 
-    fn drop_message(&self, reason: DropReason, detail: &dyn std::fmt::Display) {
-        self.stats.dropped(reason);
-        debug!(reason = reason.name(), %detail, "dropped a message");
-    }
-
     /// Checks one message and, if it is a request for this node, starts its action.
     async fn handle(self: Arc<Self>, message: Message) {
         self.stats.received();
-        if message.payload.len() > self.config.max_request_bytes {
-            return self.drop_message(DropReason::TooLarge, &message.payload.len());
-        }
-        let envelope = match SecureEnvelope::decode(&message.payload) {
-            Ok(e) => e,
-            Err(e) => return self.drop_message(reason_of(&e), &e),
+        let Admitted { request, filter } = match self.admission.check(
+            &message.payload,
+            message.reply.is_some(),
+            now(),
+        ) {
+            Ok(admitted) => admitted,
+            Err(dropped) => {
+                self.stats.dropped(dropped.reason);
+                debug!(reason = dropped.reason.name(), detail = %dropped.detail, "dropped a message");
+                return;
+            }
         };
-        if self.config.security == Security::Signed {
-            let reason = if envelope.is_signed() {
-                DropReason::Unverifiable
-            } else {
-                DropReason::Unsigned
-            };
-            return self.drop_message(reason, &"this node requires signed requests");
-        }
-        let request = match Request::decode(&envelope.request) {
-            Ok(r) => r,
-            Err(e) => return self.drop_message(reason_of(&e), &e),
-        };
-        if request.collective != self.config.collective {
-            return self.drop_message(DropReason::WrongCollective, &request.collective);
-        }
-        if !request.is_current(now(), self.config.clock_skew.as_secs_f64()) {
-            return self.drop_message(DropReason::Expired, &request.id);
-        }
-        let Some(reply_to) = message.reply.clone() else {
-            return self.drop_message(DropReason::NoReplySubject, &request.id);
-        };
-        let filter = match request.filter.compile() {
-            Ok(f) => f,
-            Err(e) => return self.drop_message(DropReason::BadFilter, &e),
+        let Some(reply_to) = message.reply else {
+            return;
         };
         let inventory = self.inventory();
         if !filter.matches(inventory.as_ref()) {
@@ -329,33 +310,10 @@ impl Node {
     }
 
     async fn send_reply(&self, reply_to: async_nats::Subject, reply: Reply) {
-        let mut bytes = serde_json::to_vec(&reply).unwrap_or_default();
-        let limit = self.client.server_info().max_payload;
-        if limit > 0 && bytes.len() > limit {
-            let too_big = Reply::new(
-                &reply.request_id,
-                &self.identity,
-                now(),
-                StatusCode::UnknownError,
-                format!(
-                    "the reply was {} bytes, more than the broker's max_payload of {limit}",
-                    bytes.len()
-                ),
-                json!({}),
-            );
-            bytes = serde_json::to_vec(&too_big).unwrap_or_default();
-        }
+        let bytes = encode_reply(&reply, self.client.server_info().max_payload, now());
         match self.client.publish(reply_to, bytes.into()).await {
             Ok(()) => self.stats.served(),
             Err(e) => warn!(error = %e, request_id = %reply.request_id, "cannot send the reply"),
         }
-    }
-}
-
-fn reason_of(e: &muster_proto::DecodeError) -> DropReason {
-    match e {
-        muster_proto::DecodeError::Malformed { .. } => DropReason::Malformed,
-        muster_proto::DecodeError::WrongProtocol { .. } => DropReason::WrongProtocol,
-        muster_proto::DecodeError::Invalid { .. } => DropReason::InvalidField,
     }
 }

@@ -9,6 +9,7 @@
 //! [`run`] takes a loaded [`ServerConfig`] and a channel of [`Control`] messages (the binary
 //! turns SIGHUP and SIGTERM into them), so tests and embedders drive it without signals.
 
+pub mod admission;
 pub mod config;
 pub mod daemon;
 pub mod facts;

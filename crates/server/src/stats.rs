@@ -68,11 +68,8 @@ pub struct Stats {
 }
 
 impl Stats {
-    pub(crate) fn new(
-        identity: String,
-        slots: std::sync::Arc<Semaphore>,
-        max_concurrent: usize,
-    ) -> Self {
+    /// Counters for `identity`; `slots` is the semaphore that bounds running actions.
+    pub fn new(identity: String, slots: std::sync::Arc<Semaphore>, max_concurrent: usize) -> Self {
         Stats {
             identity,
             started: SystemTime::now(),
@@ -86,19 +83,23 @@ impl Stats {
         }
     }
 
-    pub(crate) fn received(&self) {
+    /// A message arrived on a subscribed subject.
+    pub fn received(&self) {
         self.received.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn filtered(&self) {
+    /// A request was not for this node.
+    pub fn filtered(&self) {
         self.filtered.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn served(&self) {
+    /// A reply was sent.
+    pub fn served(&self) {
         self.served.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn dropped(&self, reason: DropReason) {
+    /// A message was dropped.
+    pub fn dropped(&self, reason: DropReason) {
         if let Ok(mut drops) = self.drops.lock() {
             *drops.entry(reason).or_default() += 1;
         }

@@ -1,0 +1,92 @@
+//! The `sim` agent: actions that sleep, fail or return payloads of a given size, so tests and
+//! benchmarks can make a fleet behave any way they need.
+
+use std::time::Duration;
+
+use muster_agent::{ActionFuture, ActionResult, Agent, NodeContext};
+use muster_proto::StatusCode;
+use serde_json::{Value, json};
+
+/// The `sim` agent of virtual nodes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SimAgent;
+
+const ACTIONS: &[&str] = &["sleep", "fail", "payload", "echo"];
+
+/// The longest `sleep` honoured.
+const MAX_SLEEP: Duration = Duration::from_secs(600);
+/// The largest `payload` produced.
+const MAX_PAYLOAD: u64 = 8 * 1024 * 1024;
+
+/// A number input given as a JSON number or a string.
+fn number(data: &Value, key: &str) -> Result<f64, ActionResult> {
+    let value = data.get(key).ok_or_else(|| {
+        ActionResult::fail(StatusCode::MissingData, format!("missing input {key}"))
+    })?;
+    value
+        .as_f64()
+        .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
+        .filter(|n: &f64| n.is_finite() && *n >= 0.0)
+        .ok_or_else(|| {
+            ActionResult::fail(
+                StatusCode::InvalidData,
+                format!("input {key} must be a number ≥ 0, got {value}"),
+            )
+        })
+}
+
+impl Agent for SimAgent {
+    fn name(&self) -> &str {
+        "sim"
+    }
+
+    fn description(&self) -> &str {
+        "Simulator test actions: sleep, fail, payload, echo"
+    }
+
+    fn actions(&self) -> &[&str] {
+        ACTIONS
+    }
+
+    fn call<'a>(
+        &'a self,
+        _node: &'a NodeContext,
+        action: &'a str,
+        data: &'a Value,
+    ) -> ActionFuture<'a> {
+        Box::pin(async move {
+            match action {
+                "sleep" => match number(data, "seconds") {
+                    Ok(secs) => {
+                        let d = Duration::from_secs_f64(secs).min(MAX_SLEEP);
+                        tokio::time::sleep(d).await;
+                        ActionResult::ok(json!({ "slept": d.as_secs_f64() }))
+                    }
+                    Err(e) => e,
+                },
+                "fail" => ActionResult::fail(
+                    StatusCode::Aborted,
+                    data.get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("failed on request")
+                        .to_string(),
+                ),
+                "payload" => match number(data, "bytes") {
+                    Ok(n) => {
+                        let n = (n as u64).min(MAX_PAYLOAD) as usize;
+                        ActionResult::ok(json!({ "payload": "x".repeat(n) }))
+                    }
+                    Err(e) => e,
+                },
+                "echo" => ActionResult::ok(data.clone()),
+                other => ActionResult::fail(
+                    StatusCode::UnknownAction,
+                    format!(
+                        "sim has no action {other:?}; its actions are {}",
+                        ACTIONS.join(", ")
+                    ),
+                ),
+            }
+        })
+    }
+}
