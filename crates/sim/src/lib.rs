@@ -224,7 +224,7 @@ async fn connect(group: &Group, brokers: &[String]) -> Result<(Client, Messages)
         .ignore_discovered_servers()
         .max_reconnects(None)
         .reconnect_delay_callback(|attempt| {
-            Duration::from_millis((attempt as u64).saturating_mul(100).min(2000))
+            Duration::from_millis((attempt.saturating_sub(1) as u64).saturating_mul(100).min(2000))
         })
         .connect(brokers.to_vec())
         .await
