@@ -45,6 +45,26 @@ pub struct SimConfig {
     pub collective: String,
     /// How many virtual nodes share one broker connection.
     pub nodes_per_connection: usize,
+    /// How long flapping nodes stay connected and away.
+    pub flap_timing: FlapTiming,
+}
+
+/// How long a flapping node stays connected, then away: each drawn at random from its range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlapTiming {
+    /// Time connected.
+    pub up: std::ops::Range<Duration>,
+    /// Time away.
+    pub down: std::ops::Range<Duration>,
+}
+
+impl Default for FlapTiming {
+    fn default() -> Self {
+        FlapTiming {
+            up: Duration::from_secs(5)..Duration::from_secs(20),
+            down: Duration::from_secs(1)..Duration::from_secs(5),
+        }
+    }
 }
 
 /// Why the simulator could not start.
@@ -186,9 +206,10 @@ impl Sim {
             seed = seed.wrapping_add(1);
             let stopped = stopped.clone();
             let brokers = config.brokers.clone();
+            let timing = config.flap_timing.clone();
             tasks.spawn(async move {
                 if flaps {
-                    flap(group, client, messages, brokers, stopped, seed).await;
+                    flap(group, client, messages, brokers, stopped, seed, timing).await;
                 } else {
                     serve(group, client, messages, stopped).await;
                 }
@@ -224,7 +245,11 @@ async fn connect(group: &Group, brokers: &[String]) -> Result<(Client, Messages)
         .ignore_discovered_servers()
         .max_reconnects(None)
         .reconnect_delay_callback(|attempt| {
-            Duration::from_millis((attempt.saturating_sub(1) as u64).saturating_mul(100).min(2000))
+            Duration::from_millis(
+                (attempt.saturating_sub(1) as u64)
+                    .saturating_mul(100)
+                    .min(2000),
+            )
         })
         .connect(brokers.to_vec())
         .await
@@ -277,12 +302,20 @@ async fn flap(
     brokers: Vec<String>,
     mut stopped: watch::Receiver<bool>,
     seed: u64,
+    timing: FlapTiming,
 ) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut connection = Some((client, messages));
+    let draw = |rng: &mut StdRng, range: &std::ops::Range<Duration>| {
+        if range.is_empty() {
+            range.start
+        } else {
+            rng.random_range(range.clone())
+        }
+    };
     loop {
-        let up = Duration::from_millis(rng.random_range(5_000..20_000));
-        let down = Duration::from_millis(rng.random_range(1_000..5_000));
+        let up = draw(&mut rng, &timing.up);
+        let down = draw(&mut rng, &timing.down);
         if let Some((client, messages)) = connection.take() {
             let stop = stopped.clone();
             let served =

@@ -1,0 +1,296 @@
+//! The simulator against real brokers: every virtual node answers, faults show up as the
+//! outcomes they stand for, and filters see the generated facts.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use muster_client::{
+    Call, Client, ConnectConfig, DiscoveryOptions, ExitStatus, Outcome, RequestOptions,
+};
+use muster_proto::{FactFilter, Filter};
+use muster_sim::{Fault, FlapTiming, FleetSpec, Share, Sim, SimConfig};
+use muster_testkit::NatsServerProcess;
+
+fn fleet(nodes: usize) -> FleetSpec {
+    FleetSpec {
+        nodes,
+        seed: 42,
+        prefix: "sim".into(),
+        silent: Share(0.0),
+        fail: Share(0.0),
+        slow: None,
+        flap: Share(0.0),
+    }
+}
+
+async fn start(url: &str, fleet: FleetSpec) -> anyhow::Result<(Sim, Client)> {
+    start_with(url, fleet, FlapTiming::default()).await
+}
+
+async fn start_with(
+    url: &str,
+    fleet: FleetSpec,
+    flap_timing: FlapTiming,
+) -> anyhow::Result<(Sim, Client)> {
+    let sim = Sim::start(SimConfig {
+        fleet,
+        brokers: vec![url.to_string()],
+        collective: "muster".into(),
+        nodes_per_connection: 250,
+        flap_timing,
+    })
+    .await?;
+    let client = Client::connect(&ConnectConfig {
+        brokers: vec![url.to_string()],
+        ..ConnectConfig::default()
+    })
+    .await?;
+    Ok((sim, client))
+}
+
+fn identities(sim: &Sim, fault: fn(&Fault) -> bool) -> BTreeSet<String> {
+    sim.nodes()
+        .iter()
+        .filter(|n| fault(&n.fault))
+        .map(|n| n.identity.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn faults_become_their_outcomes() -> anyhow::Result<()> {
+    let Some(nats) = NatsServerProcess::start()? else {
+        return Ok(());
+    };
+    let spec = FleetSpec {
+        silent: Share(0.02),
+        fail: Share(0.03),
+        slow: Some((Share(0.02), Duration::from_secs(30))),
+        ..fleet(200)
+    };
+    let (sim, client) = start(&nats.url(), spec).await?;
+    let all = identities(&sim, |_| true);
+    let options = RequestOptions {
+        timeout: Duration::from_millis(1500),
+        ..RequestOptions::default()
+    };
+    let report = client
+        .request(
+            &Call::new("rpcutil", "inventory"),
+            &all,
+            &options,
+            0,
+            &mut |_| {},
+        )
+        .await?;
+
+    let with = |o: Outcome| -> BTreeSet<String> {
+        report
+            .missing
+            .iter()
+            .filter(|m| m.outcome == o)
+            .map(|m| m.identity.clone())
+            .chain(
+                report
+                    .replies
+                    .iter()
+                    .filter(|r| r.outcome == o)
+                    .map(|r| r.sender.clone()),
+            )
+            .collect()
+    };
+    assert_eq!(
+        with(Outcome::NoReply),
+        identities(&sim, |f| *f == Fault::Silent)
+    );
+    assert_eq!(
+        with(Outcome::Failed),
+        identities(&sim, |f| *f == Fault::Fail)
+    );
+    assert_eq!(
+        with(Outcome::Timeout),
+        identities(&sim, |f| matches!(f, Fault::Slow(_)))
+    );
+    assert_eq!(with(Outcome::Ok), identities(&sim, |f| *f == Fault::None));
+    assert_eq!(report.stats.expected, 200);
+    assert_eq!(report.stats.missing, 4 + 4);
+    assert_eq!(report.stats.failed, 6);
+    assert_eq!(report.exit_status(), ExitStatus::Missing);
+
+    // Discovery cannot see the silent nodes, nor the slow ones (they answer after it ends);
+    // failing ones still answer pings.
+    let found = client
+        .discover(&Filter::default(), &DiscoveryOptions::default())
+        .await?;
+    let visible = identities(&sim, |f| matches!(f, Fault::None | Fault::Fail));
+    assert_eq!(found.nodes, visible);
+    sim.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn filters_see_the_generated_facts() -> anyhow::Result<()> {
+    let Some(nats) = NatsServerProcess::start()? else {
+        return Ok(());
+    };
+    let (sim, client) = start(&nats.url(), fleet(300)).await?;
+    let filter = Filter {
+        fact: vec![FactFilter::parse("role=db")?],
+        class: vec!["dc_ams1".into()],
+        ..Filter::default()
+    };
+    let expected: BTreeSet<String> = sim
+        .nodes()
+        .iter()
+        .filter(|n| n.facts["role"] == "db" && n.facts["dc"] == "ams1")
+        .map(|n| n.identity.clone())
+        .collect();
+    assert!(
+        !expected.is_empty(),
+        "the seed should give some ams1 databases"
+    );
+    let found = client
+        .discover(&filter, &DiscoveryOptions::default())
+        .await?;
+    assert_eq!(found.nodes, expected);
+    sim.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thousands_of_nodes_lose_no_reply() -> anyhow::Result<()> {
+    let Some(nats) = NatsServerProcess::start()? else {
+        return Ok(());
+    };
+    let (sim, client) = start(&nats.url(), fleet(3000)).await?;
+    let all = identities(&sim, |_| true);
+    for delivery in [
+        muster_client::Delivery::Direct,
+        muster_client::Delivery::Broadcast,
+    ] {
+        let options = RequestOptions {
+            timeout: Duration::from_secs(20),
+            delivery,
+            ..RequestOptions::default()
+        };
+        let report = client
+            .request(
+                &Call::new("rpcutil", "ping"),
+                &all,
+                &options,
+                0,
+                &mut |_| {},
+            )
+            .await?;
+        assert_eq!(report.stats.ok, 3000, "{delivery:?}: {:?}", report.stats);
+        assert_eq!(report.exit_status(), ExitStatus::Ok);
+    }
+    sim.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sim_agent_sleeps_fails_and_sizes() -> anyhow::Result<()> {
+    let Some(nats) = NatsServerProcess::start()? else {
+        return Ok(());
+    };
+    let (sim, client) = start(&nats.url(), fleet(3)).await?;
+    let all = identities(&sim, |_| true);
+    let options = RequestOptions {
+        timeout: Duration::from_secs(5),
+        ..RequestOptions::default()
+    };
+    let call = |action: &str, data: serde_json::Value| Call {
+        data,
+        ..Call::new("sim", action)
+    };
+    let r = client
+        .request(
+            &call("payload", serde_json::json!({"bytes": "1000"})),
+            &all,
+            &options,
+            0,
+            &mut |_| {},
+        )
+        .await?;
+    assert_eq!(r.stats.ok, 3);
+    assert_eq!(
+        r.replies[0].data["payload"].as_str().map(str::len),
+        Some(1000)
+    );
+    let r = client
+        .request(
+            &call("fail", serde_json::json!({"message": "boom"})),
+            &all,
+            &options,
+            0,
+            &mut |_| {},
+        )
+        .await?;
+    assert_eq!(r.stats.failed, 3);
+    assert_eq!(r.replies[0].statusmsg, "boom");
+    let short = RequestOptions {
+        timeout: Duration::from_millis(500),
+        ..RequestOptions::default()
+    };
+    let r = client
+        .request(
+            &call("sleep", serde_json::json!({"seconds": 5})),
+            &all,
+            &short,
+            0,
+            &mut |_| {},
+        )
+        .await?;
+    assert!(
+        r.missing.iter().all(|m| m.outcome == Outcome::Timeout),
+        "{:?}",
+        r.missing
+    );
+    assert_eq!(r.stats.missing, 3);
+    sim.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flapping_nodes_go_and_come_back() -> anyhow::Result<()> {
+    let Some(nats) = NatsServerProcess::start()? else {
+        return Ok(());
+    };
+    let timing = FlapTiming {
+        up: Duration::from_millis(300)..Duration::from_millis(400),
+        down: Duration::from_millis(300)..Duration::from_millis(400),
+    };
+    let spec = FleetSpec {
+        flap: Share(0.5),
+        ..fleet(4)
+    };
+    let (sim, client) = start_with(&nats.url(), spec, timing).await?;
+    let flapping = identities(&sim, |f| *f == Fault::Flap);
+    assert_eq!(flapping.len(), 2);
+    let options = RequestOptions {
+        timeout: Duration::from_secs(2),
+        ..RequestOptions::default()
+    };
+    let (mut seen_away, mut seen_back) = (false, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !(seen_away && seen_back) && tokio::time::Instant::now() < deadline {
+        let r = client
+            .request(
+                &Call::new("rpcutil", "ping"),
+                &flapping,
+                &options,
+                0,
+                &mut |_| {},
+            )
+            .await?;
+        if r.missing.iter().any(|m| m.outcome == Outcome::NotConnected) {
+            seen_away = true;
+        } else if seen_away && r.stats.ok == flapping.len() {
+            seen_back = true;
+        }
+    }
+    assert!(seen_away, "a flapping node was never seen disconnected");
+    assert!(seen_back, "flapping nodes never all came back");
+    sim.stop().await;
+    Ok(())
+}
