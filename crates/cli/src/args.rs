@@ -29,6 +29,10 @@ pub enum Command {
     Rpc(RpcArgs),
     /// Simulate a fleet: thousands of virtual nodes in this process, with injected faults.
     Sim(SimArgs),
+    /// A self-contained tour: embedded broker, this machine as a node, a simulated fleet.
+    Demo(DemoArgs),
+    /// Run the embedded broker (the NATS client protocol, single node).
+    Broker(BrokerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -225,6 +229,26 @@ pub struct SimArgs {
     /// Write the identities, one per line, to this file (for --nodes).
     #[arg(long, value_name = "FILE")]
     pub write_nodes: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many simulated nodes.
+    #[arg(long, default_value_t = 300)]
+    pub nodes: usize,
+    /// Keep the broker and the fleet running after the tour, for trying commands by hand.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:4222")]
+    pub listen: String,
+    /// Broker config file (TOML): limits and authentication.
+    #[arg(long, short = 'c')]
+    pub config: Option<PathBuf>,
 }
 
 #[cfg(test)]

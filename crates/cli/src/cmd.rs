@@ -15,6 +15,8 @@ use muster_proto::{FactFilter, Filter};
 use crate::Failure;
 use crate::args::{DiscoveryMethod, FilterArgs, RequestArgs};
 
+pub mod broker;
+pub mod demo;
 pub mod facts;
 pub mod find;
 pub mod inventory;
@@ -28,6 +30,8 @@ pub struct Session {
     pub client: Client,
     pub config: ClientConfig,
     pub filter: Filter,
+    /// The node list given with `--nodes`, read before connecting.
+    pub nodes: Option<BTreeSet<String>>,
 }
 
 impl FilterArgs {
@@ -96,6 +100,13 @@ impl RequestArgs {
             )));
         }
         let filter = self.filter.to_filter()?;
+        if self.nodes.is_some() && !filter.is_empty() {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "--nodes gives the expected set, and a filter cannot narrow it without asking \
+                 the nodes: leave out -F/-C/-I/-A/-S/-W, or leave out --nodes to discover by filter"
+            )));
+        }
+        let nodes = self.node_list()?;
         let client = Client::connect(&ConnectConfig {
             brokers: config.brokers.clone(),
             collective: config.collective.clone(),
@@ -106,11 +117,12 @@ impl RequestArgs {
             client,
             config,
             filter,
+            nodes,
         })
     }
 
     /// Reads the node list given with `--nodes`.
-    pub fn node_list(&self) -> Result<Option<BTreeSet<String>>, Failure> {
+    fn node_list(&self) -> Result<Option<BTreeSet<String>>, Failure> {
         let Some(source) = &self.nodes else {
             return Ok(None);
         };
@@ -149,9 +161,9 @@ impl Session {
 
     /// The expected set: the node list if one was given, else broadcast discovery. Returns the
     /// set and how long discovery took.
-    pub async fn expected(&self, args: &RequestArgs) -> Result<(BTreeSet<String>, u64), Failure> {
-        if let Some(nodes) = args.node_list()? {
-            return Ok((nodes, 0));
+    pub async fn expected(&self) -> Result<(BTreeSet<String>, u64), Failure> {
+        if let Some(nodes) = &self.nodes {
+            return Ok((nodes.clone(), 0));
         }
         let found = self
             .client

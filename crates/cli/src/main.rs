@@ -70,5 +70,7 @@ async fn run(cli: Cli) -> Result<ExitStatus, Failure> {
         Command::Inventory(args) => cmd::inventory::run(args).await,
         Command::Rpc(args) => cmd::rpc::run(args).await,
         Command::Sim(args) => cmd::sim::run(args).await,
+        Command::Demo(args) => cmd::demo::run(args).await,
+        Command::Broker(args) => cmd::broker::run(args).await,
     }
 }

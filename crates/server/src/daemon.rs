@@ -107,7 +107,11 @@ pub async fn run(
         .retry_on_initial_connect()
         .max_reconnects(None)
         .reconnect_delay_callback(|attempt| {
-            Duration::from_millis((attempt.saturating_sub(1) as u64).saturating_mul(100).min(2000))
+            Duration::from_millis(
+                (attempt.saturating_sub(1) as u64)
+                    .saturating_mul(100)
+                    .min(2000),
+            )
         })
         .event_callback(|event| async move {
             match event {

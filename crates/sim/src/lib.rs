@@ -290,7 +290,8 @@ async fn serve(
             _ = stopped.changed() => break,
         }
     }
-    let _ = client.flush().await;
+    // Send what is queued, but don't wait for a broker that is gone.
+    let _ = tokio::time::timeout(Duration::from_secs(1), client.flush()).await;
 }
 
 /// Serves for a while, drops the connection, stays away for a while, comes back; until told

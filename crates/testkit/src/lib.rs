@@ -17,6 +17,9 @@ use tempfile::TempDir;
 
 pub use nix::sys::signal::Signal as UnixSignal;
 
+pub mod embedded;
+pub use embedded::EmbeddedBroker;
+
 /// Waits until `condition` returns true, checking every few milliseconds, or fails after
 /// `deadline` saying what was awaited.
 pub fn wait_for(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) -> Result<()> {
@@ -176,6 +179,8 @@ pub struct DaemonSpec {
     pub facts: serde_json::Value,
     /// Its classes.
     pub classes: Vec<String>,
+    /// `security` in its `server.toml`: `insecure` unless set.
+    pub security: String,
     /// Extra lines for its `server.toml`.
     pub extra_config: String,
 }
@@ -187,8 +192,15 @@ impl DaemonSpec {
             identity: identity.to_string(),
             facts: serde_json::json!({}),
             classes: Vec::new(),
+            security: "insecure".to_string(),
             extra_config: String::new(),
         }
+    }
+
+    /// With this security mode (`signed` or `insecure`).
+    pub fn security(mut self, mode: &str) -> Self {
+        self.security = mode.to_string();
+        self
     }
 
     /// With these facts.
@@ -230,9 +242,10 @@ impl Daemon {
         let classes = dir.path().join("classes.txt");
         std::fs::write(&classes, spec.classes.join("\n"))?;
         let config = format!(
-            "identity = {id:?}\nsecurity = \"insecure\"\nbrokers = [{broker:?}]\n\
+            "identity = {id:?}\nsecurity = {security:?}\nbrokers = [{broker:?}]\n\
              facts_files = [{facts:?}]\nclasses_file = {classes:?}\nlog_level = \"debug\"\n{extra}",
             id = spec.identity,
+            security = spec.security,
             facts = facts.display().to_string(),
             classes = classes.display().to_string(),
             extra = spec.extra_config,

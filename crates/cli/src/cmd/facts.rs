@@ -23,7 +23,7 @@ pub fn value_label(value: &Value) -> String {
 pub async fn run(args: FactsArgs) -> Result<ExitStatus, Failure> {
     let request = &args.request;
     let session = request.connect().await?;
-    let (nodes, discovery_ms) = session.expected(request).await?;
+    let (nodes, discovery_ms) = session.expected().await?;
     if nodes.is_empty() {
         return Ok(no_match(request.json));
     }

@@ -9,7 +9,7 @@ use crate::cmd::no_match;
 
 pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
     let session = args.connect().await?;
-    let (nodes, discovery_ms) = session.expected(&args).await?;
+    let (nodes, discovery_ms) = session.expected().await?;
     if args.json {
         println!("{}", serde_json::to_string(&nodes).unwrap_or_default());
     } else {

@@ -10,7 +10,7 @@ use crate::render;
 
 pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
     let session = args.connect().await?;
-    let report = match args.node_list()? {
+    let report = match &session.nodes {
         Some(nodes) => {
             if nodes.is_empty() {
                 return Ok(no_match(args.json));
@@ -19,7 +19,7 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
                 .client
                 .request(
                     &Call::new("rpcutil", "ping"),
-                    &nodes,
+                    nodes,
                     &args.request_options(&session.config),
                     0,
                     &mut progress(args.json),

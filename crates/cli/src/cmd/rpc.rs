@@ -36,7 +36,7 @@ pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
         data: Value::Object(parse_inputs(&args.inputs)?),
     };
     let session = request.connect().await?;
-    let (nodes, discovery_ms) = session.expected(request).await?;
+    let (nodes, discovery_ms) = session.expected().await?;
     if nodes.is_empty() {
         return Ok(no_match(request.json));
     }

@@ -35,6 +35,7 @@ pub fn config(args: &SimArgs) -> Result<SimConfig, Failure> {
         brokers: args.brokers.clone(),
         collective: args.collective.clone(),
         nodes_per_connection: args.per_connection,
+        flap_timing: Default::default(),
     })
 }
 

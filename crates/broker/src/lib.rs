@@ -1,0 +1,48 @@
+//! The embedded broker behind `muster broker`: a single-node server speaking the NATS client
+//! protocol well enough that the official `async-nats` client — and so every Muster component —
+//! works against it unchanged.
+//!
+//! It knows NATS, not Muster: this crate depends on no other Muster crate. Where its behaviour
+//! could differ from `nats-server`, it copies `nats-server` (the conformance suite in
+//! `tests/conformance` runs the same assertions against both; where they differ, this crate is
+//! wrong).
+//!
+//! # Layout
+//!
+//! - [`codec`]: the I/O-free NATS codec — decodes client operations from a byte buffer (with
+//!   `nats-server`'s classification of bad input) and encodes server operations. Fuzzed.
+//! - [`subject`]: subject validation and wildcard matching (`*`, `>`).
+//! - `routing`: the subscription index — a hash map for literal subjects plus a token trie for
+//!   the few wildcard subscriptions (client inboxes) — and the fan-out.
+//! - `connection`: one reader task and one writer task per client connection, with a
+//!   byte-bounded outbound queue that drops a slow consumer instead of stalling the fan-out.
+//! - [`server`]: the accept loop, the cheap-to-clone [`Broker`] handle and graceful shutdown.
+//! - [`config`]: [`BrokerConfig`], every key with `nats-server`'s default.
+//! - [`stats`]: counters and the [`Stats`] snapshot.
+//!
+//! # Use
+//!
+//! ```no_run
+//! # async fn example() -> std::io::Result<()> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:4222").await?;
+//! muster_broker::run(listener, muster_broker::BrokerConfig::default(), async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await
+//! # }
+//! ```
+//!
+//! Not implemented (yet): TLS, nkey/JWT authentication, subject permissions, clustering,
+//! JetStream.
+
+pub mod codec;
+pub mod config;
+mod connection;
+mod routing;
+pub mod server;
+pub mod stats;
+pub mod subject;
+
+pub use config::{Auth, BrokerConfig};
+pub use server::{Broker, run};
+pub use stats::Stats;

@@ -1,0 +1,277 @@
+//! `muster demo`: a self-contained tour. It starts the embedded broker on a free loopback
+//! port, this machine as a real node, and a simulated fleet with a few silent and failing
+//! nodes; then runs real `muster` commands against them, printing each command so it can be
+//! run again by hand (`--keep` leaves everything running).
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use muster_client::ExitStatus;
+use muster_server::{Control, Security, ServerConfig};
+use muster_sim::{Fault, FleetSpec, Share, Sim, SimConfig};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::Failure;
+use crate::args::DemoArgs;
+
+/// One step of the tour: what it shows, and the command.
+struct Step {
+    story: &'static str,
+    args: Vec<String>,
+    /// Show at most this many lines of the output (the summary lines at the end are kept).
+    max_lines: usize,
+}
+
+fn step(story: &'static str, args: &[&str], max_lines: usize) -> Step {
+    Step {
+        story,
+        args: args.iter().map(|a| a.to_string()).collect(),
+        max_lines,
+    }
+}
+
+fn shell_quote(arg: &str) -> String {
+    if !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+    {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// Keeps the head of a long output and its last `tail` lines.
+fn abbreviate(text: &str, max_lines: usize, tail: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() <= max_lines + tail {
+        return text.to_string();
+    }
+    let hidden = lines.len() - max_lines - tail;
+    let mut out: Vec<String> = lines[..max_lines].iter().map(|l| l.to_string()).collect();
+    out.push(format!("    … {hidden} more lines …"));
+    out.extend(lines[lines.len() - tail..].iter().map(|l| l.to_string()));
+    out.join("\n") + "\n"
+}
+
+/// The identity this machine gets in the demo: its hostname if usable.
+fn this_machine() -> String {
+    ServerConfig::default()
+        .identity()
+        .unwrap_or_else(|_| "this-machine".to_string())
+}
+
+pub async fn run(args: DemoArgs) -> Result<ExitStatus, Failure> {
+    crate::cmd::log_to_stderr("error");
+    let started = Instant::now();
+    let dir = tempfile::Builder::new()
+        .prefix("muster-demo-")
+        .tempdir()
+        .context("cannot make a temporary directory")
+        .map_err(Failure::usage)?;
+
+    // The broker, on a free loopback port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("cannot listen on 127.0.0.1")
+        .map_err(Failure::usage)?;
+    let port = listener.local_addr().map_err(Failure::usage)?.port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let (stop_broker, broker_stopped) = oneshot::channel::<()>();
+    let broker = muster_broker::Broker::new(muster_broker::BrokerConfig::default());
+    let broker_task = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let _ = broker
+                .run(listener, async {
+                    let _ = broker_stopped.await;
+                })
+                .await;
+        })
+    };
+
+    // This machine, as a real node with its real facts.
+    let identity = this_machine();
+    let (control, control_rx) = mpsc::channel(1);
+    let node_config = ServerConfig {
+        identity: Some(identity.clone()),
+        brokers: vec![url.clone()],
+        // A private broker on loopback that only this process can reach.
+        security: Security::Insecure,
+        ..ServerConfig::default()
+    };
+    let node_task = tokio::spawn(muster_server::run(node_config, control_rx));
+
+    // A simulated fleet.
+    let sim = Sim::start(SimConfig {
+        fleet: FleetSpec {
+            nodes: args.nodes,
+            seed: 7,
+            prefix: "sim".into(),
+            silent: Share(0.01),
+            fail: Share(0.015),
+            slow: None,
+            flap: Share(0.0),
+        },
+        brokers: vec![url.clone()],
+        collective: muster_proto::subject::DEFAULT_COLLECTIVE.to_string(),
+        nodes_per_connection: 1000,
+        flap_timing: Default::default(),
+    })
+    .await
+    .map_err(Failure::usage)?;
+    let silent = sim
+        .nodes()
+        .iter()
+        .filter(|n| n.fault == Fault::Silent)
+        .count();
+    let failing = sim
+        .nodes()
+        .iter()
+        .filter(|n| n.fault == Fault::Fail)
+        .count();
+    let mut fleet: Vec<String> = sim.nodes().iter().map(|n| n.identity.clone()).collect();
+    fleet.push(identity.clone());
+    let fleet_file = dir.path().join("fleet.txt");
+    std::fs::write(&fleet_file, fleet.join("\n") + "\n")
+        .context("cannot write the fleet list")
+        .map_err(Failure::usage)?;
+    let fleet_file = fleet_file.display().to_string();
+
+    // Wait until this machine's daemon answers, so the tour sees it.
+    let me = std::env::current_exe()
+        .context("cannot find the muster binary")
+        .map_err(Failure::usage)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = tokio::process::Command::new(&me)
+            .args([
+                "ping", "--broker", &url, "-t", "1", "-I", &identity, "--dt", "1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await;
+        if status.is_ok_and(|s| s.success()) || Instant::now() > deadline {
+            break;
+        }
+    }
+
+    println!(
+        "Muster demo: an embedded broker at {url}, this machine ({identity}) as a real node, and \
+         {} simulated nodes ({silent} silent, {failing} failing).",
+        sim.nodes().len()
+    );
+    println!(
+        "Requests here are unsigned: the broker listens on loopback only and lives as long as the demo.\n"
+    );
+
+    let steps = [
+        step(
+            "Who is there? One broadcast reaches every node; each answers for itself.",
+            &["ping"],
+            6,
+        ),
+        step(
+            "Which machines run which openssl? One fact, summarised across the fleet.",
+            &["facts", "packages.openssl"],
+            12,
+        ),
+        step(
+            "Pick machines by what they are: the database servers in ams1.",
+            &["find", "-F", "role=db", "-F", "dc=ams1"],
+            6,
+        ),
+        step(
+            "The compound language: web and load-balancer nodes on an old kernel, canaries excluded.",
+            &[
+                "find",
+                "-S",
+                "(role=web or role=lb) and kernel=~^5\\. and not class=canary",
+            ],
+            6,
+        ),
+        step(
+            "This machine's inventory: its real facts.",
+            &["inventory", &identity],
+            14,
+        ),
+        step(
+            "Run an action on the whole fleet, listed in a node list (as an inventory would): \
+             failures and nodes that never answered are named, and the exit code says so.",
+            &[
+                "rpc",
+                "rpcutil",
+                "get_fact",
+                "fact=kernel",
+                "--nodes",
+                &fleet_file,
+                "-t",
+                "2",
+                "--display",
+                "failed",
+            ],
+            10,
+        ),
+    ];
+    for s in &steps {
+        let mut full = s.args.clone();
+        full.extend(["--broker".to_string(), url.clone()]);
+        let shown: Vec<String> = std::iter::once("muster".to_string())
+            .chain(full.iter().map(|a| shell_quote(a)))
+            .collect();
+        println!("# {}", s.story);
+        println!("$ {}", shown.join(" "));
+        let output = tokio::process::Command::new(&me)
+            .args(&full)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .context("cannot run muster")
+            .map_err(Failure::usage)?;
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&output.stderr));
+        print!("{}", abbreviate(&text, s.max_lines, 3));
+        println!("(exit {})\n", output.status.code().unwrap_or(-1));
+        let _ = std::io::stdout().flush();
+    }
+
+    if args.keep {
+        println!("The demo keeps running. Try your own commands against it:");
+        println!("  export MUSTER_BROKER={url}");
+        println!("  muster ping --nodes {fleet_file}");
+        println!("Ctrl-C stops it.");
+        let _ = tokio::signal::ctrl_c().await;
+    } else {
+        println!(
+            "Tour finished in {:.1} s. Run `muster demo --keep` to keep the fleet up and try commands by hand.",
+            started.elapsed().as_secs_f64()
+        );
+    }
+
+    sim.stop().await;
+    let _ = control.send(Control::Shutdown).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), node_task).await;
+    let _ = stop_broker.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), broker_task).await;
+    Ok(ExitStatus::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_and_abbreviation() {
+        assert_eq!(shell_quote("role=db"), "role=db");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        let text: String = (1..=20).map(|i| format!("{i}\n")).collect();
+        let short = abbreviate(&text, 3, 2);
+        assert_eq!(short, "1\n2\n3\n    … 15 more lines …\n19\n20\n");
+        assert_eq!(abbreviate("a\nb\n", 3, 2), "a\nb\n");
+    }
+}

@@ -1,0 +1,169 @@
+//! Brokers and fleets of daemons for the tests, and the files they share with the CLI.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use muster_testkit::{Daemon, DaemonSpec, NatsServerProcess};
+use serde_json::json;
+use tempfile::NamedTempFile;
+
+use crate::cli::{Muster, bin, muster};
+
+/// A `nats-server` and daemons connected to it. The daemons go before the broker on drop.
+pub struct Fleet {
+    /// The daemons, in the order they were specified.
+    pub daemons: Vec<Daemon>,
+    /// The broker.
+    pub nats: NatsServerProcess,
+}
+
+/// Starts a broker, or `None` when `nats-server` is missing (the test then returns early; the
+/// testkit has said SKIPPED loudly, or failed when `CI` is set).
+pub fn broker() -> Result<Option<NatsServerProcess>> {
+    NatsServerProcess::start()
+}
+
+/// Starts a broker and these daemons (all spawned at once, then each awaited).
+pub fn fleet(specs: &[DaemonSpec]) -> Result<Option<Fleet>> {
+    let Some(nats) = broker()? else {
+        return Ok(None);
+    };
+    let daemons = start_daemons(&nats.url(), specs)?;
+    Ok(Some(Fleet { daemons, nats }))
+}
+
+/// Spawns every daemon, then waits until each answers a ping.
+pub fn start_daemons(url: &str, specs: &[DaemonSpec]) -> Result<Vec<Daemon>> {
+    let daemons = specs
+        .iter()
+        .map(|spec| Daemon::spawn(bin(), url, spec))
+        .collect::<Result<Vec<_>>>()?;
+    for daemon in &daemons {
+        daemon.wait_ready(Duration::from_secs(20))?;
+    }
+    Ok(daemons)
+}
+
+/// The five nodes the filter tests select from.
+///
+/// | node   | role  | dc  | os.family | os.release | cpus | kernel           | managed | tags        | classes              |
+/// |--------|-------|-----|-----------|------------|------|------------------|---------|-------------|----------------------|
+/// | web1   | web   | ams | Debian    | "12"       | 4    | 6.1.0-13-amd64   | true    | edge public | nginx base           |
+/// | web2   | web   | fra | Debian    | "11"       | 16   | 6.8.0-40-generic | false   | edge        | nginx base canary    |
+/// | db1    | db    | ams | RedHat    | "9.3"      | 32   | 5.14.0-362.el9   | true    |             | postgres base        |
+/// | db2    | db    | fra | RedHat    | "8.9"      | 8    | 4.18.0-513.el8   | false   |             | postgres base canary |
+/// | cache1 | cache | ams | Debian    | "12"       | 2    | 6.1.0-13-amd64   | false   |             | redis                |
+pub fn five_specs() -> Vec<DaemonSpec> {
+    vec![
+        DaemonSpec::new("web1")
+            .facts(json!({
+                "role": "web", "dc": "ams", "os": {"family": "Debian", "release": "12"},
+                "cpus": 4, "kernel": "6.1.0-13-amd64", "managed": true, "tags": ["edge", "public"]
+            }))
+            .classes(&["nginx", "base"]),
+        DaemonSpec::new("web2")
+            .facts(json!({
+                "role": "web", "dc": "fra", "os": {"family": "Debian", "release": "11"},
+                "cpus": 16, "kernel": "6.8.0-40-generic", "managed": false, "tags": ["edge"]
+            }))
+            .classes(&["nginx", "base", "canary"]),
+        DaemonSpec::new("db1")
+            .facts(json!({
+                "role": "db", "dc": "ams", "os": {"family": "RedHat", "release": "9.3"},
+                "cpus": 32, "kernel": "5.14.0-362.el9", "managed": true, "tags": []
+            }))
+            .classes(&["postgres", "base"]),
+        DaemonSpec::new("db2")
+            .facts(json!({
+                "role": "db", "dc": "fra", "os": {"family": "RedHat", "release": "8.9"},
+                "cpus": 8, "kernel": "4.18.0-513.el8", "managed": false, "tags": []
+            }))
+            .classes(&["postgres", "base", "canary"]),
+        DaemonSpec::new("cache1")
+            .facts(json!({
+                "role": "cache", "dc": "ams", "os": {"family": "Debian", "release": "12"},
+                "cpus": 2, "kernel": "6.1.0-13-amd64", "managed": false, "tags": []
+            }))
+            .classes(&["redis"]),
+    ]
+}
+
+/// The identities of [`five_specs`].
+pub const FIVE: [&str; 5] = ["web1", "web2", "db1", "db2", "cache1"];
+
+impl Fleet {
+    /// The broker's URL.
+    pub fn url(&self) -> String {
+        self.nats.url()
+    }
+
+    /// `muster ARGS… --broker URL`.
+    pub fn muster<S: AsRef<str>>(&self, args: &[S]) -> Muster {
+        muster(args).broker(&self.url())
+    }
+
+    /// The daemon with this identity.
+    #[track_caller]
+    pub fn daemon(&mut self, identity: &str) -> &mut Daemon {
+        self.daemons
+            .iter_mut()
+            .find(|d| d.identity == identity)
+            .unwrap_or_else(|| panic!("no daemon {identity} in the fleet"))
+    }
+}
+
+/// A node list file: one identity per line.
+pub fn node_list(identities: &[&str]) -> Result<NamedTempFile> {
+    text_file(&format!("{}\n", identities.join("\n")))
+}
+
+/// A temporary file holding `text`.
+pub fn text_file(text: &str) -> Result<NamedTempFile> {
+    let mut file = tempfile::Builder::new().suffix(".txt").tempfile()?;
+    file.write_all(text.as_bytes())?;
+    file.flush()?;
+    Ok(file)
+}
+
+/// The path of a temporary file as a `&str` argument.
+#[track_caller]
+pub fn arg(file: &NamedTempFile) -> &str {
+    file.path().to_str().expect("temporary paths are UTF-8")
+}
+
+/// A client config that waits longer for discovery answers to go quiet (500 ms instead of
+/// 200 ms) so that a daemon descheduled for a moment on a loaded test machine is not left out
+/// of broadcast discovery. Use it where a test depends on discovery finding every node.
+pub fn patient_client_config() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("muster-it-client-{}.toml", std::process::id()));
+        std::fs::write(
+            &path,
+            "discovery_quiet = \"500ms\"\ndiscovery_timeout = \"4s\"\n",
+        )
+        .with_context(|| format!("cannot write {}", path.display()))
+        .unwrap();
+        path
+    })
+}
+
+/// `--config` with [`patient_client_config`], as arguments.
+pub fn patient() -> [&'static str; 2] {
+    [
+        "--config",
+        patient_client_config()
+            .to_str()
+            .expect("the target dir is UTF-8"),
+    ]
+}
+
+/// A TCP port on 127.0.0.1 that nobody listens on (bound, then released).
+pub fn dead_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
