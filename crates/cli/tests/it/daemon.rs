@@ -75,182 +75,185 @@ fn publish_with_reply(url: &str, subject: &str, reply: &str, payloads: &[Vec<u8>
     }
 }
 
-/// Garbage on the node's own subject and on the broadcast subject: the daemon keeps
-/// answering, and `rpcutil daemon_stats` shows every drop counted under its reason.
-#[test]
-fn garbage_is_dropped_counted_and_survived() -> Result<()> {
-    let Some(fleet) =
-        fixture::fleet(&[DaemonSpec::new("web1").config("max_request_bytes = 100000")])?
-    else {
-        return Ok(());
-    };
-    let huge = {
-        let mut v = b"{\"protocol\":\"muster:secure:1\",\"request\":\"".to_vec();
-        v.resize(900 * 1024, b'x');
-        v.extend_from_slice(b"\"}");
-        v
-    };
-    let deep = "[".repeat(100_000).into_bytes();
-    let garbage: Vec<(&str, Vec<u8>)> = vec![
-        ("malformed", b"not json at all".to_vec()),
-        ("malformed", Vec::new()),
-        ("malformed", vec![0xff, 0xfe, 0x00, 0x80, b'{']),
-        ("malformed", deep),
-        ("malformed", b"{\"protocol\":\"muster:secure:1\"}".to_vec()),
-        ("malformed", envelope("this is no request")),
-        ("malformed", envelope("{\"protocol\":\"muster:request:1\"}")),
-        (
-            "wrong_protocol",
-            br#"{"protocol":"mcollective:2","request":"{}"}"#.to_vec(),
-        ),
-        (
-            "wrong_protocol",
-            envelope(&inner_request(json!({"protocol": "muster:request:0"}))),
-        ),
-        (
-            "invalid_field",
-            envelope(&inner_request(json!({"id": "not-a-request-id"}))),
-        ),
-        (
-            "invalid_field",
-            envelope(&inner_request(json!({"data": [1, 2, 3]}))),
-        ),
-        (
-            "wrong_collective",
-            envelope(&inner_request(json!({"collective": "other"}))),
-        ),
-        (
-            "expired",
-            envelope(&inner_request(json!({"time": 1_000_000_000.0}))),
-        ),
-        // Well formed and current, but published without a reply subject.
-        ("no_reply_subject", envelope(&inner_request(json!({})))),
-        ("too_large", huge),
-    ];
-    // Hostile filters come from the network too; these need a reply subject to get as far
-    // as the filter.
-    let hostile_filters: Vec<Vec<u8>> = [
-        json!({"compound": format!("{}redis{}", "(".repeat(1000), ")".repeat(1000))}),
-        json!({"compound": "role = web and ("}),
-        json!({"identity": ["/(a{1000}){1000}/"]}),
-        json!({"fact": [{"fact": "kernel", "op": "=~", "value": "(unclosed"}]}),
-    ]
-    .into_iter()
-    .map(|filter| envelope(&inner_request(json!({ "filter": filter }))))
-    .collect();
+on_both_brokers! {
+    /// Garbage on the node's own subject and on the broadcast subject: the daemon keeps
+    /// answering, and `rpcutil daemon_stats` shows every drop counted under its reason.
+    fn garbage_is_dropped_counted_and_survived() -> Result<()> {
+        let Some(fleet) =
+            fixture::fleet(&[DaemonSpec::new("web1").config("max_request_bytes = 100000")])?
+        else {
+            return Ok(());
+        };
+        let huge = {
+            let mut v = b"{\"protocol\":\"muster:secure:1\",\"request\":\"".to_vec();
+            v.resize(900 * 1024, b'x');
+            v.extend_from_slice(b"\"}");
+            v
+        };
+        let deep = "[".repeat(100_000).into_bytes();
+        let garbage: Vec<(&str, Vec<u8>)> = vec![
+            ("malformed", b"not json at all".to_vec()),
+            ("malformed", Vec::new()),
+            ("malformed", vec![0xff, 0xfe, 0x00, 0x80, b'{']),
+            ("malformed", deep),
+            ("malformed", b"{\"protocol\":\"muster:secure:1\"}".to_vec()),
+            ("malformed", envelope("this is no request")),
+            ("malformed", envelope("{\"protocol\":\"muster:request:1\"}")),
+            (
+                "wrong_protocol",
+                br#"{"protocol":"mcollective:2","request":"{}"}"#.to_vec(),
+            ),
+            (
+                "wrong_protocol",
+                envelope(&inner_request(json!({"protocol": "muster:request:0"}))),
+            ),
+            (
+                "invalid_field",
+                envelope(&inner_request(json!({"id": "not-a-request-id"}))),
+            ),
+            (
+                "invalid_field",
+                envelope(&inner_request(json!({"data": [1, 2, 3]}))),
+            ),
+            (
+                "wrong_collective",
+                envelope(&inner_request(json!({"collective": "other"}))),
+            ),
+            (
+                "expired",
+                envelope(&inner_request(json!({"time": 1_000_000_000.0}))),
+            ),
+            // Well formed and current, but published without a reply subject.
+            ("no_reply_subject", envelope(&inner_request(json!({})))),
+            ("too_large", huge),
+        ];
+        // Hostile filters come from the network too; these need a reply subject to get as far
+        // as the filter.
+        let hostile_filters: Vec<Vec<u8>> = [
+            json!({"compound": format!("{}redis{}", "(".repeat(1000), ")".repeat(1000))}),
+            json!({"compound": "role = web and ("}),
+            json!({"identity": ["/(a{1000}){1000}/"]}),
+            json!({"fact": [{"fact": "kernel", "op": "=~", "value": "(unclosed"}]}),
+        ]
+        .into_iter()
+        .map(|filter| envelope(&inner_request(json!({ "filter": filter }))))
+        .collect();
 
-    let payloads: Vec<&[u8]> = garbage.iter().map(|(_, p)| p.as_slice()).collect();
-    let subjects = ["muster.muster.node.web1", "muster.muster.broadcast.rpcutil"];
-    for subject in subjects {
-        publish_raw(&fleet.url(), subject, &payloads)?;
-        publish_with_reply(&fleet.url(), subject, "_INBOX.nobody", &hostile_filters)?;
-    }
-    let mut expected = serde_json::Map::new();
-    let reasons = garbage
-        .iter()
-        .map(|(reason, _)| *reason)
-        .chain(hostile_filters.iter().map(|_| "bad_filter"));
-    for reason in reasons {
-        let n = expected.get(reason).and_then(Value::as_u64).unwrap_or(0);
-        expected.insert(reason.to_string(), json!(n + subjects.len() as u64));
-    }
-    let total = ((garbage.len() + hostile_filters.len()) * subjects.len()) as u64;
+        let payloads: Vec<&[u8]> = garbage.iter().map(|(_, p)| p.as_slice()).collect();
+        let subjects = ["muster.muster.node.web1", "muster.muster.broadcast.rpcutil"];
+        for subject in subjects {
+            publish_raw(&fleet.url(), subject, &payloads)?;
+            publish_with_reply(&fleet.url(), subject, "_INBOX.nobody", &hostile_filters)?;
+        }
+        let mut expected = serde_json::Map::new();
+        let reasons = garbage
+            .iter()
+            .map(|(reason, _)| *reason)
+            .chain(hostile_filters.iter().map(|_| "bad_filter"));
+        for reason in reasons {
+            let n = expected.get(reason).and_then(Value::as_u64).unwrap_or(0);
+            expected.insert(reason.to_string(), json!(n + subjects.len() as u64));
+        }
+        let total = ((garbage.len() + hostile_filters.len()) * subjects.len()) as u64;
 
-    let web1 = &fleet.daemons[0];
-    let mut stats = Value::Null;
-    wait_for(
-        "daemon_stats to count every drop",
-        Duration::from_secs(10),
-        || {
-            let run = fleet
-                .muster(&["rpc", "rpcutil", "daemon_stats", "-I", "web1", "--json"])
-                .run();
-            if run.code != Some(0) {
-                return false;
-            }
-            stats = run.json()["replies"][0]["data"].clone();
-            stats["drops_total"].as_u64() >= Some(total)
-        },
-    )
-    .map_err(|e| anyhow::anyhow!("{e}; last stats: {stats:#}\n{}", web1.log()))?;
-    assert_eq!(stats["drops"], Value::Object(expected), "{stats:#}");
-    assert_eq!(stats["drops_total"], total, "{stats:#}");
-    assert_eq!(stats["identity"], "web1", "{stats:#}");
-
-    assert!(
-        web1.answers_ping(),
-        "the daemon stopped answering:\n{}",
-        web1.log()
-    );
-    let nodes = node_list(&["web1"])?;
-    fleet
-        .muster(&["ping", "--nodes", arg(&nodes), "-t", "5"])
-        .run()
-        .code(0);
-    assert!(!web1.log().contains("panicked"), "{}", web1.log());
-    Ok(())
-}
-
-/// After the broker restarts (same port), the daemons reconnect and answer again.
-#[test]
-fn daemons_reconnect_after_a_broker_restart() -> Result<()> {
-    let Some(mut fleet) = fixture::fleet(&[DaemonSpec::new("web1"), DaemonSpec::new("db1")])?
-    else {
-        return Ok(());
-    };
-    let nodes = node_list(&["web1", "db1"])?;
-    let ping = ["ping", "--json", "-t", "2", "--nodes", arg(&nodes)];
-    fleet.muster(&ping).run().code(0);
-
-    fleet.nats.stop();
-    // While it is down, the client says so (exit 5), naming the URL.
-    fleet.muster(&ping).run().code(5).stderr_has(&fleet.url());
-
-    fleet.nats.restart()?;
-    let mut last = None;
-    wait_for(
-        "both daemons to answer after the broker restart",
-        Duration::from_secs(20),
-        || {
-            let run = fleet.muster(&ping).run();
-            let ok = run.code == Some(0);
-            last = Some(run);
-            ok
-        },
-    )
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "{e}\nlast attempt:\n{}",
-            last.map(|r| r.to_string()).unwrap_or_default()
+        let web1 = &fleet.daemons[0];
+        let mut stats = Value::Null;
+        wait_for(
+            "daemon_stats to count every drop",
+            Duration::from_secs(10),
+            || {
+                let run = fleet
+                    .muster(&["rpc", "rpcutil", "daemon_stats", "-I", "web1", "--json"])
+                    .run();
+                if run.code != Some(0) {
+                    return false;
+                }
+                stats = run.json()["replies"][0]["data"].clone();
+                stats["drops_total"].as_u64() >= Some(total)
+            },
         )
-    })?;
-    for daemon in &fleet.daemons {
+        .map_err(|e| anyhow::anyhow!("{e}; last stats: {stats:#}\n{}", web1.log()))?;
+        assert_eq!(stats["drops"], Value::Object(expected), "{stats:#}");
+        assert_eq!(stats["drops_total"], total, "{stats:#}");
+        assert_eq!(stats["identity"], "web1", "{stats:#}");
+
         assert!(
-            daemon.log().contains("disconnected from the broker"),
-            "{}",
-            daemon.log()
+            web1.answers_ping(),
+            "the daemon stopped answering:\n{}",
+            web1.log()
         );
+        let nodes = node_list(&["web1"])?;
+        fleet
+            .muster(&["ping", "--nodes", arg(&nodes), "-t", "5"])
+            .run()
+            .code(0);
+        assert!(!web1.log().contains("panicked"), "{}", web1.log());
+        Ok(())
     }
-    Ok(())
 }
 
-/// A daemon started while its broker is down connects when the broker comes up.
-#[test]
-fn a_daemon_waits_for_its_broker() -> Result<()> {
-    let Some(mut nats) = fixture::broker()? else {
-        return Ok(());
-    };
-    let url = nats.url();
-    nats.stop();
-    let daemon = Daemon::spawn(bin(), &url, &DaemonSpec::new("early1"))?;
-    wait_for(
-        "the daemon to try the absent broker",
-        Duration::from_secs(10),
-        || daemon.log().contains("connect"),
-    )?;
-    nats.restart()?;
-    daemon.wait_ready(Duration::from_secs(20))?;
-    Ok(())
+on_both_brokers! {
+    /// After the broker restarts (same port), the daemons reconnect and answer again.
+    fn daemons_reconnect_after_a_broker_restart() -> Result<()> {
+        let Some(mut fleet) = fixture::fleet(&[DaemonSpec::new("web1"), DaemonSpec::new("db1")])?
+        else {
+            return Ok(());
+        };
+        let nodes = node_list(&["web1", "db1"])?;
+        let ping = ["ping", "--json", "-t", "2", "--nodes", arg(&nodes)];
+        fleet.muster(&ping).run().code(0);
+
+        fleet.nats.stop();
+        // While it is down, the client says so (exit 5), naming the URL.
+        fleet.muster(&ping).run().code(5).stderr_has(&fleet.url());
+
+        fleet.nats.restart()?;
+        let mut last = None;
+        wait_for(
+            "both daemons to answer after the broker restart",
+            Duration::from_secs(20),
+            || {
+                let run = fleet.muster(&ping).run();
+                let ok = run.code == Some(0);
+                last = Some(run);
+                ok
+            },
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e}\nlast attempt:\n{}",
+                last.map(|r| r.to_string()).unwrap_or_default()
+            )
+        })?;
+        for daemon in &fleet.daemons {
+            assert!(
+                daemon.log().contains("disconnected from the broker"),
+                "{}",
+                daemon.log()
+            );
+        }
+        Ok(())
+    }
+}
+
+on_both_brokers! {
+    /// A daemon started while its broker is down connects when the broker comes up.
+    fn a_daemon_waits_for_its_broker() -> Result<()> {
+        let Some(mut nats) = fixture::broker()? else {
+            return Ok(());
+        };
+        let url = nats.url();
+        nats.stop();
+        let daemon = Daemon::spawn(bin(), &url, &DaemonSpec::new("early1"))?;
+        wait_for(
+            "the daemon to try the absent broker",
+            Duration::from_secs(10),
+            || daemon.log().contains("connect"),
+        )?;
+        nats.restart()?;
+        daemon.wait_ready(Duration::from_secs(20))?;
+        Ok(())
+    }
 }
 
 fn finds(fleet: &fixture::Fleet, filter: &str) -> Option<Vec<String>> {
@@ -260,98 +263,100 @@ fn finds(fleet: &fixture::Fleet, filter: &str) -> Option<Vec<String>> {
     matches!(run.code, Some(0 | 4)).then(|| identities(&run.json()))
 }
 
-/// SIGHUP reloads the facts and classes files; a broken file on reload keeps the previous
-/// facts.
-#[test]
-fn sighup_reloads_facts_and_classes() -> Result<()> {
-    let Some(mut fleet) = fixture::fleet(&[
-        DaemonSpec::new("web1")
-            .facts(json!({"role": "web"}))
-            .classes(&["nginx"]),
-        DaemonSpec::new("web2")
-            .facts(json!({"role": "web"}))
-            .classes(&["nginx"]),
-    ])?
-    else {
-        return Ok(());
-    };
-    let facts = fleet.daemon("web1").facts_path();
-    // The testkit writes the classes file beside the facts file.
-    let classes = facts.with_file_name("classes.txt");
-    assert!(
-        std::fs::read_to_string(fleet.daemon("web1").config_path())?
-            .contains(&*classes.to_string_lossy()),
-        "the daemon's classes file is not {}",
-        classes.display()
-    );
-    std::fs::write(&facts, json!({"role": "newrole", "dc": "ams"}).to_string())?;
-    std::fs::write(&classes, "haproxy\n")?;
-    fleet.daemon("web1").signal(UnixSignal::SIGHUP)?;
-    wait_for(
-        "web1 to be found by its new role",
-        Duration::from_secs(15),
-        || finds(&fleet, "role=newrole") == Some(vec!["web1".to_string()]),
-    )?;
-    assert_eq!(
-        finds(&fleet, "role=web"),
-        Some(vec!["web2".to_string()]),
-        "web1 still matches its old role"
-    );
-    let run = fleet
-        .muster(&["find", "--json", "--dt", "1", "-C", "haproxy"])
-        .run();
-    assert_eq!(identities(&run.code(0).json()), ["web1"], "{run}");
-    let run = fleet
-        .muster(&["find", "--json", "--dt", "1", "-C", "nginx"])
-        .run();
-    assert_eq!(identities(&run.code(0).json()), ["web2"], "{run}");
-    assert!(fleet.daemon("web1").log().contains("reloaded facts"));
+on_both_brokers! {
+    /// SIGHUP reloads the facts and classes files; a broken file on reload keeps the previous
+    /// facts.
+    fn sighup_reloads_facts_and_classes() -> Result<()> {
+        let Some(mut fleet) = fixture::fleet(&[
+            DaemonSpec::new("web1")
+                .facts(json!({"role": "web"}))
+                .classes(&["nginx"]),
+            DaemonSpec::new("web2")
+                .facts(json!({"role": "web"}))
+                .classes(&["nginx"]),
+        ])?
+        else {
+            return Ok(());
+        };
+        let facts = fleet.daemon("web1").facts_path();
+        // The testkit writes the classes file beside the facts file.
+        let classes = facts.with_file_name("classes.txt");
+        assert!(
+            std::fs::read_to_string(fleet.daemon("web1").config_path())?
+                .contains(&*classes.to_string_lossy()),
+            "the daemon's classes file is not {}",
+            classes.display()
+        );
+        std::fs::write(&facts, json!({"role": "newrole", "dc": "ams"}).to_string())?;
+        std::fs::write(&classes, "haproxy\n")?;
+        fleet.daemon("web1").signal(UnixSignal::SIGHUP)?;
+        wait_for(
+            "web1 to be found by its new role",
+            Duration::from_secs(15),
+            || finds(&fleet, "role=newrole") == Some(vec!["web1".to_string()]),
+        )?;
+        assert_eq!(
+            finds(&fleet, "role=web"),
+            Some(vec!["web2".to_string()]),
+            "web1 still matches its old role"
+        );
+        let run = fleet
+            .muster(&["find", "--json", "--dt", "1", "-C", "haproxy"])
+            .run();
+        assert_eq!(identities(&run.code(0).json()), ["web1"], "{run}");
+        let run = fleet
+            .muster(&["find", "--json", "--dt", "1", "-C", "nginx"])
+            .run();
+        assert_eq!(identities(&run.code(0).json()), ["web2"], "{run}");
+        assert!(fleet.daemon("web1").log().contains("reloaded facts"));
 
-    // A broken facts file: the reload fails, the daemon keeps its facts and keeps serving.
-    std::fs::write(&facts, "{ not json")?;
-    fleet.daemon("web1").signal(UnixSignal::SIGHUP)?;
-    let web1 = fleet.daemon("web1");
-    wait_for(
-        "the failed reload to be logged",
-        Duration::from_secs(15),
-        || web1.log().contains("reload failed"),
-    )?;
-    assert!(web1.is_running());
-    assert_eq!(
-        finds(&fleet, "role=newrole"),
-        Some(vec!["web1".to_string()])
-    );
-    Ok(())
+        // A broken facts file: the reload fails, the daemon keeps its facts and keeps serving.
+        std::fs::write(&facts, "{ not json")?;
+        fleet.daemon("web1").signal(UnixSignal::SIGHUP)?;
+        let web1 = fleet.daemon("web1");
+        wait_for(
+            "the failed reload to be logged",
+            Duration::from_secs(15),
+            || web1.log().contains("reload failed"),
+        )?;
+        assert!(web1.is_running());
+        assert_eq!(
+            finds(&fleet, "role=newrole"),
+            Some(vec!["web1".to_string()])
+        );
+        Ok(())
+    }
 }
 
-/// SIGTERM (and Ctrl-C's SIGINT): the daemon stops taking requests, says so, and exits with
-/// code 0.
-#[test]
-fn sigterm_stops_the_daemon_cleanly() -> Result<()> {
-    let Some(mut fleet) = fixture::fleet(&[DaemonSpec::new("web1"), DaemonSpec::new("web2")])?
-    else {
-        return Ok(());
-    };
-    for (identity, signal) in [("web1", UnixSignal::SIGTERM), ("web2", UnixSignal::SIGINT)] {
-        let daemon = fleet.daemon(identity);
-        daemon.signal(signal)?;
-        let code = daemon.wait_exit(Duration::from_secs(10))?;
-        assert_eq!(code, Some(0), "{signal}: {}", daemon.log());
-        assert!(daemon.log().contains("shutting down"), "{}", daemon.log());
-    }
+on_both_brokers! {
+    /// SIGTERM (and Ctrl-C's SIGINT): the daemon stops taking requests, says so, and exits with
+    /// code 0.
+    fn sigterm_stops_the_daemon_cleanly() -> Result<()> {
+        let Some(mut fleet) = fixture::fleet(&[DaemonSpec::new("web1"), DaemonSpec::new("web2")])?
+        else {
+            return Ok(());
+        };
+        for (identity, signal) in [("web1", UnixSignal::SIGTERM), ("web2", UnixSignal::SIGINT)] {
+            let daemon = fleet.daemon(identity);
+            daemon.signal(signal)?;
+            let code = daemon.wait_exit(Duration::from_secs(10))?;
+            assert_eq!(code, Some(0), "{signal}: {}", daemon.log());
+            assert!(daemon.log().contains("shutting down"), "{}", daemon.log());
+        }
 
-    // Gone from the broker: a direct ping knows at once.
-    let nodes = node_list(&["web1"])?;
-    let run = fleet
-        .muster(&["ping", "--json", "-t", "20", "--nodes", arg(&nodes)])
-        .run();
-    run.code(3);
-    assert_eq!(
-        run.json()["missing"][0]["outcome"],
-        "not_connected",
-        "{run}"
-    );
-    Ok(())
+        // Gone from the broker: a direct ping knows at once.
+        let nodes = node_list(&["web1"])?;
+        let run = fleet
+            .muster(&["ping", "--json", "-t", "20", "--nodes", arg(&nodes)])
+            .run();
+        run.code(3);
+        assert_eq!(
+            run.json()["missing"][0]["outcome"],
+            "not_connected",
+            "{run}"
+        );
+        Ok(())
+    }
 }
 
 /// `muster server` with a bad config: exit 2, naming the problem. None of these reach the

@@ -3,8 +3,6 @@
 //! One fixture (a broker and the five daemons of [`fixture::five_specs`]) serves the whole
 //! table; the cases run concurrently, each as its own `muster find --json` process.
 
-use anyhow::Result;
-
 use crate::cli::{identities, missing, names, replies, run_all};
 use crate::fixture::{self, FIVE, patient};
 
@@ -162,97 +160,99 @@ fn command_args(flags: &[&str], expect_none: bool) -> Vec<String> {
     args
 }
 
-#[test]
-fn each_filter_selects_exactly_the_right_nodes() -> Result<()> {
-    let Some(fleet) = fixture::fleet(&fixture::five_specs())? else {
-        return Ok(());
-    };
-    let mut commands = Vec::new();
-    for (flags, expected) in CASES {
-        let mut args = vec!["find".to_string(), "--json".to_string()];
-        args.extend(command_args(flags, expected.is_empty()));
-        commands.push(fleet.muster(&args));
-    }
-    for flags in PING_CASES {
-        let expected = expected_for(flags);
-        let mut args = vec!["ping".to_string(), "--json".to_string()];
-        args.extend(command_args(flags, expected.is_empty()));
-        commands.push(fleet.muster(&args));
-    }
-    let runs = run_all(24, commands);
+on_both_brokers! {
+    fn each_filter_selects_exactly_the_right_nodes() -> Result<()> {
+        let Some(fleet) = fixture::fleet(&fixture::five_specs())? else {
+            return Ok(());
+        };
+        let mut commands = Vec::new();
+        for (flags, expected) in CASES {
+            let mut args = vec!["find".to_string(), "--json".to_string()];
+            args.extend(command_args(flags, expected.is_empty()));
+            commands.push(fleet.muster(&args));
+        }
+        for flags in PING_CASES {
+            let expected = expected_for(flags);
+            let mut args = vec!["ping".to_string(), "--json".to_string()];
+            args.extend(command_args(flags, expected.is_empty()));
+            commands.push(fleet.muster(&args));
+        }
+        let runs = run_all(24, commands);
 
-    let mut failures = Vec::new();
-    for ((flags, expected), run) in CASES.iter().zip(&runs) {
-        let want = names(expected);
-        let code = if want.is_empty() { 4 } else { 0 };
-        let got = (run.code == Some(code)).then(|| identities(&run.json()));
-        if got.as_ref() != Some(&want) {
-            failures.push(format!(
-                "find {flags:?}: expected {want:?} (exit {code}), got {got:?}\n{run}"
-            ));
+        let mut failures = Vec::new();
+        for ((flags, expected), run) in CASES.iter().zip(&runs) {
+            let want = names(expected);
+            let code = if want.is_empty() { 4 } else { 0 };
+            let got = (run.code == Some(code)).then(|| identities(&run.json()));
+            if got.as_ref() != Some(&want) {
+                failures.push(format!(
+                    "find {flags:?}: expected {want:?} (exit {code}), got {got:?}\n{run}"
+                ));
+            }
         }
-    }
-    for (flags, run) in PING_CASES.iter().zip(&runs[CASES.len()..]) {
-        let expected = expected_for(flags);
-        let want: Vec<(String, String)> = names(expected)
-            .into_iter()
-            .map(|n| (n, "ok".to_string()))
-            .collect();
-        let code = if want.is_empty() { 4 } else { 0 };
-        let report = run.json();
-        let ok = run.code == Some(code)
-            && replies(&report) == want
-            && missing(&report).is_empty()
-            && report["stats"]["expected"] == want.len()
-            && report["stats"]["ok"] == want.len();
-        if !ok {
-            failures.push(format!(
-                "ping {flags:?}: expected replies {want:?} (exit {code})\n{run}"
-            ));
+        for (flags, run) in PING_CASES.iter().zip(&runs[CASES.len()..]) {
+            let expected = expected_for(flags);
+            let want: Vec<(String, String)> = names(expected)
+                .into_iter()
+                .map(|n| (n, "ok".to_string()))
+                .collect();
+            let code = if want.is_empty() { 4 } else { 0 };
+            let report = run.json();
+            let ok = run.code == Some(code)
+                && replies(&report) == want
+                && missing(&report).is_empty()
+                && report["stats"]["expected"] == want.len()
+                && report["stats"]["ok"] == want.len();
+            if !ok {
+                failures.push(format!(
+                    "ping {flags:?}: expected replies {want:?} (exit {code})\n{run}"
+                ));
+            }
         }
+        assert!(
+            failures.is_empty(),
+            "{} of {} filter cases failed:\n\n{}",
+            failures.len(),
+            runs.len(),
+            failures.join("\n\n")
+        );
+        Ok(())
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} filter cases failed:\n\n{}",
-        failures.len(),
-        runs.len(),
-        failures.join("\n\n")
-    );
-    Ok(())
 }
 
-/// Without `--json`, `find` prints one identity per line, and `ping` one line per node.
-#[test]
-fn find_and_ping_for_people() -> Result<()> {
-    let Some(fleet) = fixture::fleet(&fixture::five_specs()[..3])? else {
-        return Ok(());
-    };
-    let mut find = vec!["find", "-C", "base"];
-    find.extend(patient());
-    let run = fleet.muster(&find).run();
-    run.code(0);
-    let mut lines: Vec<&str> = run.stdout.lines().collect();
-    lines.sort();
-    assert_eq!(lines, ["db1", "web1", "web2"], "{run}");
+on_both_brokers! {
+    /// Without `--json`, `find` prints one identity per line, and `ping` one line per node.
+    fn find_and_ping_for_people() -> Result<()> {
+        let Some(fleet) = fixture::fleet(&fixture::five_specs()[..3])? else {
+            return Ok(());
+        };
+        let mut find = vec!["find", "-C", "base"];
+        find.extend(patient());
+        let run = fleet.muster(&find).run();
+        run.code(0);
+        let mut lines: Vec<&str> = run.stdout.lines().collect();
+        lines.sort();
+        assert_eq!(lines, ["db1", "web1", "web2"], "{run}");
 
-    let mut ping = vec!["ping", "-F", "role=web"];
-    ping.extend(patient());
-    let run = fleet.muster(&ping).run();
-    run.code(0);
-    for node in ["web1", "web2"] {
+        let mut ping = vec!["ping", "-F", "role=web"];
+        ping.extend(patient());
+        let run = fleet.muster(&ping).run();
+        run.code(0);
+        for node in ["web1", "web2"] {
+            assert!(
+                run.stdout
+                    .lines()
+                    .any(|l| l.starts_with(node) && l.contains("time=")),
+                "no ping line for {node}:\n{run}"
+            );
+        }
+        assert!(!run.stdout.contains("db1"), "{run}");
         assert!(
-            run.stdout
-                .lines()
-                .any(|l| l.starts_with(node) && l.contains("time=")),
-            "no ping line for {node}:\n{run}"
+            run.line("Finished ")
+                .starts_with("Finished 2 of 2 nodes in "),
+            "{run}"
         );
+        assert!(run.line("Finished ").ends_with(": 2 ok"), "{run}");
+        Ok(())
     }
-    assert!(!run.stdout.contains("db1"), "{run}");
-    assert!(
-        run.line("Finished ")
-            .starts_with("Finished 2 of 2 nodes in "),
-        "{run}"
-    );
-    assert!(run.line("Finished ").ends_with(": 2 ok"), "{run}");
-    Ok(())
 }

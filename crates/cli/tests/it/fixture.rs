@@ -1,29 +1,54 @@
 //! Brokers and fleets of daemons for the tests, and the files they share with the CLI.
 
+use std::cell::Cell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use muster_testkit::{Daemon, DaemonSpec, NatsServerProcess};
+use muster_testkit::embedded::TestBroker;
+use muster_testkit::{Daemon, DaemonSpec, EmbeddedBroker, NatsServerProcess};
 use serde_json::json;
 use tempfile::NamedTempFile;
 
 use crate::cli::{Muster, bin, muster};
 
-/// A `nats-server` and daemons connected to it. The daemons go before the broker on drop.
+/// A broker and daemons connected to it. The daemons go before the broker on drop.
 pub struct Fleet {
     /// The daemons, in the order they were specified.
     pub daemons: Vec<Daemon>,
     /// The broker.
-    pub nats: NatsServerProcess,
+    pub nats: Box<dyn TestBroker>,
 }
 
-/// Starts a broker, or `None` when `nats-server` is missing (the test then returns early; the
-/// testkit has said SKIPPED loudly, or failed when `CI` is set).
-pub fn broker() -> Result<Option<NatsServerProcess>> {
-    NatsServerProcess::start()
+/// Which broker the tests on this thread run against (see `on_both_brokers!`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Muster's embedded broker, in this process.
+    Embedded,
+    /// A real `nats-server` process.
+    NatsServer,
+}
+
+thread_local! {
+    static KIND: Cell<Kind> = const { Cell::new(Kind::NatsServer) };
+}
+
+/// Runs `body` with [`broker`] starting brokers of this kind.
+pub fn on(kind: Kind, body: impl FnOnce() -> Result<()>) -> Result<()> {
+    KIND.set(kind);
+    body()
+}
+
+/// Starts a broker of this thread's kind, or `None` when that is `nats-server` and it is
+/// missing (the test then returns early; the testkit has said SKIPPED loudly, or failed when
+/// `CI` is set).
+pub fn broker() -> Result<Option<Box<dyn TestBroker>>> {
+    Ok(match KIND.get() {
+        Kind::Embedded => Some(Box::new(EmbeddedBroker::start()?)),
+        Kind::NatsServer => NatsServerProcess::start()?.map(|n| Box::new(n) as Box<dyn TestBroker>),
+    })
 }
 
 /// Starts a broker and these daemons (all spawned at once, then each awaited).

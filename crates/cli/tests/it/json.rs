@@ -3,7 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::Result;
 use muster_testkit::DaemonSpec;
 use serde_json::{Value, json};
 
@@ -88,106 +87,109 @@ fn sort_replies(mut report: Value) -> Value {
     report
 }
 
-#[test]
-fn ping_report_with_a_missing_node() -> Result<()> {
-    let Some(fleet) = fixture::fleet(&two_nodes())? else {
-        return Ok(());
-    };
-    let nodes = node_list(&["web1", "db1", "gone1"])?;
-    let run = fleet
-        .muster(&["ping", "--nodes", arg(&nodes), "--json", "-t", "10"])
-        .run();
-    run.code(3);
-    let report = sort_replies(assert_report_shape(&run));
-    assert!(report["replies"][0]["data"]["pong"].is_f64(), "{run}");
-    insta::assert_json_snapshot!("ping_nodes_one_missing", report, {
-        ".request_id" => "[request_id]",
-        ".stats.discovery_ms" => "[ms]",
-        ".stats.elapsed_ms" => "[ms]",
-        ".replies[].ms" => "[ms]",
-        ".replies[].data.pong" => "[time]",
-    });
-    Ok(())
+on_both_brokers! {
+    fn ping_report_with_a_missing_node() -> Result<()> {
+        let Some(fleet) = fixture::fleet(&two_nodes())? else {
+            return Ok(());
+        };
+        let nodes = node_list(&["web1", "db1", "gone1"])?;
+        let run = fleet
+            .muster(&["ping", "--nodes", arg(&nodes), "--json", "-t", "10"])
+            .run();
+        run.code(3);
+        let report = sort_replies(assert_report_shape(&run));
+        assert!(report["replies"][0]["data"]["pong"].is_f64(), "{run}");
+        insta::assert_json_snapshot!("ping_nodes_one_missing", report, {
+            ".request_id" => "[request_id]",
+            ".stats.discovery_ms" => "[ms]",
+            ".stats.elapsed_ms" => "[ms]",
+            ".replies[].ms" => "[ms]",
+            ".replies[].data.pong" => "[time]",
+        });
+        Ok(())
+    }
 }
 
-#[test]
-fn rpc_get_fact_report() -> Result<()> {
-    let Some(fleet) = fixture::fleet(&two_nodes())? else {
-        return Ok(());
-    };
-    let mut args = vec!["rpc", "rpcutil", "get_fact", "fact=role", "--json"];
-    args.extend(patient());
-    let run = fleet.muster(&args).run();
-    run.code(0);
-    let report = sort_replies(assert_report_shape(&run));
-    insta::assert_json_snapshot!("rpc_get_fact_role", report, {
-        ".request_id" => "[request_id]",
-        ".stats.discovery_ms" => "[ms]",
-        ".stats.elapsed_ms" => "[ms]",
-        ".replies[].ms" => "[ms]",
-    });
-    Ok(())
+on_both_brokers! {
+    fn rpc_get_fact_report() -> Result<()> {
+        let Some(fleet) = fixture::fleet(&two_nodes())? else {
+            return Ok(());
+        };
+        let mut args = vec!["rpc", "rpcutil", "get_fact", "fact=role", "--json"];
+        args.extend(patient());
+        let run = fleet.muster(&args).run();
+        run.code(0);
+        let report = sort_replies(assert_report_shape(&run));
+        insta::assert_json_snapshot!("rpc_get_fact_role", report, {
+            ".request_id" => "[request_id]",
+            ".stats.discovery_ms" => "[ms]",
+            ".stats.elapsed_ms" => "[ms]",
+            ".replies[].ms" => "[ms]",
+        });
+        Ok(())
+    }
 }
 
-/// `find --json` prints an array that `--nodes -` reads back: the commands compose. Plain
-/// lines work on stdin too.
-#[test]
-fn find_json_composes_with_nodes_from_stdin() -> Result<()> {
-    let Some(fleet) = fixture::fleet(&two_nodes())? else {
-        return Ok(());
-    };
-    let mut find = vec!["find", "--json", "-C", "nginx"];
-    find.extend(patient());
-    let found = fleet.muster(&find).run();
-    found.code(0);
-    assert_eq!(identities(&found.json()), ["web1"], "{found}");
+on_both_brokers! {
+    /// `find --json` prints an array that `--nodes -` reads back: the commands compose. Plain
+    /// lines work on stdin too.
+    fn find_json_composes_with_nodes_from_stdin() -> Result<()> {
+        let Some(fleet) = fixture::fleet(&two_nodes())? else {
+            return Ok(());
+        };
+        let mut find = vec!["find", "--json", "-C", "nginx"];
+        find.extend(patient());
+        let found = fleet.muster(&find).run();
+        found.code(0);
+        assert_eq!(identities(&found.json()), ["web1"], "{found}");
 
-    let run = fleet
-        .muster(&["ping", "--nodes", "-", "--json", "-t", "10"])
-        .stdin(&found.stdout)
-        .run();
-    run.code(0);
-    let report = assert_report_shape(&run);
-    assert_eq!(
-        replies(&report),
-        [("web1".to_string(), "ok".to_string())],
-        "{run}"
-    );
-    assert_eq!(report["stats"]["expected"], 1, "{run}");
+        let run = fleet
+            .muster(&["ping", "--nodes", "-", "--json", "-t", "10"])
+            .stdin(&found.stdout)
+            .run();
+        run.code(0);
+        let report = assert_report_shape(&run);
+        assert_eq!(
+            replies(&report),
+            [("web1".to_string(), "ok".to_string())],
+            "{run}"
+        );
+        assert_eq!(report["stats"]["expected"], 1, "{run}");
 
-    let run = fleet
-        .muster(&[
-            "rpc",
-            "rpcutil",
-            "get_fact",
-            "fact=os.family",
-            "--nodes",
-            "-",
-            "--json",
-        ])
-        .stdin("# a node list\nweb1\n\ndb1\n")
-        .run();
-    run.code(0);
-    let report = assert_report_shape(&run);
-    let mut values: Vec<(String, String)> = report["replies"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            (
-                r["sender"].as_str().unwrap_or_default().to_string(),
-                r["data"]["value"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    values.sort();
-    assert_eq!(
-        values,
-        [
-            ("db1".to_string(), "RedHat".to_string()),
-            ("web1".to_string(), "Debian".to_string())
-        ],
-        "{run}"
-    );
-    Ok(())
+        let run = fleet
+            .muster(&[
+                "rpc",
+                "rpcutil",
+                "get_fact",
+                "fact=os.family",
+                "--nodes",
+                "-",
+                "--json",
+            ])
+            .stdin("# a node list\nweb1\n\ndb1\n")
+            .run();
+        run.code(0);
+        let report = assert_report_shape(&run);
+        let mut values: Vec<(String, String)> = report["replies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r["sender"].as_str().unwrap_or_default().to_string(),
+                    r["data"]["value"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        values.sort();
+        assert_eq!(
+            values,
+            [
+                ("db1".to_string(), "RedHat".to_string()),
+                ("web1".to_string(), "Debian".to_string())
+            ],
+            "{run}"
+        );
+        Ok(())
+    }
 }

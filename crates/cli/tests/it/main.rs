@@ -7,8 +7,34 @@
 //! - `human`: what people read (`facts`, `inventory`, `find`);
 //! - `daemon`: the node daemon's robustness, signals, reconnects and config errors.
 //!
-//! Every test that needs a broker starts its own `nats-server` on an ephemeral port; without
-//! `nats-server` installed those tests say SKIPPED and pass (with `CI` set they fail).
+//! Every test that needs a broker runs twice (`on_both_brokers!`): once on Muster's embedded
+//! broker and once on its own `nats-server`, each on an ephemeral port, with the same
+//! assertions. Without `nats-server` installed the second run says SKIPPED and passes (with
+//! `CI` set it fails).
+
+/// Defines a test that runs once on the embedded broker and once on `nats-server`: a module
+/// named after the test with the tests `embedded` and `nats_server`.
+macro_rules! on_both_brokers {
+    ($(#[doc = $doc:literal])* fn $name:ident() -> Result<()> $body:block) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn body() -> anyhow::Result<()> $body
+
+            #[test]
+            fn embedded() -> anyhow::Result<()> {
+                crate::fixture::on(crate::fixture::Kind::Embedded, body)
+            }
+
+            #[test]
+            fn nats_server() -> anyhow::Result<()> {
+                crate::fixture::on(crate::fixture::Kind::NatsServer, body)
+            }
+        }
+    };
+}
 
 mod cli;
 mod daemon;

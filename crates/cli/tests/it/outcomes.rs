@@ -18,85 +18,86 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     v
 }
 
-/// Two of five nodes are dead: with a node list they are `not_connected` at once (the
-/// broker's no-responders status), so the command ends long before its timeout, with exit 3.
-#[test]
-fn killed_nodes_are_reported_not_connected_without_waiting() -> Result<()> {
-    let Some(mut fleet) = fixture::fleet(&fixture::five_specs())? else {
-        return Ok(());
-    };
-    fleet.daemon("web2").kill();
-    fleet.daemon("db2").kill();
-    let dead = node_list(&["web2", "db2"])?;
-    // The broker drops a dead client's subscriptions when it sees the connection close;
-    // wait for that (not for a fixed time).
-    wait_for(
-        "the broker to see web2 and db2 gone",
-        Duration::from_secs(10),
-        || {
-            let run = fleet
-                .muster(&["ping", "--json", "-t", "1", "--nodes", arg(&dead)])
-                .run();
-            run.code == Some(3)
-                && missing(&run.json())
-                    == pairs(&[("web2", "not_connected"), ("db2", "not_connected")])
-        },
-    )?;
+on_both_brokers! {
+    /// Two of five nodes are dead: with a node list they are `not_connected` at once (the
+    /// broker's no-responders status), so the command ends long before its timeout, with exit 3.
+    fn killed_nodes_are_reported_not_connected_without_waiting() -> Result<()> {
+        let Some(mut fleet) = fixture::fleet(&fixture::five_specs())? else {
+            return Ok(());
+        };
+        fleet.daemon("web2").kill();
+        fleet.daemon("db2").kill();
+        let dead = node_list(&["web2", "db2"])?;
+        // The broker drops a dead client's subscriptions when it sees the connection close;
+        // wait for that (not for a fixed time).
+        wait_for(
+            "the broker to see web2 and db2 gone",
+            Duration::from_secs(10),
+            || {
+                let run = fleet
+                    .muster(&["ping", "--json", "-t", "1", "--nodes", arg(&dead)])
+                    .run();
+                run.code == Some(3)
+                    && missing(&run.json())
+                        == pairs(&[("web2", "not_connected"), ("db2", "not_connected")])
+            },
+        )?;
 
-    let all = node_list(&FIVE)?;
-    let run = fleet
-        .muster(&["ping", "--json", "-t", "20", "--nodes", arg(&all)])
-        .run();
-    run.code(3);
-    assert!(
-        run.elapsed < Duration::from_secs(5),
-        "waited for the timeout:\n{run}"
-    );
-    let report = run.json();
-    assert_eq!(
-        missing(&report),
-        pairs(&[("web2", "not_connected"), ("db2", "not_connected")]),
-        "{run}"
-    );
-    assert_eq!(
-        replies(&report),
-        pairs(&[("web1", "ok"), ("db1", "ok"), ("cache1", "ok")]),
-        "{run}"
-    );
-    let stats = &report["stats"];
-    assert_eq!(
-        (
-            &stats["expected"],
-            &stats["responded"],
-            &stats["ok"],
-            &stats["missing"]
-        ),
-        (&json!(5), &json!(3), &json!(3), &json!(2)),
-        "{run}"
-    );
+        let all = node_list(&FIVE)?;
+        let run = fleet
+            .muster(&["ping", "--json", "-t", "20", "--nodes", arg(&all)])
+            .run();
+        run.code(3);
+        assert!(
+            run.elapsed < Duration::from_secs(5),
+            "waited for the timeout:\n{run}"
+        );
+        let report = run.json();
+        assert_eq!(
+            missing(&report),
+            pairs(&[("web2", "not_connected"), ("db2", "not_connected")]),
+            "{run}"
+        );
+        assert_eq!(
+            replies(&report),
+            pairs(&[("web1", "ok"), ("db1", "ok"), ("cache1", "ok")]),
+            "{run}"
+        );
+        let stats = &report["stats"];
+        assert_eq!(
+            (
+                &stats["expected"],
+                &stats["responded"],
+                &stats["ok"],
+                &stats["missing"]
+            ),
+            (&json!(5), &json!(3), &json!(3), &json!(2)),
+            "{run}"
+        );
 
-    let run = fleet
-        .muster(&["ping", "-t", "20", "--nodes", arg(&all)])
-        .run();
-    run.code(3);
-    assert!(
-        run.elapsed < Duration::from_secs(5),
-        "waited for the timeout:\n{run}"
-    );
-    let line = run.line("Did not respond:");
-    assert!(
-        line.contains("db2 (not connected)") && line.contains("web2 (not connected)"),
-        "{run}"
-    );
-    assert!(
-        run.line("Finished ").starts_with("Finished 3 of 5 nodes"),
-        "{run}"
-    );
-    assert!(
-        run.line("Finished ").ends_with("3 ok, 2 did not respond"),
-        "{run}"
-    );
-    Ok(())
+        let run = fleet
+            .muster(&["ping", "-t", "20", "--nodes", arg(&all)])
+            .run();
+        run.code(3);
+        assert!(
+            run.elapsed < Duration::from_secs(5),
+            "waited for the timeout:\n{run}"
+        );
+        let line = run.line("Did not respond:");
+        assert!(
+            line.contains("db2 (not connected)") && line.contains("web2 (not connected)"),
+            "{run}"
+        );
+        assert!(
+            run.line("Finished ").starts_with("Finished 3 of 5 nodes"),
+            "{run}"
+        );
+        assert!(
+            run.line("Finished ").ends_with("3 ok, 2 did not respond"),
+            "{run}"
+        );
+        Ok(())
+    }
 }
 
 /// A daemon that is connected but never answers: it requires signed requests and drops the
@@ -112,162 +113,166 @@ fn silent_node(identity: &str, broker: &str) -> Result<Daemon> {
     Ok(node)
 }
 
-/// A node that is connected but never answers ends as `no_reply` at the timeout, exit 3.
-#[test]
-fn a_connected_node_that_never_answers_is_no_reply_at_the_timeout() -> Result<()> {
-    let Some(fleet) = fixture::fleet(&[DaemonSpec::new("web1")])? else {
-        return Ok(());
-    };
-    let silent = silent_node("quiet1", &fleet.url())?;
-    let nodes = node_list(&["web1", "quiet1"])?;
+on_both_brokers! {
+    /// A node that is connected but never answers ends as `no_reply` at the timeout, exit 3.
+    fn a_connected_node_that_never_answers_is_no_reply_at_the_timeout() -> Result<()> {
+        let Some(fleet) = fixture::fleet(&[DaemonSpec::new("web1")])? else {
+            return Ok(());
+        };
+        let silent = silent_node("quiet1", &fleet.url())?;
+        let nodes = node_list(&["web1", "quiet1"])?;
 
-    let run = fleet
-        .muster(&["ping", "--json", "-t", "1", "--nodes", arg(&nodes)])
-        .run();
-    run.code(3);
-    let report = run.json();
-    assert_eq!(missing(&report), pairs(&[("quiet1", "no_reply")]), "{run}");
-    assert_eq!(replies(&report), pairs(&[("web1", "ok")]), "{run}");
-    assert!(
-        run.elapsed >= Duration::from_secs(1) && run.elapsed < Duration::from_secs(5),
-        "expected to wait for the 1 s timeout, no more:\n{run}"
-    );
+        let run = fleet
+            .muster(&["ping", "--json", "-t", "1", "--nodes", arg(&nodes)])
+            .run();
+        run.code(3);
+        let report = run.json();
+        assert_eq!(missing(&report), pairs(&[("quiet1", "no_reply")]), "{run}");
+        assert_eq!(replies(&report), pairs(&[("web1", "ok")]), "{run}");
+        assert!(
+            run.elapsed >= Duration::from_secs(1) && run.elapsed < Duration::from_secs(5),
+            "expected to wait for the 1 s timeout, no more:\n{run}"
+        );
 
-    let run = fleet
-        .muster(&["ping", "-t", "1", "--nodes", arg(&nodes)])
-        .run();
-    run.code(3);
-    assert!(
-        run.line("Did not respond:").contains("quiet1 (no reply)"),
-        "{run}"
-    );
-    // The silent node did see the requests, and says why it dropped them.
-    assert!(silent.log().contains("unsigned"), "{}", silent.log());
-    Ok(())
+        let run = fleet
+            .muster(&["ping", "-t", "1", "--nodes", arg(&nodes)])
+            .run();
+        run.code(3);
+        assert!(
+            run.line("Did not respond:").contains("quiet1 (no reply)"),
+            "{run}"
+        );
+        // The silent node did see the requests, and says why it dropped them.
+        assert!(silent.log().contains("unsigned"), "{}", silent.log());
+        Ok(())
+    }
 }
 
-/// A node replying with a failure: exit 1, and the output names the node and the failure.
-#[test]
-fn a_failed_reply_exits_1_and_is_named() -> Result<()> {
-    let Some(fleet) = fixture::fleet(&[DaemonSpec::new("web1").facts(json!({"role": "web"}))])?
-    else {
-        return Ok(());
-    };
-    let ghost = node_list(&["web1", "ghost"])?;
-    let runs = run_all(
-        8,
-        vec![
-            fleet.muster(&["rpc", "rpcutil", "get_fact", "-I", "web1"]),
-            fleet.muster(&["rpc", "rpcutil", "no_such_action", "-I", "web1"]),
-            fleet.muster(&["rpc", "nosuchagent", "run", "-I", "web1"]),
-            fleet.muster(&["rpc", "rpcutil", "get_fact", "fact=", "-I", "web1"]),
-            fleet.muster(&["rpc", "rpcutil", "get_fact", "-I", "web1", "--json"]),
-            // A missing node wins over a failure: exit 3.
-            fleet.muster(&[
-                "rpc",
-                "rpcutil",
-                "get_fact",
-                "-t",
-                "20",
-                "--nodes",
-                arg(&ghost),
-            ]),
-        ],
-    );
+on_both_brokers! {
+    /// A node replying with a failure: exit 1, and the output names the node and the failure.
+    fn a_failed_reply_exits_1_and_is_named() -> Result<()> {
+        let Some(fleet) = fixture::fleet(&[DaemonSpec::new("web1").facts(json!({"role": "web"}))])?
+        else {
+            return Ok(());
+        };
+        let ghost = node_list(&["web1", "ghost"])?;
+        let runs = run_all(
+            8,
+            vec![
+                fleet.muster(&["rpc", "rpcutil", "get_fact", "-I", "web1"]),
+                fleet.muster(&["rpc", "rpcutil", "no_such_action", "-I", "web1"]),
+                fleet.muster(&["rpc", "nosuchagent", "run", "-I", "web1"]),
+                fleet.muster(&["rpc", "rpcutil", "get_fact", "fact=", "-I", "web1"]),
+                fleet.muster(&["rpc", "rpcutil", "get_fact", "-I", "web1", "--json"]),
+                // A missing node wins over a failure: exit 3.
+                fleet.muster(&[
+                    "rpc",
+                    "rpcutil",
+                    "get_fact",
+                    "-t",
+                    "20",
+                    "--nodes",
+                    arg(&ghost),
+                ]),
+            ],
+        );
 
-    runs[0]
-        .code(1)
-        .stdout_has("web1: FAILED (status 3): missing input fact")
-        .stdout_has("Failed: web1 (");
-    assert!(
         runs[0]
-            .line("Finished ")
-            .starts_with("Finished 1 of 1 nodes in "),
-        "{}",
-        runs[0]
-    );
-    assert!(
-        runs[0].line("Finished ").ends_with("0 ok, 1 failed"),
-        "{}",
-        runs[0]
-    );
-    runs[1]
-        .code(1)
-        .stdout_has("web1: FAILED (status 2)")
-        .stdout_has("no_such_action");
-    runs[2]
-        .code(1)
-        .stdout_has("web1: FAILED (status 2)")
-        .stdout_has("nosuchagent");
-    runs[3].code(1).stdout_has("web1: FAILED (status 4)");
+            .code(1)
+            .stdout_has("web1: FAILED (status 3): missing input fact")
+            .stdout_has("Failed: web1 (");
+        assert!(
+            runs[0]
+                .line("Finished ")
+                .starts_with("Finished 1 of 1 nodes in "),
+            "{}",
+            runs[0]
+        );
+        assert!(
+            runs[0].line("Finished ").ends_with("0 ok, 1 failed"),
+            "{}",
+            runs[0]
+        );
+        runs[1]
+            .code(1)
+            .stdout_has("web1: FAILED (status 2)")
+            .stdout_has("no_such_action");
+        runs[2]
+            .code(1)
+            .stdout_has("web1: FAILED (status 2)")
+            .stdout_has("nosuchagent");
+        runs[3].code(1).stdout_has("web1: FAILED (status 4)");
 
-    let report = runs[4].code(1).json();
-    assert_eq!(
-        replies(&report),
-        pairs(&[("web1", "failed")]),
-        "{}",
-        runs[4]
-    );
-    assert_eq!(report["replies"][0]["statuscode"], 3, "{}", runs[4]);
-    assert_eq!(report["stats"]["failed"], 1, "{}", runs[4]);
-    assert_eq!(report["stats"]["ok"], 0, "{}", runs[4]);
+        let report = runs[4].code(1).json();
+        assert_eq!(
+            replies(&report),
+            pairs(&[("web1", "failed")]),
+            "{}",
+            runs[4]
+        );
+        assert_eq!(report["replies"][0]["statuscode"], 3, "{}", runs[4]);
+        assert_eq!(report["stats"]["failed"], 1, "{}", runs[4]);
+        assert_eq!(report["stats"]["ok"], 0, "{}", runs[4]);
 
-    runs[5]
-        .code(3)
-        .stdout_has("web1: FAILED (status 3)")
-        .stdout_has("Did not respond: ghost (not connected)");
-    Ok(())
+        runs[5]
+            .code(3)
+            .stdout_has("web1: FAILED (status 3)")
+            .stdout_has("Did not respond: ghost (not connected)");
+        Ok(())
+    }
 }
 
-/// No node matched: exit 4, "No nodes matched" on stderr, nothing sent.
-#[test]
-fn no_match_exits_4() -> Result<()> {
-    let Some(fleet) = fixture::fleet(&[DaemonSpec::new("web1").facts(json!({"role": "web"}))])?
-    else {
-        return Ok(());
-    };
-    let empty = text_file("# nobody\n\n")?;
-    let runs = run_all(
-        8,
-        vec![
-            fleet.muster(&["ping", "-F", "role=nothing", "--dt", "1"]),
-            fleet.muster(&["find", "-F", "role=nothing", "--dt", "1"]),
-            fleet.muster(&["rpc", "rpcutil", "ping", "-F", "role=nothing", "--dt", "1"]),
-            fleet.muster(&["facts", "role", "-C", "nothing", "--dt", "1"]),
-            fleet.muster(&["ping", "--nodes", arg(&empty)]),
-            fleet.muster(&["rpc", "rpcutil", "ping", "--nodes", arg(&empty)]),
-            fleet.muster(&["ping", "-F", "role=nothing", "--dt", "1", "--json"]),
-            fleet.muster(&["find", "-F", "role=nothing", "--dt", "1", "--json"]),
-        ],
-    );
-    for run in &runs[..6] {
+on_both_brokers! {
+    /// No node matched: exit 4, "No nodes matched" on stderr, nothing sent.
+    fn no_match_exits_4() -> Result<()> {
+        let Some(fleet) = fixture::fleet(&[DaemonSpec::new("web1").facts(json!({"role": "web"}))])?
+        else {
+            return Ok(());
+        };
+        let empty = text_file("# nobody\n\n")?;
+        let runs = run_all(
+            8,
+            vec![
+                fleet.muster(&["ping", "-F", "role=nothing", "--dt", "1"]),
+                fleet.muster(&["find", "-F", "role=nothing", "--dt", "1"]),
+                fleet.muster(&["rpc", "rpcutil", "ping", "-F", "role=nothing", "--dt", "1"]),
+                fleet.muster(&["facts", "role", "-C", "nothing", "--dt", "1"]),
+                fleet.muster(&["ping", "--nodes", arg(&empty)]),
+                fleet.muster(&["rpc", "rpcutil", "ping", "--nodes", arg(&empty)]),
+                fleet.muster(&["ping", "-F", "role=nothing", "--dt", "1", "--json"]),
+                fleet.muster(&["find", "-F", "role=nothing", "--dt", "1", "--json"]),
+            ],
+        );
+        for run in &runs[..6] {
+            run.code(4).stderr_has("No nodes matched");
+            assert!(!run.stdout.contains("Finished"), "{run}");
+        }
+        // With --json the answer is on stdout, in the usual shapes, and stderr stays quiet.
+        let report = runs[6].code(4).json();
+        assert_eq!(report["stats"]["expected"], 0, "{}", runs[6]);
+        assert_eq!(report["replies"], json!([]), "{}", runs[6]);
+        assert_eq!(runs[7].code(4).json(), json!([]), "{}", runs[7]);
+        for run in &runs[6..] {
+            assert_eq!(run.stderr, "", "{run}");
+        }
+        Ok(())
+    }
+}
+
+on_both_brokers! {
+    /// With no daemon subscribed at all, discovery ends at once (no responders), not after --dt.
+    fn an_empty_broker_matches_nothing_at_once() -> Result<()> {
+        let Some(nats) = fixture::broker()? else {
+            return Ok(());
+        };
+        let run = muster(&["ping", "--dt", "20"]).broker(&nats.url()).run();
         run.code(4).stderr_has("No nodes matched");
-        assert!(!run.stdout.contains("Finished"), "{run}");
+        assert!(
+            run.elapsed < Duration::from_secs(5),
+            "waited for the discovery timeout:\n{run}"
+        );
+        Ok(())
     }
-    // With --json the answer is on stdout, in the usual shapes, and stderr stays quiet.
-    let report = runs[6].code(4).json();
-    assert_eq!(report["stats"]["expected"], 0, "{}", runs[6]);
-    assert_eq!(report["replies"], json!([]), "{}", runs[6]);
-    assert_eq!(runs[7].code(4).json(), json!([]), "{}", runs[7]);
-    for run in &runs[6..] {
-        assert_eq!(run.stderr, "", "{run}");
-    }
-    Ok(())
-}
-
-/// With no daemon subscribed at all, discovery ends at once (no responders), not after --dt.
-#[test]
-fn an_empty_broker_matches_nothing_at_once() -> Result<()> {
-    let Some(nats) = fixture::broker()? else {
-        return Ok(());
-    };
-    let run = muster(&["ping", "--dt", "20"]).broker(&nats.url()).run();
-    run.code(4).stderr_has("No nodes matched");
-    assert!(
-        run.elapsed < Duration::from_secs(5),
-        "waited for the discovery timeout:\n{run}"
-    );
-    Ok(())
 }
 
 /// The broker cannot be reached: exit 5, and the message names the broker URL.
@@ -301,103 +306,105 @@ fn an_unreachable_broker_exits_5_naming_it() -> Result<()> {
     Ok(())
 }
 
-/// Usage errors: exit 2 with a message saying what is wrong (a live broker is given, so
-/// the code cannot come from failing to reach one).
-#[test]
-fn usage_errors_exit_2() -> Result<()> {
-    let Some(nats) = fixture::broker()? else {
-        return Ok(());
-    };
-    let bad_list = text_file("web1\nbad name\n")?;
-    let bad_json_list = text_file("[\"web1\", 3]")?;
-    let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["ping", "-F", "role"], "invalid fact filter"),
-        (vec!["ping", "-F", "=web"], "the fact name is empty"),
-        (vec!["ping", "-F", "role="], "the value is empty"),
-        (vec!["ping", "-F", "kernel=~(unclosed"], "invalid regex"),
-        (vec!["ping", "-C", "/[z-a]/"], "invalid regex"),
-        (vec!["ping", "-I", "/(/"], "invalid regex"),
-        (vec!["find", "-W", "nginx =web"], "invalid -W filter"),
-        (
-            vec!["ping", "-S", "fact.role = and class = web"],
-            "at position 12",
-        ),
-        (
-            vec!["ping", "-S", "(role=web"],
-            "never closed at position 0",
-        ),
-        (vec!["ping", "-S", "role=web)"], "at position 8"),
-        (vec!["find", "-S", "role=web nginx"], "at position 9"),
-        (
-            vec!["rpc", "rpcutil", "get_fact", "role"],
-            "is not key=value",
-        ),
-        (vec!["rpc", "rpcutil", "get_fact", "=role"], "empty key"),
-        (vec!["rpc", "bad.agent", "ping"], "agent"),
-        (vec!["inventory", "bad name"], "bad name"),
-        (
-            vec!["ping", "--nodes", "/nonexistent/nodes.txt"],
-            "cannot read the node list /nonexistent/nodes.txt",
-        ),
-        (vec!["ping", "--nodes", arg(&bad_list)], "entry 2"),
-        (
-            vec!["ping", "--nodes", arg(&bad_list), "-F", "role=web"],
-            "--nodes gives the expected set",
-        ),
-        (
-            vec!["rpc", "rpcutil", "ping", "--nodes", arg(&bad_json_list)],
-            "node list",
-        ),
-        (vec!["ping", "--timeout=-1"], "--timeout"),
-        (vec!["ping", "--dt=-1"], "--dt"),
-        (vec!["ping", "--dm", "nodes"], "--nodes"),
-        (vec!["ping", "-T", "bad.collective"], "collective"),
-        (
-            vec!["ping", "--config", "/nonexistent/client.toml"],
-            "/nonexistent/client.toml",
-        ),
-        (vec!["ping", "--no-such-flag"], "--no-such-flag"),
-        (vec!["frobnicate"], "frobnicate"),
-    ];
-    let runs = run_all(
-        12,
-        cases
-            .iter()
-            .map(|(args, _)| muster(args).broker(&nats.url()))
-            .collect(),
-    );
-    for ((_, needle), run) in cases.iter().zip(&runs) {
-        run.code(2).stderr_has(needle);
-        assert_eq!(run.stdout, "", "{run}");
+on_both_brokers! {
+    /// Usage errors: exit 2 with a message saying what is wrong (a live broker is given, so
+    /// the code cannot come from failing to reach one).
+    fn usage_errors_exit_2() -> Result<()> {
+        let Some(nats) = fixture::broker()? else {
+            return Ok(());
+        };
+        let bad_list = text_file("web1\nbad name\n")?;
+        let bad_json_list = text_file("[\"web1\", 3]")?;
+        let cases: Vec<(Vec<&str>, &str)> = vec![
+            (vec!["ping", "-F", "role"], "invalid fact filter"),
+            (vec!["ping", "-F", "=web"], "the fact name is empty"),
+            (vec!["ping", "-F", "role="], "the value is empty"),
+            (vec!["ping", "-F", "kernel=~(unclosed"], "invalid regex"),
+            (vec!["ping", "-C", "/[z-a]/"], "invalid regex"),
+            (vec!["ping", "-I", "/(/"], "invalid regex"),
+            (vec!["find", "-W", "nginx =web"], "invalid -W filter"),
+            (
+                vec!["ping", "-S", "fact.role = and class = web"],
+                "at position 12",
+            ),
+            (
+                vec!["ping", "-S", "(role=web"],
+                "never closed at position 0",
+            ),
+            (vec!["ping", "-S", "role=web)"], "at position 8"),
+            (vec!["find", "-S", "role=web nginx"], "at position 9"),
+            (
+                vec!["rpc", "rpcutil", "get_fact", "role"],
+                "is not key=value",
+            ),
+            (vec!["rpc", "rpcutil", "get_fact", "=role"], "empty key"),
+            (vec!["rpc", "bad.agent", "ping"], "agent"),
+            (vec!["inventory", "bad name"], "bad name"),
+            (
+                vec!["ping", "--nodes", "/nonexistent/nodes.txt"],
+                "cannot read the node list /nonexistent/nodes.txt",
+            ),
+            (vec!["ping", "--nodes", arg(&bad_list)], "entry 2"),
+            (
+                vec!["ping", "--nodes", arg(&bad_list), "-F", "role=web"],
+                "--nodes gives the expected set",
+            ),
+            (
+                vec!["rpc", "rpcutil", "ping", "--nodes", arg(&bad_json_list)],
+                "node list",
+            ),
+            (vec!["ping", "--timeout=-1"], "--timeout"),
+            (vec!["ping", "--dt=-1"], "--dt"),
+            (vec!["ping", "--dm", "nodes"], "--nodes"),
+            (vec!["ping", "-T", "bad.collective"], "collective"),
+            (
+                vec!["ping", "--config", "/nonexistent/client.toml"],
+                "/nonexistent/client.toml",
+            ),
+            (vec!["ping", "--no-such-flag"], "--no-such-flag"),
+            (vec!["frobnicate"], "frobnicate"),
+        ];
+        let runs = run_all(
+            12,
+            cases
+                .iter()
+                .map(|(args, _)| muster(args).broker(&nats.url()))
+                .collect(),
+        );
+        for ((_, needle), run) in cases.iter().zip(&runs) {
+            run.code(2).stderr_has(needle);
+            assert_eq!(run.stdout, "", "{run}");
+        }
+        Ok(())
     }
-    Ok(())
 }
 
-/// Exit 0 when every expected node replied OK — the baseline the other codes differ from.
-#[test]
-fn all_ok_exits_0() -> Result<()> {
-    let Some(fleet) = fixture::fleet(&[DaemonSpec::new("web1"), DaemonSpec::new("web2")])? else {
-        return Ok(());
-    };
-    let nodes = node_list(&["web1", "web2"])?;
-    let runs = run_all(
-        4,
-        vec![
-            fleet.muster(&["ping", "--nodes", arg(&nodes)]),
-            fleet.muster(&["rpc", "rpcutil", "ping", "--nodes", arg(&nodes), "--json"]),
-        ],
-    );
-    runs[0].code(0).stdout_has("Finished 2 of 2 nodes in ");
-    assert!(!runs[0].stdout.contains("Did not respond"), "{}", runs[0]);
-    let report = runs[1].code(0).json();
-    assert_eq!(
-        replies(&report),
-        names(&["web1", "web2"])
-            .into_iter()
-            .map(|n| (n, "ok".to_string()))
-            .collect::<Vec<_>>()
-    );
-    Ok(())
+on_both_brokers! {
+    /// Exit 0 when every expected node replied OK — the baseline the other codes differ from.
+    fn all_ok_exits_0() -> Result<()> {
+        let Some(fleet) = fixture::fleet(&[DaemonSpec::new("web1"), DaemonSpec::new("web2")])? else {
+            return Ok(());
+        };
+        let nodes = node_list(&["web1", "web2"])?;
+        let runs = run_all(
+            4,
+            vec![
+                fleet.muster(&["ping", "--nodes", arg(&nodes)]),
+                fleet.muster(&["rpc", "rpcutil", "ping", "--nodes", arg(&nodes), "--json"]),
+            ],
+        );
+        runs[0].code(0).stdout_has("Finished 2 of 2 nodes in ");
+        assert!(!runs[0].stdout.contains("Did not respond"), "{}", runs[0]);
+        let report = runs[1].code(0).json();
+        assert_eq!(
+            replies(&report),
+            names(&["web1", "web2"])
+                .into_iter()
+                .map(|n| (n, "ok".to_string()))
+                .collect::<Vec<_>>()
+        );
+        Ok(())
+    }
 }
 
 /// A `-S` syntax error points at the position, with the expression and a caret under it
@@ -418,158 +425,161 @@ fn a_compound_syntax_error_shows_where() {
     );
 }
 
-/// Above `direct_limit` nodes a request is one broadcast: a node that is not connected is
-/// then known only at the timeout, as `no_reply` (docs/client.md), and the others still answer.
-#[test]
-fn broadcast_delivery_reports_absent_nodes_at_the_timeout() -> Result<()> {
-    let Some(fleet) = fixture::fleet(&[DaemonSpec::new("web1"), DaemonSpec::new("web2")])? else {
-        return Ok(());
-    };
-    let config = text_file("direct_limit = 1\n")?;
-    let all = node_list(&["web1", "web2"])?;
-    let with_ghost = node_list(&["web1", "web2", "ghost"])?;
-    let runs = run_all(
-        4,
-        vec![
-            fleet.muster(&[
-                "rpc",
-                "rpcutil",
-                "ping",
-                "--json",
-                "-t",
-                "20",
-                "--config",
-                arg(&config),
-                "--nodes",
-                arg(&all),
-            ]),
-            fleet.muster(&[
-                "rpc",
-                "rpcutil",
-                "ping",
-                "--json",
-                "-t",
-                "1",
-                "--config",
-                arg(&config),
-                "--nodes",
-                arg(&with_ghost),
-            ]),
-        ],
-    );
-    // Every expected node answered: no waiting for the timeout.
-    let report = runs[0].code(0).json();
-    assert_eq!(
-        replies(&report),
-        pairs(&[("web1", "ok"), ("web2", "ok")]),
-        "{}",
-        runs[0]
-    );
-    assert!(runs[0].elapsed < Duration::from_secs(5), "{}", runs[0]);
+on_both_brokers! {
+    /// Above `direct_limit` nodes a request is one broadcast: a node that is not connected is
+    /// then known only at the timeout, as `no_reply` (docs/client.md), and the others still answer.
+    fn broadcast_delivery_reports_absent_nodes_at_the_timeout() -> Result<()> {
+        let Some(fleet) = fixture::fleet(&[DaemonSpec::new("web1"), DaemonSpec::new("web2")])? else {
+            return Ok(());
+        };
+        let config = text_file("direct_limit = 1\n")?;
+        let all = node_list(&["web1", "web2"])?;
+        let with_ghost = node_list(&["web1", "web2", "ghost"])?;
+        let runs = run_all(
+            4,
+            vec![
+                fleet.muster(&[
+                    "rpc",
+                    "rpcutil",
+                    "ping",
+                    "--json",
+                    "-t",
+                    "20",
+                    "--config",
+                    arg(&config),
+                    "--nodes",
+                    arg(&all),
+                ]),
+                fleet.muster(&[
+                    "rpc",
+                    "rpcutil",
+                    "ping",
+                    "--json",
+                    "-t",
+                    "1",
+                    "--config",
+                    arg(&config),
+                    "--nodes",
+                    arg(&with_ghost),
+                ]),
+            ],
+        );
+        // Every expected node answered: no waiting for the timeout.
+        let report = runs[0].code(0).json();
+        assert_eq!(
+            replies(&report),
+            pairs(&[("web1", "ok"), ("web2", "ok")]),
+            "{}",
+            runs[0]
+        );
+        assert!(runs[0].elapsed < Duration::from_secs(5), "{}", runs[0]);
 
-    let report = runs[1].code(3).json();
-    assert_eq!(
-        missing(&report),
-        pairs(&[("ghost", "no_reply")]),
-        "{}",
-        runs[1]
-    );
-    assert_eq!(
-        replies(&report),
-        pairs(&[("web1", "ok"), ("web2", "ok")]),
-        "{}",
-        runs[1]
-    );
-    assert!(runs[1].elapsed >= Duration::from_secs(1), "{}", runs[1]);
-    Ok(())
+        let report = runs[1].code(3).json();
+        assert_eq!(
+            missing(&report),
+            pairs(&[("ghost", "no_reply")]),
+            "{}",
+            runs[1]
+        );
+        assert_eq!(
+            replies(&report),
+            pairs(&[("web1", "ok"), ("web2", "ok")]),
+            "{}",
+            runs[1]
+        );
+        assert!(runs[1].elapsed >= Duration::from_secs(1), "{}", runs[1]);
+        Ok(())
+    }
 }
 
-/// A reply larger than the broker's max_payload is replaced by an error reply saying so
-/// (DESIGN §2): the node is `failed`, not silently missing.
-#[test]
-fn an_oversized_reply_becomes_an_error_reply() -> Result<()> {
-    let blob = "x".repeat(1_200_000);
-    let Some(fleet) = fixture::fleet(&[DaemonSpec::new("big1").facts(json!({"blob": blob}))])?
-    else {
-        return Ok(());
-    };
-    let runs = run_all(
-        4,
-        vec![
-            fleet.muster(&[
-                "rpc",
-                "rpcutil",
-                "get_fact",
-                "fact=blob",
-                "-I",
-                "big1",
-                "--json",
-            ]),
-            fleet.muster(&["inventory", "big1"]),
-        ],
-    );
-    let report = runs[0].code(1).json();
-    assert_eq!(
-        replies(&report),
-        pairs(&[("big1", "failed")]),
-        "{}",
-        runs[0]
-    );
-    assert_eq!(report["replies"][0]["statuscode"], 5, "{}", runs[0]);
-    let message = report["replies"][0]["statusmsg"]
-        .as_str()
-        .unwrap_or_default();
-    assert!(message.contains("max_payload"), "{}", runs[0]);
-    runs[1]
-        .code(1)
-        .stdout_has("big1: FAILED (status 5)")
-        .stdout_has("max_payload");
-    Ok(())
+on_both_brokers! {
+    /// A reply larger than the broker's max_payload is replaced by an error reply saying so
+    /// (DESIGN §2): the node is `failed`, not silently missing.
+    fn an_oversized_reply_becomes_an_error_reply() -> Result<()> {
+        let blob = "x".repeat(1_200_000);
+        let Some(fleet) = fixture::fleet(&[DaemonSpec::new("big1").facts(json!({"blob": blob}))])?
+        else {
+            return Ok(());
+        };
+        let runs = run_all(
+            4,
+            vec![
+                fleet.muster(&[
+                    "rpc",
+                    "rpcutil",
+                    "get_fact",
+                    "fact=blob",
+                    "-I",
+                    "big1",
+                    "--json",
+                ]),
+                fleet.muster(&["inventory", "big1"]),
+            ],
+        );
+        let report = runs[0].code(1).json();
+        assert_eq!(
+            replies(&report),
+            pairs(&[("big1", "failed")]),
+            "{}",
+            runs[0]
+        );
+        assert_eq!(report["replies"][0]["statuscode"], 5, "{}", runs[0]);
+        let message = report["replies"][0]["statusmsg"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(message.contains("max_payload"), "{}", runs[0]);
+        runs[1]
+            .code(1)
+            .stdout_has("big1: FAILED (status 5)")
+            .stdout_has("max_payload");
+        Ok(())
+    }
 }
 
-/// Identities may contain dots (DESIGN §2): such a node is addressed directly like any other.
-#[test]
-fn dotted_identities_work() -> Result<()> {
-    let Some(fleet) = fixture::fleet(&[
-        DaemonSpec::new("web1.example.com").classes(&["nginx"]),
-        DaemonSpec::new("web1").classes(&["nginx"]),
-    ])?
-    else {
-        return Ok(());
-    };
-    let nodes = node_list(&["web1.example.com", "web1.example.org"])?;
-    let runs = run_all(
-        4,
-        vec![
-            fleet.muster(&["ping", "--json", "-t", "20", "--nodes", arg(&nodes)]),
-            fleet.muster(&["find", "--json", "-I", "/example/", "--dt", "3"]),
-            fleet.muster(&["inventory", "web1.example.com"]),
-        ],
-    );
-    let report = runs[0].code(3).json();
-    assert_eq!(
-        replies(&report),
-        pairs(&[("web1.example.com", "ok")]),
-        "{}",
-        runs[0]
-    );
-    assert_eq!(
-        missing(&report),
-        pairs(&[("web1.example.org", "not_connected")]),
-        "{}",
-        runs[0]
-    );
-    assert!(runs[0].elapsed < Duration::from_secs(5), "{}", runs[0]);
-    assert_eq!(
-        crate::cli::identities(&runs[1].code(0).json()),
-        ["web1.example.com"],
-        "{}",
-        runs[1]
-    );
-    runs[2]
-        .code(0)
-        .stdout_has("Inventory for web1.example.com:");
-    Ok(())
+on_both_brokers! {
+    /// Identities may contain dots (DESIGN §2): such a node is addressed directly like any other.
+    fn dotted_identities_work() -> Result<()> {
+        let Some(fleet) = fixture::fleet(&[
+            DaemonSpec::new("web1.example.com").classes(&["nginx"]),
+            DaemonSpec::new("web1").classes(&["nginx"]),
+        ])?
+        else {
+            return Ok(());
+        };
+        let nodes = node_list(&["web1.example.com", "web1.example.org"])?;
+        let runs = run_all(
+            4,
+            vec![
+                fleet.muster(&["ping", "--json", "-t", "20", "--nodes", arg(&nodes)]),
+                fleet.muster(&["find", "--json", "-I", "/example/", "--dt", "3"]),
+                fleet.muster(&["inventory", "web1.example.com"]),
+            ],
+        );
+        let report = runs[0].code(3).json();
+        assert_eq!(
+            replies(&report),
+            pairs(&[("web1.example.com", "ok")]),
+            "{}",
+            runs[0]
+        );
+        assert_eq!(
+            missing(&report),
+            pairs(&[("web1.example.org", "not_connected")]),
+            "{}",
+            runs[0]
+        );
+        assert!(runs[0].elapsed < Duration::from_secs(5), "{}", runs[0]);
+        assert_eq!(
+            crate::cli::identities(&runs[1].code(0).json()),
+            ["web1.example.com"],
+            "{}",
+            runs[1]
+        );
+        runs[2]
+            .code(0)
+            .stdout_has("Inventory for web1.example.com:");
+        Ok(())
+    }
 }
 
 /// The node list is read before connecting: a bad one is a usage error even with no broker.
