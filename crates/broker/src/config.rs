@@ -144,7 +144,8 @@ mod tests {
 
     #[test]
     fn the_shipped_example_parses() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/broker.toml");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/broker.toml");
         let text = std::fs::read_to_string(path).unwrap();
         let config: BrokerConfig = toml::from_str(&text).unwrap();
         assert_eq!(config, BrokerConfig::default());
