@@ -231,11 +231,7 @@ impl ConfiguredNatsServer {
                     "nats-server is not installed, and CI is set: install it (apt-get install nats-server)"
                 );
             }
-            eprintln!(
-                "\n*** SKIPPED: nats-server is not installed; this test runs against the \
-                 embedded broker only. Install it (apt-get install nats-server) or set \
-                 NATS_SERVER_BIN. ***\n"
-            );
+            crate::say_skipped("runs on the embedded broker only: nats-server is not installed");
             return Ok(None);
         };
         let dir = tempfile::tempdir()?;

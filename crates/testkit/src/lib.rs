@@ -40,6 +40,19 @@ pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 
+/// Says loudly that the current test skips part of its work, and why. It writes to the
+/// process's stderr directly, past the test harness's output capture, so the line shows even
+/// for a test that passes.
+pub fn say_skipped(why: &str) {
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(
+        std::io::stderr(),
+        "*** SKIPPED in {test}: {why}. Install it (apt-get install nats-server) or set \
+         NATS_SERVER_BIN; with CI set this is a failure. ***"
+    );
+}
+
 /// The `nats-server` binary: `NATS_SERVER_BIN`, or the first on `PATH` (also `/usr/sbin`).
 pub fn nats_server_binary() -> Option<PathBuf> {
     if let Some(bin) = std::env::var_os("NATS_SERVER_BIN") {
@@ -85,10 +98,7 @@ impl NatsServerProcess {
                     "nats-server is not installed, and CI is set: install it (apt-get install nats-server)"
                 );
             }
-            eprintln!(
-                "\n*** SKIPPED: nats-server is not installed; this test needs it. \
-                 Install it (apt-get install nats-server) or set NATS_SERVER_BIN. ***\n"
-            );
+            say_skipped("needs nats-server, which is not installed");
             return Ok(None);
         };
         let dir = tempfile::tempdir()?;
