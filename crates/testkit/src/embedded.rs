@@ -3,17 +3,14 @@
 //! `nats-server`, so a suite can run the same assertions against both ([`both`]).
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use muster_broker::{Auth, Broker, BrokerConfig, Stats};
-use tempfile::TempDir;
 use tokio::sync::oneshot;
 
-use crate::{NatsServerProcess, in_ci, nats_server_binary, parse_ports_file, wait_for};
+use crate::NatsServerProcess;
 
 /// How long [`EmbeddedBroker::restart`] keeps trying to bind the old port.
 const REBIND_DEADLINE: Duration = Duration::from_secs(10);
@@ -207,112 +204,16 @@ pub fn both() -> Result<Vec<Box<dyn TestBroker>>> {
 pub fn both_with(config: &BrokerConfig) -> Result<Vec<Box<dyn TestBroker>>> {
     let mut brokers: Vec<Box<dyn TestBroker>> =
         vec![Box::new(EmbeddedBroker::with_config(config.clone())?)];
-    if let Some(server) = ConfiguredNatsServer::start(config)? {
+    if let Some(server) = configured_nats_server(config)? {
         brokers.push(Box::new(server));
     }
     Ok(brokers)
 }
 
-/// A real `nats-server` started with a configuration file equivalent to a [`BrokerConfig`].
-pub struct ConfiguredNatsServer {
-    child: Option<Child>,
-    binary: PathBuf,
-    dir: TempDir,
-    port: u16,
-}
-
-impl ConfiguredNatsServer {
-    /// Starts one; `Ok(None)` (said loudly) when `nats-server` is not installed, an error
-    /// instead when `CI` is set.
-    pub fn start(config: &BrokerConfig) -> Result<Option<Self>> {
-        let Some(binary) = nats_server_binary() else {
-            if in_ci() {
-                bail!(
-                    "nats-server is not installed, and CI is set: install it (apt-get install nats-server)"
-                );
-            }
-            crate::say_skipped("runs on the embedded broker only: nats-server is not installed");
-            return Ok(None);
-        };
-        let dir = tempfile::tempdir()?;
-        std::fs::write(dir.path().join("nats.conf"), nats_server_config(config))?;
-        let mut server = ConfiguredNatsServer {
-            child: None,
-            binary,
-            dir,
-            port: 0,
-        };
-        server.spawn(None)?;
-        Ok(Some(server))
-    }
-
-    fn spawn(&mut self, port: Option<u16>) -> Result<()> {
-        let ports_dir = self.dir.path().join("ports");
-        let _ = std::fs::remove_dir_all(&ports_dir);
-        std::fs::create_dir_all(&ports_dir)?;
-        let log_path = self.dir.path().join("nats-server.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)?;
-        let port_arg = port.map_or_else(|| "-1".to_string(), |p| p.to_string());
-        let child = Command::new(&self.binary)
-            .arg("-c")
-            .arg(self.dir.path().join("nats.conf"))
-            .args(["-a", "127.0.0.1", "-p", &port_arg, "--ports_file_dir"])
-            .arg(&ports_dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {}", self.binary.display()))?;
-        let pid = child.id();
-        self.child = Some(child);
-        let ports_file = ports_dir.join(format!("nats-server_{pid}.ports"));
-        let mut found = None;
-        wait_for("nats-server's ports file", Duration::from_secs(10), || {
-            found = std::fs::read_to_string(&ports_file)
-                .ok()
-                .and_then(|t| parse_ports_file(&t));
-            found.is_some()
-        })
-        .map_err(|e| {
-            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-            anyhow::anyhow!("{e}\n----- nats-server log -----\n{log}")
-        })?;
-        self.port = found.unwrap_or_default();
-        Ok(())
-    }
-}
-
-impl TestBroker for ConfiguredNatsServer {
-    fn name(&self) -> &'static str {
-        "nats-server"
-    }
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-    fn restart(&mut self) -> Result<()> {
-        TestBroker::stop(self);
-        self.spawn(Some(self.port))
-    }
-}
-
-impl Drop for ConfiguredNatsServer {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let log = std::fs::read_to_string(self.dir.path().join("nats-server.log"))
-                .unwrap_or_default();
-            eprintln!("----- log of nats-server -----\n{log}----- end of log -----");
-        }
-        TestBroker::stop(self);
-    }
+/// A real `nats-server` started with a configuration file equivalent to a [`BrokerConfig`];
+/// `Ok(None)` (said loudly) when it is not installed, an error instead when `CI` is set.
+pub fn configured_nats_server(config: &BrokerConfig) -> Result<Option<NatsServerProcess>> {
+    NatsServerProcess::start_with_config(Some(&nats_server_config(config)))
 }
 
 /// A `nats-server` configuration file with the settings of `config`.
@@ -349,6 +250,7 @@ pub fn nats_server_config(config: &BrokerConfig) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wait_for;
 
     #[test]
     fn embedded_broker_starts_stops_and_restarts_on_its_port() {

@@ -85,6 +85,7 @@ pub struct NatsServerProcess {
     child: Option<Child>,
     binary: PathBuf,
     dir: TempDir,
+    config_file: Option<PathBuf>,
     port: u16,
 }
 
@@ -92,6 +93,11 @@ impl NatsServerProcess {
     /// Starts one. Returns `Ok(None)` and says so loudly when `nats-server` is not installed;
     /// with `CI` set that is an error instead, so CI never skips.
     pub fn start() -> Result<Option<Self>> {
+        Self::start_with_config(None)
+    }
+
+    /// Starts one with a `nats-server` configuration file of this text (limits, auth…).
+    pub fn start_with_config(config: Option<&str>) -> Result<Option<Self>> {
         let Some(binary) = nats_server_binary() else {
             if in_ci() {
                 bail!(
@@ -102,10 +108,19 @@ impl NatsServerProcess {
             return Ok(None);
         };
         let dir = tempfile::tempdir()?;
+        let config_file = match config {
+            Some(text) => {
+                let path = dir.path().join("nats.conf");
+                std::fs::write(&path, text)?;
+                Some(path)
+            }
+            None => None,
+        };
         let mut server = NatsServerProcess {
             child: None,
             binary,
             dir,
+            config_file,
             port: 0,
         };
         server.spawn(None)?;
@@ -121,7 +136,11 @@ impl NatsServerProcess {
             .append(true)
             .open(self.log_path())?;
         let port_arg = port.map_or_else(|| "-1".to_string(), |p| p.to_string());
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if let Some(config) = &self.config_file {
+            command.arg("-c").arg(config);
+        }
+        let child = command
             .args(["-a", "127.0.0.1", "-p", &port_arg, "--ports_file_dir"])
             .arg(&ports_dir)
             .stdin(Stdio::null())
@@ -138,6 +157,12 @@ impl NatsServerProcess {
                 .ok()
                 .and_then(|t| parse_ports_file(&t));
             found.is_some()
+        })
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e}\n----- nats-server log -----\n{}",
+                read(&self.log_path())
+            )
         })?;
         self.port = found.unwrap_or_default();
         Ok(())
