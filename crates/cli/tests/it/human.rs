@@ -202,3 +202,55 @@ on_both_brokers! {
         Ok(())
     }
 }
+
+/// Replaces every number of milliseconds (`12 ms`, `time=<1 ms`) with `N ms`.
+fn redact_ms(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split(' ').collect();
+        let redacted: Vec<String> = words
+            .iter()
+            .enumerate()
+            .map(|(i, word)| {
+                let number = word.trim_start_matches("time=").trim_start_matches('<');
+                let before_ms = words.get(i + 1).is_some_and(|next| next.starts_with("ms"));
+                if before_ms && !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) {
+                    let prefix = &word[..word.len() - number.len()];
+                    format!("{}N", prefix.trim_end_matches('<'))
+                } else {
+                    word.to_string()
+                }
+            })
+            .collect();
+        out.push_str(&redacted.join(" "));
+        out.push('\n');
+    }
+    out
+}
+
+on_both_brokers! {
+    /// The human report of a request with a missing and a failed node, pinned.
+    fn the_human_report_is_pinned() -> Result<()> {
+        let Some(fleet) = fixture::fleet(&three_nodes())? else {
+            return Ok(());
+        };
+        let nodes = fixture::node_list(&["web1", "web2", "db1", "gone1"])?;
+        let ping = fleet.muster(&["ping", "--nodes", fixture::arg(&nodes)]).run();
+        ping.code(3);
+        insta::assert_snapshot!("ping_human_one_missing", redact_ms(&ping.stdout));
+        let rpc = fleet
+            .muster(&["rpc", "rpcutil", "get_fact", "--nodes", fixture::arg(&nodes)])
+            .run();
+        rpc.code(3);
+        insta::assert_snapshot!("rpc_human_failed_and_missing", redact_ms(&rpc.stdout));
+        Ok(())
+    }
+}
+
+#[test]
+fn milliseconds_are_redacted() {
+    assert_eq!(
+        redact_ms("web1  time=<1 ms\nFinished 3 of 3 nodes in 12 ms: 3 ok"),
+        "web1  time=N ms\nFinished 3 of 3 nodes in N ms: 3 ok\n"
+    );
+}
