@@ -9,10 +9,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use muster_proto::ddl::{Ddl, DdlError};
 use muster_proto::{NodeView, StatusCode};
 use serde_json::Value;
 
+pub mod command;
 pub mod rpcutil;
+
+/// The DDLs of the built-in agents, by name, as shipped (JSON).
+pub const BUILTIN_DDLS: &[(&str, &str)] = &[("rpcutil", include_str!("../ddl/rpcutil.json"))];
 
 /// The future an action returns.
 pub type ActionFuture<'a> = Pin<Box<dyn Future<Output = ActionResult> + Send + 'a>>;
@@ -63,6 +68,9 @@ pub trait Agent: Send + Sync {
 
     /// The names of its actions.
     fn actions(&self) -> &[&str];
+
+    /// Its description: actions, inputs, outputs, timeout.
+    fn ddl(&self) -> &Ddl;
 
     /// Runs `action` with validated inputs `data` (a JSON object).
     fn call<'a>(
@@ -146,6 +154,57 @@ impl AgentInfo {
 }
 
 /// The built-in agents every node runs.
-pub fn builtin() -> Vec<Arc<dyn Agent>> {
-    vec![Arc::new(rpcutil::Rpcutil)]
+pub fn builtin() -> Result<Vec<Arc<dyn Agent>>, DdlError> {
+    Ok(vec![Arc::new(rpcutil::Rpcutil::new()?)])
+}
+
+/// Runs one action the way every node does: the action must be in the agent's DDL, the inputs
+/// must validate (status 3 or 4 otherwise), the action runs under the DDL's timeout, and
+/// outputs it left unset get their DDL defaults.
+pub async fn dispatch(
+    agent: &dyn Agent,
+    node: &NodeContext,
+    action: &str,
+    data: &Value,
+) -> ActionResult {
+    let ddl = agent.ddl();
+    let Some(described) = ddl.action(action) else {
+        return ActionResult::fail(
+            StatusCode::UnknownAction,
+            format!(
+                "{} has no action {action:?}; its actions are {}",
+                agent.name(),
+                ddl.action_names().join(", ")
+            ),
+        );
+    };
+    let empty = serde_json::Map::new();
+    let inputs = match data.as_object() {
+        Some(map) => map,
+        None if data.is_null() => &empty,
+        None => {
+            return ActionResult::fail(StatusCode::InvalidData, "the inputs must be a JSON object");
+        }
+    };
+    let inputs = match described.validate(inputs) {
+        Ok(inputs) => Value::Object(inputs),
+        Err(e) => return ActionResult::fail(e.status(), e.to_string()),
+    };
+    let limit = std::time::Duration::from_secs(ddl.metadata.timeout);
+    let mut result = match tokio::time::timeout(limit, agent.call(node, action, &inputs)).await {
+        Ok(result) => result,
+        Err(_) => {
+            return ActionResult::fail(
+                StatusCode::Aborted,
+                format!(
+                    "timed out after {}s (the agent's timeout)",
+                    ddl.metadata.timeout
+                ),
+            );
+        }
+    };
+    if result.status == StatusCode::Ok {
+        described.apply_output_defaults(&mut result.data);
+    }
+    result
 }

@@ -4,14 +4,26 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use muster_proto::StatusCode;
+use muster_proto::ddl::{Ddl, DdlError};
 use muster_proto::filter::lookup;
 use serde_json::{Value, json};
 
 use crate::{ActionFuture, ActionResult, Agent, NodeContext};
 
 /// The `rpcutil` agent.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Rpcutil;
+#[derive(Debug, Clone)]
+pub struct Rpcutil {
+    ddl: Ddl,
+}
+
+impl Rpcutil {
+    /// The agent with its shipped DDL.
+    pub fn new() -> Result<Self, DdlError> {
+        Ok(Rpcutil {
+            ddl: Ddl::parse(include_str!("../ddl/rpcutil.json"))?,
+        })
+    }
+}
 
 const ACTIONS: &[&str] = &[
     "ping",
@@ -33,6 +45,10 @@ impl Agent for Rpcutil {
 
     fn actions(&self) -> &[&str] {
         ACTIONS
+    }
+
+    fn ddl(&self) -> &Ddl {
+        &self.ddl
     }
 
     fn call<'a>(
@@ -127,7 +143,7 @@ mod tests {
                 agents: vec!["rpcutil".into()],
                 collectives: vec!["muster".into()],
             }),
-            agents: Arc::new(vec![AgentInfo::of(&Rpcutil)]),
+            agents: Arc::new(vec![AgentInfo::of(&Rpcutil::new().unwrap())]),
             stats: Arc::new(NoStats),
         }
     }

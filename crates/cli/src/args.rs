@@ -27,6 +27,9 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Run an agent's action on the matching nodes.
     Rpc(RpcArgs),
+    /// Agents' documentation, from their DDL.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Simulate a fleet: thousands of virtual nodes in this process, with injected faults.
     Sim(SimArgs),
     /// A self-contained tour: embedded broker, this machine as a node, a simulated fleet.
@@ -229,6 +232,15 @@ pub struct SimArgs {
     /// Write the identities, one per line, to this file (for --nodes).
     #[arg(long, value_name = "FILE")]
     pub write_nodes: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// An agent's actions, inputs (types, validation) and outputs; without AGENT, the agents.
+    Doc {
+        /// The agent, e.g. `rpcutil`.
+        agent: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

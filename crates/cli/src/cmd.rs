@@ -21,6 +21,7 @@ pub mod facts;
 pub mod find;
 pub mod inventory;
 pub mod ping;
+pub mod plugin;
 pub mod rpc;
 pub mod server;
 pub mod sim;
@@ -172,6 +173,23 @@ impl Session {
         let ms = u64::try_from(found.elapsed.as_millis()).unwrap_or(u64::MAX);
         Ok((found.nodes, ms))
     }
+}
+
+/// The DDLs this machine has, by agent name: the built-in agents' and the simulator's.
+pub fn known_ddls() -> Vec<(&'static str, &'static str)> {
+    let mut all = muster_agent::BUILTIN_DDLS.to_vec();
+    all.push(("sim", muster_sim::agent::DDL));
+    all
+}
+
+/// The DDL this machine has for `agent`, parsed.
+pub fn ddl_for(agent: &str) -> Result<Option<muster_proto::ddl::Ddl>, Failure> {
+    known_ddls()
+        .into_iter()
+        .find(|(name, _)| *name == agent)
+        .map(|(_, text)| muster_proto::ddl::Ddl::parse(text))
+        .transpose()
+        .map_err(|e| Failure::usage(anyhow::anyhow!("the DDL of agent {agent} is broken: {e}")))
 }
 
 /// Says that nothing matched (exit 4).

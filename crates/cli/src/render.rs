@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use muster_client::aggregate::{AggregateResult, format_number};
 use muster_client::{Missing, NodeReply, Outcome, Report};
+use muster_proto::ddl::Action;
 use serde_json::Value;
 
 use crate::args::Display;
@@ -36,8 +38,9 @@ pub fn ping(report: &Report, verbose: bool) {
     summary(report, verbose);
 }
 
-/// Per-node replies as `display` says, then the summary.
-pub fn report(report: &Report, display: Display, verbose: bool) {
+/// Per-node replies as `display` says (outputs labelled by the action's DDL, when known), the
+/// aggregates, then the summary.
+pub fn report(report: &Report, display: Display, action: Option<&Action>, verbose: bool) {
     let shown: Vec<&NodeReply> = report
         .replies
         .iter()
@@ -49,15 +52,43 @@ pub fn report(report: &Report, display: Display, verbose: bool) {
         })
         .collect();
     for reply in &shown {
-        node_reply(reply, verbose);
+        node_reply(reply, action, verbose);
     }
     if !shown.is_empty() {
         println!();
     }
+    aggregates(&report.aggregates);
     summary(report, verbose);
 }
 
-fn node_reply(reply: &NodeReply, verbose: bool) {
+/// The aggregates: value counts, averages.
+pub fn aggregates(results: &[AggregateResult]) {
+    for result in results {
+        match (&result.counts, result.average) {
+            (Some(counts), _) => {
+                println!("Summary of {}:", result.label);
+                println!();
+                let w = width(counts.iter().map(|c| c.value.chars().count()));
+                for c in counts {
+                    let noun = if c.count == 1 { "node" } else { "nodes" };
+                    println!("   {:<w$}  {} {noun}", c.value, c.count);
+                }
+                println!();
+            }
+            (None, Some(average)) => {
+                println!(
+                    "{} ({} nodes)",
+                    format_number(result.format.as_deref(), &result.label, average),
+                    result.count
+                );
+                println!();
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+fn node_reply(reply: &NodeReply, action: Option<&Action>, verbose: bool) {
     let timing = if verbose {
         format!("  ({} ms)", reply.ms)
     } else {
@@ -75,10 +106,33 @@ fn node_reply(reply: &NodeReply, verbose: bool) {
         ),
     }
     let mut lines = Vec::new();
-    flatten("", &reply.data, &mut lines);
-    let w = width(lines.iter().map(|(k, _)| k.len()));
+    match (action, reply.data.as_object()) {
+        (Some(action), Some(data)) => {
+            // The DDL's outputs first, in its order and with its labels; anything else after.
+            for (name, output) in &action.output {
+                if let Some(value) = data.get(name) {
+                    flatten_labelled(&output.display_as, value, &mut lines);
+                }
+            }
+            for (name, value) in data {
+                if !action.output.contains_key(name) {
+                    flatten_labelled(name, value, &mut lines);
+                }
+            }
+        }
+        _ => flatten("", &reply.data, &mut lines),
+    }
+    let w = width(lines.iter().map(|(k, _)| k.chars().count()));
     for (key, value) in lines {
         println!("    {key:>w$}: {value}");
+    }
+}
+
+fn flatten_labelled(label: &str, value: &Value, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) if map.is_empty() => out.push((label.to_string(), "{}".to_string())),
+        Value::Null => out.push((label.to_string(), "(none)".to_string())),
+        _ => flatten(label, value, out),
     }
 }
 

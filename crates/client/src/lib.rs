@@ -5,6 +5,7 @@
 //! The report, its JSON form and the [`ExitStatus`] codes are the contract of DESIGN §3. This
 //! crate never prints: the CLI renders what it returns.
 
+pub mod aggregate;
 pub mod config;
 pub mod connection;
 pub mod discovery;

@@ -106,6 +106,9 @@ pub struct Report {
     pub missing: Vec<Missing>,
     /// Replies, expected ones sorted by identity, then unexpected ones.
     pub replies: Vec<NodeReply>,
+    /// Summaries across the replies, as the action's DDL asks for them.
+    #[serde(default)]
+    pub aggregates: Vec<crate::aggregate::AggregateResult>,
 }
 
 impl Report {
@@ -271,6 +274,7 @@ impl Tally {
             stats,
             missing,
             replies,
+            aggregates: Vec::new(),
         }
     }
 }

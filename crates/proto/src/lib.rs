@@ -6,6 +6,7 @@
 //! only home of serde wire types, and everything that decodes network input here returns an
 //! error instead of panicking.
 
+pub mod ddl;
 pub mod envelope;
 pub mod filter;
 pub mod status;

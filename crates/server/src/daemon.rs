@@ -45,6 +45,9 @@ pub enum ServerError {
         /// Why.
         message: String,
     },
+    /// An agent could not be loaded.
+    #[error("agents: {0}")]
+    Agent(String),
     /// Talking to the broker failed in a way that cannot be retried.
     #[error("broker: {0}")]
     Broker(String),
@@ -89,6 +92,7 @@ pub async fn run(
     }
 
     let agents: BTreeMap<String, Arc<dyn Agent>> = muster_agent::builtin()
+        .map_err(|e| ServerError::Agent(format!("a built-in agent's DDL is broken: {e}")))?
         .into_iter()
         .map(|a| (a.name().to_string(), a))
         .collect();
@@ -301,7 +305,8 @@ impl Node {
             agents: self.agent_infos.clone(),
             stats: self.stats.clone(),
         };
-        let result = agent.call(&context, &request.action, &request.data).await;
+        let result =
+            muster_agent::dispatch(agent.as_ref(), &context, &request.action, &request.data).await;
         info!(
             request_id = %request.id,
             caller = %request.caller,

@@ -5,11 +5,26 @@ use std::time::Duration;
 
 use muster_agent::{ActionFuture, ActionResult, Agent, NodeContext};
 use muster_proto::StatusCode;
+use muster_proto::ddl::{Ddl, DdlError};
 use serde_json::{Value, json};
 
+/// The `sim` agent's DDL, as shipped.
+pub const DDL: &str = include_str!("../ddl/sim.json");
+
 /// The `sim` agent of virtual nodes.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SimAgent;
+#[derive(Debug, Clone)]
+pub struct SimAgent {
+    ddl: Ddl,
+}
+
+impl SimAgent {
+    /// The agent with its shipped DDL.
+    pub fn new() -> Result<Self, DdlError> {
+        Ok(SimAgent {
+            ddl: Ddl::parse(DDL)?,
+        })
+    }
+}
 
 const ACTIONS: &[&str] = &["sleep", "fail", "payload", "echo"];
 
@@ -46,6 +61,10 @@ impl Agent for SimAgent {
 
     fn actions(&self) -> &[&str] {
         ACTIONS
+    }
+
+    fn ddl(&self) -> &Ddl {
+        &self.ddl
     }
 
     fn call<'a>(

@@ -115,10 +115,11 @@ pub struct Sim {
     tasks: JoinSet<()>,
 }
 
-fn agents() -> Vec<Arc<dyn Agent>> {
-    let mut agents = muster_agent::builtin();
-    agents.push(Arc::new(agent::SimAgent));
-    agents
+fn agents() -> Result<Vec<Arc<dyn Agent>>, SimError> {
+    let broken = |e| SimError::Invalid(format!("a built-in agent's DDL is broken: {e}"));
+    let mut agents = muster_agent::builtin().map_err(broken)?;
+    agents.push(Arc::new(agent::SimAgent::new().map_err(broken)?));
+    Ok(agents)
 }
 
 impl Sim {
@@ -132,7 +133,7 @@ impl Sim {
         subject::check_token("collective", &config.collective)
             .map_err(|e| SimError::Invalid(e.to_string()))?;
         let nodes = fleet::generate(&config.fleet);
-        let agents = agents();
+        let agents = agents()?;
         let agent_infos: Arc<Vec<AgentInfo>> =
             Arc::new(agents.iter().map(|a| AgentInfo::of(a.as_ref())).collect());
         let agent_names: Vec<String> = agents.iter().map(|a| a.name().to_string()).collect();
@@ -425,7 +426,13 @@ async fn respond(
                     agents: group.agent_infos.clone(),
                     stats: group.stats.clone(),
                 };
-                let r = agent.call(&context, &request.action, &request.data).await;
+                let r = muster_agent::dispatch(
+                    agent.as_ref(),
+                    &context,
+                    &request.action,
+                    &request.data,
+                )
+                .await;
                 (r.status, r.message, r.data)
             }
             None => (

@@ -66,7 +66,7 @@ pub async fn run(args: FactsArgs) -> Result<ExitStatus, Failure> {
         render::fact_summary(&args.fact, &values, request.verbose);
         // The per-node replies are summarised above; show only failures below.
         report.replies.retain(|r| r.outcome != Outcome::Ok);
-        render::report(&report, crate::args::Display::Failed, request.verbose);
+        render::report(&report, crate::args::Display::Failed, None, request.verbose);
     }
     Ok(report.exit_status())
 }

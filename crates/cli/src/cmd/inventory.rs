@@ -34,7 +34,7 @@ pub async fn run(args: InventoryArgs) -> Result<ExitStatus, Failure> {
     } else {
         match report.replies.first() {
             Some(reply) if reply.outcome == Outcome::Ok => render::inventory(&reply.data),
-            _ => render::report(&report, crate::args::Display::Failed, request.verbose),
+            _ => render::report(&report, crate::args::Display::Failed, None, request.verbose),
         }
     }
     Ok(report.exit_status())

@@ -1,6 +1,7 @@
 //! `muster rpc AGENT ACTION key=value…`: run an action on the matching nodes.
 
-use muster_client::{Call, ExitStatus};
+use muster_client::{Call, ExitStatus, aggregate};
+use muster_proto::ddl::{self, Action, Ddl};
 use serde_json::{Map, Value};
 
 use crate::Failure;
@@ -8,39 +9,70 @@ use crate::args::{Display, RpcArgs};
 use crate::cmd::{end_progress, no_match, progress};
 use crate::render;
 
-/// Parses `key=value` inputs. Values are sent as strings.
-pub fn parse_inputs(inputs: &[String]) -> Result<Map<String, Value>, Failure> {
-    let mut data = Map::new();
-    for input in inputs {
-        let Some((key, value)) = input.split_once('=') else {
-            return Err(Failure::usage(anyhow::anyhow!(
-                "input {input:?} is not key=value; write e.g. fact=os.family"
-            )));
-        };
-        if key.is_empty() {
-            return Err(Failure::usage(anyhow::anyhow!(
+/// Splits `key=value` inputs.
+pub fn parse_pairs(inputs: &[String]) -> Result<Vec<(String, String)>, Failure> {
+    inputs
+        .iter()
+        .map(|input| match input.split_once('=') {
+            Some(("", _)) => Err(Failure::usage(anyhow::anyhow!(
                 "input {input:?} has an empty key; write e.g. fact=os.family"
-            )));
-        }
-        data.insert(key.to_string(), Value::String(value.to_string()));
-    }
-    Ok(data)
+            ))),
+            Some((key, value)) => Ok((key.to_string(), value.to_string())),
+            None => Err(Failure::usage(anyhow::anyhow!(
+                "input {input:?} is not key=value; write e.g. fact=os.family"
+            ))),
+        })
+        .collect()
+}
+
+/// The inputs as the action's DDL types them (validated), or as strings when this machine has
+/// no DDL for the agent.
+fn inputs(
+    args: &RpcArgs,
+    ddl: Option<&Ddl>,
+) -> Result<(Map<String, Value>, Option<Action>), Failure> {
+    let pairs = parse_pairs(&args.inputs)?;
+    let Some(ddl) = ddl else {
+        let data = pairs
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        return Ok((data, None));
+    };
+    let Some(action) = ddl.action(&args.action) else {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "agent {} has no action {:?}; its actions are {} (see muster plugin doc {})",
+            args.agent,
+            args.action,
+            ddl.action_names().join(", "),
+            args.agent
+        )));
+    };
+    let data = action.convert_and_validate(&pairs).map_err(|e| {
+        Failure::usage(anyhow::anyhow!(
+            "{e} (see muster plugin doc {})",
+            args.agent
+        ))
+    })?;
+    Ok((data, Some(action.clone())))
 }
 
 pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
     let request = &args.request;
     muster_proto::subject::check_token("agent", &args.agent).map_err(Failure::usage)?;
+    let ddl = crate::cmd::ddl_for(&args.agent)?;
+    let (data, action) = inputs(&args, ddl.as_ref())?;
     let call = Call {
         agent: args.agent.clone(),
         action: args.action.clone(),
-        data: Value::Object(parse_inputs(&args.inputs)?),
+        data: Value::Object(data),
     };
     let session = request.connect().await?;
     let (nodes, discovery_ms) = session.expected().await?;
     if nodes.is_empty() {
         return Ok(no_match(request.json));
     }
-    let report = session
+    let mut report = session
         .client
         .request(
             &call,
@@ -51,21 +83,23 @@ pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
         )
         .await?;
     end_progress(request.json);
+    if let Some(action) = &action {
+        report.aggregates = aggregate::compute(action, &report);
+    }
     if request.json {
         render::json(&report);
     } else {
-        // rpcutil's actions exist to show information; other agents show failures unless asked.
-        let default = if args.agent == "rpcutil" {
-            Display::All
-        } else {
-            Display::Failed
+        let default = match action.as_ref().map(|a| a.display) {
+            Some(ddl::Display::Always) => Display::All,
+            Some(ddl::Display::Ok) => Display::Ok,
+            Some(ddl::Display::Failed) | None => Display::Failed,
         };
         let display = match (request.display, request.verbose) {
             (Some(d), _) => d,
             (None, true) => Display::All,
             (None, false) => default,
         };
-        render::report(&report, display, request.verbose);
+        render::report(&report, display, action.as_ref(), request.verbose);
     }
     Ok(report.exit_status())
 }
@@ -75,12 +109,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn inputs() {
-        let data = parse_inputs(&["a=1".into(), "b=x=y".into(), "c=".into()]).unwrap();
-        assert_eq!(data["a"], "1");
-        assert_eq!(data["b"], "x=y");
-        assert_eq!(data["c"], "");
-        assert!(parse_inputs(&["nope".into()]).is_err());
-        assert!(parse_inputs(&["=v".into()]).is_err());
+    fn pairs() {
+        let data = parse_pairs(&["a=1".into(), "b=x=y".into(), "c=".into()]).unwrap();
+        assert_eq!(data[0], ("a".to_string(), "1".to_string()));
+        assert_eq!(data[1], ("b".to_string(), "x=y".to_string()));
+        assert_eq!(data[2], ("c".to_string(), String::new()));
+        assert!(parse_pairs(&["nope".into()]).is_err());
+        assert!(parse_pairs(&["=v".into()]).is_err());
     }
 }

@@ -176,13 +176,17 @@ on_both_brokers! {
         assert!(run.stdout.lines().any(|l| l == "web1"), "{run}");
         assert!(run.stdout.lines().any(|l| l == "web2"), "{run}");
         assert!(
-            run.stdout.lines().any(|l| l.trim_start() == "value: 8"),
+            run.stdout.lines().any(|l| l.trim_start() == "Value: 8"),
             "{run}"
         );
+        // The DDL's aggregate: a summary of the values.
+        assert!(run.stdout.contains("Summary of Value:"), "{run}");
         for run in &runs[1..3] {
             run.code(0);
             assert!(!run.stdout.contains("web1"), "{run}");
-            assert!(run.stdout.starts_with("Finished 2 of 2 nodes in "), "{run}");
+            // No per-node part; the DDL's summary and the totals remain.
+            assert!(run.stdout.starts_with("Summary of Value:"), "{run}");
+            assert!(run.line("Finished ").starts_with("Finished 2 of 2 nodes in "), "{run}");
         }
         let run = runs[3].code(0);
         assert!(
@@ -239,10 +243,15 @@ on_both_brokers! {
         ping.code(3);
         insta::assert_snapshot!("ping_human_one_missing", redact_ms(&ping.stdout));
         let rpc = fleet
-            .muster(&["rpc", "rpcutil", "get_fact", "--nodes", fixture::arg(&nodes)])
+            .muster(&["rpc", "rpcutil", "get_fact", "fact=role", "--nodes", fixture::arg(&nodes)])
             .run();
         rpc.code(3);
-        insta::assert_snapshot!("rpc_human_failed_and_missing", redact_ms(&rpc.stdout));
+        insta::assert_snapshot!("rpc_human_labelled_and_summarised", redact_ms(&rpc.stdout));
+        let failed = fleet
+            .muster(&["rpc", "nosuchagent", "run", "--nodes", fixture::arg(&nodes)])
+            .run();
+        failed.code(3);
+        insta::assert_snapshot!("rpc_human_failed_and_missing", redact_ms(&failed.stdout));
         Ok(())
     }
 }

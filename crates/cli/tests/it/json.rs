@@ -40,7 +40,8 @@ fn assert_report_shape(run: &Run) -> Value {
             "action",
             "stats",
             "missing",
-            "replies"
+            "replies",
+            "aggregates"
         ]),
         "{run}"
     );
@@ -120,6 +121,12 @@ on_both_brokers! {
         let run = fleet.muster(&args).run();
         run.code(0);
         let report = sort_replies(assert_report_shape(&run));
+        // The DDL's summary of the value, across the fleet.
+        assert_eq!(
+            report["aggregates"][0]["counts"],
+            json!([{"value": "db", "count": 1}, {"value": "web", "count": 1}]),
+            "{run}"
+        );
         insta::assert_json_snapshot!("rpc_get_fact_role", report, {
             ".request_id" => "[request_id]",
             ".stats.discovery_ms" => "[ms]",

@@ -44,3 +44,4 @@ mod fixture;
 mod human;
 mod json;
 mod outcomes;
+mod plugin;

@@ -150,6 +150,7 @@ on_both_brokers! {
 
 on_both_brokers! {
     /// A node replying with a failure: exit 1, and the output names the node and the failure.
+    /// Inputs the DDL refuses never leave the client: exit 2.
     fn a_failed_reply_exits_1_and_is_named() -> Result<()> {
         let Some(fleet) = fixture::fleet(&[DaemonSpec::new("web1").facts(json!({"role": "web"}))])?
         else {
@@ -159,65 +160,56 @@ on_both_brokers! {
         let runs = run_all(
             8,
             vec![
-                fleet.muster(&["rpc", "rpcutil", "get_fact", "-I", "web1"]),
-                fleet.muster(&["rpc", "rpcutil", "no_such_action", "-I", "web1"]),
+                // No DDL here for this agent: the node answers "no agent", status 2.
                 fleet.muster(&["rpc", "nosuchagent", "run", "-I", "web1"]),
-                fleet.muster(&["rpc", "rpcutil", "get_fact", "fact=", "-I", "web1"]),
-                fleet.muster(&["rpc", "rpcutil", "get_fact", "-I", "web1", "--json"]),
+                fleet.muster(&["rpc", "nosuchagent", "run", "-I", "web1", "--json"]),
                 // A missing node wins over a failure: exit 3.
                 fleet.muster(&[
                     "rpc",
-                    "rpcutil",
-                    "get_fact",
+                    "nosuchagent",
+                    "run",
                     "-t",
                     "20",
                     "--nodes",
                     arg(&ghost),
                 ]),
+                fleet.muster(&["rpc", "rpcutil", "get_fact", "-I", "web1"]),
+                fleet.muster(&["rpc", "rpcutil", "no_such_action", "-I", "web1"]),
+                fleet.muster(&["rpc", "rpcutil", "get_fact", "fact=", "-I", "web1"]),
+                fleet.muster(&["rpc", "rpcutil", "get_fact", "fact=a", "extra=1", "-I", "web1"]),
             ],
         );
 
         runs[0]
             .code(1)
-            .stdout_has("web1: FAILED (status 3): missing input fact")
-            .stdout_has("Failed: web1 (");
+            .stdout_has("web1: FAILED (status 2): no agent \"nosuchagent\"")
+            .stdout_has("Failed: web1 (Unknown action)");
         assert!(
-            runs[0]
-                .line("Finished ")
-                .starts_with("Finished 1 of 1 nodes in "),
+            runs[0].line("Finished ").starts_with("Finished 1 of 1 nodes in ")
+                && runs[0].line("Finished ").ends_with("0 ok, 1 failed"),
             "{}",
             runs[0]
         );
-        assert!(
-            runs[0].line("Finished ").ends_with("0 ok, 1 failed"),
-            "{}",
-            runs[0]
-        );
-        runs[1]
-            .code(1)
-            .stdout_has("web1: FAILED (status 2)")
-            .stdout_has("no_such_action");
+        let report = runs[1].code(1).json();
+        assert_eq!(replies(&report), pairs(&[("web1", "failed")]), "{}", runs[1]);
+        assert_eq!(report["replies"][0]["statuscode"], 2, "{}", runs[1]);
+        assert_eq!(report["stats"]["failed"], 1, "{}", runs[1]);
+        assert_eq!(report["stats"]["ok"], 0, "{}", runs[1]);
         runs[2]
-            .code(1)
-            .stdout_has("web1: FAILED (status 2)")
-            .stdout_has("nosuchagent");
-        runs[3].code(1).stdout_has("web1: FAILED (status 4)");
-
-        let report = runs[4].code(1).json();
-        assert_eq!(
-            replies(&report),
-            pairs(&[("web1", "failed")]),
-            "{}",
-            runs[4]
-        );
-        assert_eq!(report["replies"][0]["statuscode"], 3, "{}", runs[4]);
-        assert_eq!(report["stats"]["failed"], 1, "{}", runs[4]);
-        assert_eq!(report["stats"]["ok"], 0, "{}", runs[4]);
-
-        runs[5]
             .code(3)
-            .stdout_has("web1: FAILED (status 3)")
+            .stdout_has("web1: FAILED (status 2)")
             .stdout_has("Did not respond: ghost (not connected)");
+
+        let refused = [
+            (3, "missing input fact: The fact's dotted path"),
+            (4, "agent rpcutil has no action \"no_such_action\"; its actions are ping, inventory"),
+            (5, "invalid input fact: it does not match"),
+            (6, "unknown input \"extra\""),
+        ];
+        for (i, needle) in refused {
+            runs[i].code(2).stderr_has(needle).stderr_has("muster plugin doc rpcutil");
+            assert_eq!(runs[i].stdout, "", "{}", runs[i]);
+        }
         Ok(())
     }
 }
@@ -591,4 +583,44 @@ fn a_bad_node_list_is_exit_2_even_when_the_broker_is_down() {
         .run()
         .code(2)
         .stderr_has("cannot read the node list");
+}
+
+on_both_brokers! {
+    /// The node validates again: a request sent without the client's checks is answered with
+    /// status 3 (missing input) or 4 (invalid input), and nothing runs.
+    fn the_node_refuses_invalid_inputs_sent_raw() -> Result<()> {
+        let Some(fleet) = fixture::fleet(&[DaemonSpec::new("web1").facts(json!({"role": "web"}))])?
+        else {
+            return Ok(());
+        };
+        let runtime = tokio::runtime::Runtime::new()?;
+        let cases = [
+            (json!({}), 3, "missing input fact"),
+            (json!({"fact": 5}), 4, "invalid input fact: expected a string"),
+            (json!({"fact": "has space"}), 4, "invalid input fact: it does not match"),
+            (json!({"fact": "role", "extra": 1}), 4, "unknown input \"extra\""),
+            (json!({"fact": "role"}), 0, "OK"),
+        ];
+        runtime.block_on(async {
+            let client = muster_client::Client::connect(&muster_client::ConnectConfig {
+                brokers: vec![fleet.url()],
+                ..Default::default()
+            })
+            .await?;
+            let nodes = std::collections::BTreeSet::from(["web1".to_string()]);
+            for (data, status, needle) in cases {
+                let call = muster_client::Call {
+                    data: data.clone(),
+                    ..muster_client::Call::new("rpcutil", "get_fact")
+                };
+                let report = client
+                    .request(&call, &nodes, &Default::default(), 0, &mut |_| {})
+                    .await?;
+                let reply = &report.replies[0];
+                assert_eq!(reply.statuscode, status, "{data}: {reply:?}");
+                assert!(reply.statusmsg.contains(needle), "{data}: {reply:?}");
+            }
+            anyhow::Ok(())
+        })
+    }
 }

@@ -205,7 +205,7 @@ async fn the_sim_agent_sleeps_fails_and_sizes() -> anyhow::Result<()> {
     };
     let r = client
         .request(
-            &call("payload", serde_json::json!({"bytes": "1000"})),
+            &call("payload", serde_json::json!({"bytes": 1000})),
             &all,
             &options,
             0,

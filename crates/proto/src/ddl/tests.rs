@@ -1,0 +1,314 @@
+use serde_json::json;
+
+use super::*;
+use crate::StatusCode;
+
+/// Choria's rpcutil DDL, abridged (Apache-2.0, from go-choria), exactly as Choria ships it.
+const CHORIA_RPCUTIL: &str = r#"{
+  "$schema": "https://choria.io/schemas/mcorpc/ddl/v1/agent.json",
+  "metadata": {"name": "rpcutil", "description": "Utility actions that expose information about the state of the running Server",
+               "author": "R.I.Pienaar <rip@devco.net>", "license": "Apache-2.0", "version": "0.29.4",
+               "url": "https://choria.io/", "timeout": 2},
+  "actions": [
+    {"action": "ping", "description": "Responds to requests for PING with PONG", "display": "always",
+     "input": {},
+     "output": {"pong": {"description": "The local Unix timestamp", "display_as": "Timestamp", "type": "number"}}},
+    {"action": "get_fact", "description": "Retrieve a single fact from the fact store", "display": "always",
+     "input": {"fact": {"prompt": "The name of the fact", "description": "The fact to retrieve", "type": "string",
+                        "default": null, "optional": false, "validation": ".+", "maxlength": 512}},
+     "output": {"fact": {"description": "The name of the fact being returned", "display_as": "Fact", "type": "string"},
+                "value": {"description": "The value of the fact", "display_as": "Value", "default": null}},
+     "aggregate": [{"function": "summary", "args": ["value"]}]}
+  ]
+}"#;
+
+fn ddl_with_action(action: serde_json::Value) -> String {
+    json!({
+        "metadata": {"name": "t", "description": "d", "version": "1.0.0", "timeout": 5},
+        "actions": [action]
+    })
+    .to_string()
+}
+
+#[test]
+fn a_choria_ddl_loads() {
+    let ddl = Ddl::parse(CHORIA_RPCUTIL).unwrap();
+    assert_eq!(ddl.metadata.name, "rpcutil");
+    assert_eq!(ddl.action_names(), ["ping", "get_fact"]);
+    let get_fact = ddl.action("get_fact").unwrap();
+    assert_eq!(get_fact.display, Display::Always);
+    assert_eq!(get_fact.aggregate[0].output(), Some("value"));
+    assert_eq!(
+        get_fact.output.keys().collect::<Vec<_>>(),
+        ["fact", "value"]
+    );
+    assert!(ddl.warnings.is_empty());
+}
+
+#[test]
+fn broken_ddls_name_the_path_and_the_problem() {
+    let cases: Vec<(String, &str, &str)> = vec![
+        ("{".into(), ".", "EOF"),
+        ("[]".into(), ".", "must be a JSON object"),
+        (json!({"metadata": {}, "actions": []}).to_string(), "metadata", "missing field"),
+        (
+            json!({"metadata": {"name": "Bad-Name", "description": "d", "version": "1", "timeout": 5}, "actions": []}).to_string(),
+            "metadata.name",
+            "not a valid agent name",
+        ),
+        (
+            json!({"metadata": {"name": "t", "description": "d", "version": "1", "timeout": 0}, "actions": []}).to_string(),
+            "metadata.timeout",
+            "at least 1 second",
+        ),
+        (
+            json!({"metadata": {"name": "t", "description": "d", "version": "1", "timeout": 5}, "actions": []}).to_string(),
+            "actions",
+            "at least one action",
+        ),
+        (
+            ddl_with_action(json!({"action": "a", "description": "d", "input": {"x": {"type": "strin"}}})),
+            "actions[0].input.x.type",
+            "unknown variant",
+        ),
+        (
+            ddl_with_action(json!({"action": "a", "description": "d", "display": "sometimes"})),
+            "actions[0].display",
+            "unknown variant",
+        ),
+        (
+            ddl_with_action(json!({"action": "a", "description": "d", "input": {"x": {"type": "string", "validation": "(["}}})),
+            "actions[0].input.x.validation",
+            "invalid validation regex",
+        ),
+        (
+            ddl_with_action(json!({"action": "a", "description": "d", "input": {"x": {"type": "integer", "validation": "shellsafe"}}})),
+            "actions[0].input.x.validation",
+            "applies to strings",
+        ),
+        (
+            ddl_with_action(json!({"action": "a", "description": "d", "input": {"x": {"type": "list"}}})),
+            "actions[0].input.x.list",
+            "list of allowed values",
+        ),
+        (
+            ddl_with_action(json!({"action": "a", "description": "d", "input": {"x": {"type": "integer", "default": "ten"}}})),
+            "actions[0].input.x.default",
+            "expected an integer",
+        ),
+        (
+            ddl_with_action(json!({"action": "a", "description": "d", "output": {"o": {"display_as": "O"}}, "aggregate": [{"function": "median", "args": ["o"]}]})),
+            "actions[0].aggregate[0].function",
+            "unknown aggregate function",
+        ),
+        (
+            ddl_with_action(json!({"action": "a", "description": "d", "aggregate": [{"function": "summary", "args": ["nope"]}]})),
+            "actions[0].aggregate[0].args[0]",
+            "no output \"nope\"",
+        ),
+        (
+            ddl_with_action(json!({"action": "a", "description": "d", "output": {"o": {"description": "x"}}})),
+            "actions[0].output.o",
+            "display_as",
+        ),
+    ];
+    for (text, path, needle) in cases {
+        let err = Ddl::parse(&text).unwrap_err();
+        assert_eq!(err.path, path, "{text}: {err}");
+        assert!(err.message.contains(needle), "{text}: {err}");
+    }
+}
+
+#[test]
+fn unknown_named_validators_load_with_a_warning() {
+    let text = ddl_with_action(
+        json!({"action": "a", "description": "d", "input": {"x": {"type": "string", "validation": "service_name"}}}),
+    );
+    let ddl = Ddl::parse(&text).unwrap();
+    assert_eq!(ddl.warnings.len(), 1);
+    assert!(ddl.warnings[0].contains("service_name"));
+}
+
+#[test]
+fn validators() {
+    let cases = [
+        ("shellsafe", "nginx", true),
+        ("shellsafe", "a; rm -rf /", false),
+        ("shellsafe", "$(id)", false),
+        ("shellsafe", "a`b`", false),
+        ("shellsafe", "a\nb", false),
+        ("shellsafe", "a|b", false),
+        ("ipv4address", "10.0.0.1", true),
+        ("ipv4address", "10.0.0.256", false),
+        ("ipv4address", "::1", false),
+        ("ipv6address", "::1", true),
+        ("ipv6address", "fe80::1%eth0", false),
+        ("ipaddress", "::1", true),
+        ("ipaddress", "192.168.1.1", true),
+        ("ipaddress", "host", false),
+        ("^[a-z]+$", "nginx", true),
+        ("^[a-z]+$", "nginx1", false),
+        (".+", "", false),
+        ("no_such_validator", "anything", true),
+    ];
+    for (validation, value, ok) in cases {
+        let v = Validator::parse(validation).unwrap();
+        assert_eq!(v.check(value).is_ok(), ok, "{validation} {value:?}");
+    }
+}
+
+fn service_action() -> Action {
+    let text = ddl_with_action(json!({
+        "action": "restart", "description": "d",
+        "input": {
+            "service": {"prompt": "Service", "description": "The service to restart", "type": "string",
+                        "validation": "^[a-zA-Z0-9_.@-]+$", "maxlength": 20, "optional": false},
+            "count": {"type": "integer", "optional": true},
+            "ratio": {"type": "float", "optional": true},
+            "force": {"type": "boolean", "optional": true, "default": false},
+            "mode": {"type": "list", "list": ["fast", "safe"], "optional": true, "default": "safe"},
+            "opts": {"type": "hash", "optional": true},
+            "tags": {"type": "array", "optional": true}
+        },
+        "output": {"status": {"display_as": "Status", "default": "unknown"}}
+    }));
+    Ddl::parse(&text).unwrap().actions.remove(0)
+}
+
+#[test]
+fn validation_of_request_inputs() {
+    let a = service_action();
+    let ok = a
+        .validate(json!({"service": "nginx"}).as_object().unwrap())
+        .unwrap();
+    assert_eq!(ok["force"], false);
+    assert_eq!(ok["mode"], "safe");
+    assert!(!ok.contains_key("count"));
+    let cases: Vec<(serde_json::Value, StatusCode, &str)> = vec![
+        (
+            json!({}),
+            StatusCode::MissingData,
+            "missing input service: The service to restart",
+        ),
+        (
+            json!({"service": "nginx", "nope": 1}),
+            StatusCode::InvalidData,
+            "unknown input \"nope\"",
+        ),
+        (
+            json!({"service": 5}),
+            StatusCode::InvalidData,
+            "expected a string",
+        ),
+        (
+            json!({"service": "a b"}),
+            StatusCode::InvalidData,
+            "does not match",
+        ),
+        (
+            json!({"service": "x".repeat(21)}),
+            StatusCode::InvalidData,
+            "more than the 20 allowed",
+        ),
+        (
+            json!({"service": "a", "count": "5"}),
+            StatusCode::InvalidData,
+            "expected an integer",
+        ),
+        (
+            json!({"service": "a", "count": 1.5}),
+            StatusCode::InvalidData,
+            "expected an integer",
+        ),
+        (
+            json!({"service": "a", "ratio": "x"}),
+            StatusCode::InvalidData,
+            "expected a float",
+        ),
+        (
+            json!({"service": "a", "force": "yes"}),
+            StatusCode::InvalidData,
+            "expected a boolean",
+        ),
+        (
+            json!({"service": "a", "mode": "slow"}),
+            StatusCode::InvalidData,
+            "not one of fast, safe",
+        ),
+        (
+            json!({"service": "a", "opts": []}),
+            StatusCode::InvalidData,
+            "expected a hash",
+        ),
+        (
+            json!({"service": "a", "tags": {}}),
+            StatusCode::InvalidData,
+            "expected an array",
+        ),
+    ];
+    for (data, status, needle) in cases {
+        let err = a.validate(data.as_object().unwrap()).unwrap_err();
+        assert_eq!(err.status(), status, "{data}: {err}");
+        assert!(err.to_string().contains(needle), "{data}: {err}");
+    }
+}
+
+#[test]
+fn command_line_values_are_converted() {
+    let a = service_action();
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let data = a
+        .convert_and_validate(&pairs(&[
+            ("service", "nginx"),
+            ("count", "3"),
+            ("ratio", "0.5"),
+            ("force", "yes"),
+            ("mode", "fast"),
+            ("opts", r#"{"a": 1}"#),
+            ("tags", r#"["x"]"#),
+        ]))
+        .unwrap();
+    assert_eq!(
+        serde_json::Value::Object(data),
+        json!({"service": "nginx", "count": 3, "ratio": 0.5, "force": true, "mode": "fast",
+               "opts": {"a": 1}, "tags": ["x"]})
+    );
+    let cases = [
+        (
+            vec![("service", "nginx"), ("count", "three")],
+            "\"three\" is not a whole number",
+        ),
+        (
+            vec![("service", "nginx"), ("force", "maybe")],
+            "is not a boolean",
+        ),
+        (
+            vec![("service", "nginx"), ("opts", "{")],
+            "is not a JSON hash",
+        ),
+        (
+            vec![("service", "nginx"), ("what", "x")],
+            "unknown input \"what\"",
+        ),
+        (vec![("count", "1")], "missing input service"),
+    ];
+    for (given, needle) in cases {
+        let err = a.convert_and_validate(&pairs(&given)).unwrap_err();
+        assert!(err.to_string().contains(needle), "{given:?}: {err}");
+    }
+}
+
+#[test]
+fn output_defaults_fill_gaps() {
+    let a = service_action();
+    let mut data = json!({});
+    a.apply_output_defaults(&mut data);
+    assert_eq!(data, json!({"status": "unknown"}));
+    let mut data = json!({"status": "running"});
+    a.apply_output_defaults(&mut data);
+    assert_eq!(data["status"], "running");
+}

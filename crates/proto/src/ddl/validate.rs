@@ -1,0 +1,340 @@
+//! Checking a request's inputs against an action's description: types, required inputs,
+//! defaults, validators, lengths, list membership.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use serde_json::{Map, Value};
+
+use super::{Action, Input, InputType};
+use crate::StatusCode;
+
+/// A string validator.
+#[derive(Debug, Clone)]
+pub enum Validator {
+    /// No shell metacharacters: `` ` $ ; | & > < `` or newlines.
+    ShellSafe,
+    /// An IPv4 address.
+    Ipv4,
+    /// An IPv6 address.
+    Ipv6,
+    /// An IPv4 or IPv6 address.
+    Ip,
+    /// A regular expression the whole value is searched with.
+    Regex(regex::Regex),
+    /// A named validator this version does not know: not checked.
+    Unknown(String),
+}
+
+impl Validator {
+    /// Parses a DDL `validation` value: a known name, an unknown plain word (a named validator
+    /// this version lacks), or a regex.
+    pub fn parse(text: &str) -> Result<Validator, String> {
+        Ok(match text {
+            "shellsafe" => Validator::ShellSafe,
+            "ipv4address" => Validator::Ipv4,
+            "ipv6address" => Validator::Ipv6,
+            "ipaddress" => Validator::Ip,
+            word if !word.is_empty()
+                && word.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') =>
+            {
+                Validator::Unknown(word.to_string())
+            }
+            pattern => regex::RegexBuilder::new(pattern)
+                .size_limit(crate::filter::REGEX_SIZE_LIMIT)
+                .build()
+                .map(Validator::Regex)
+                .map_err(|e| format!("invalid validation regex {pattern:?}: {e}"))?,
+        })
+    }
+
+    /// Checks a value; the error says what was wrong.
+    pub fn check(&self, value: &str) -> Result<(), String> {
+        let ok = match self {
+            Validator::ShellSafe => {
+                !value.contains(['`', '$', ';', '|', '&', '>', '<', '\n', '\r'])
+            }
+            Validator::Ipv4 => value.parse::<Ipv4Addr>().is_ok(),
+            Validator::Ipv6 => value.parse::<Ipv6Addr>().is_ok(),
+            Validator::Ip => value.parse::<std::net::IpAddr>().is_ok(),
+            Validator::Regex(re) => re.is_match(value),
+            Validator::Unknown(_) => true,
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(match self {
+            Validator::ShellSafe => {
+                "it contains a shell metacharacter (` $ ; | & > < or a newline)".to_string()
+            }
+            Validator::Ipv4 => "it is not an IPv4 address".to_string(),
+            Validator::Ipv6 => "it is not an IPv6 address".to_string(),
+            Validator::Ip => "it is not an IP address".to_string(),
+            Validator::Regex(re) => format!("it does not match /{}/", re.as_str()),
+            Validator::Unknown(_) => String::new(),
+        })
+    }
+}
+
+/// An input that does not fit its description.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    /// A required input was not given.
+    #[error("missing input {input}: {hint}")]
+    Missing {
+        /// The input.
+        input: String,
+        /// What it is, from the DDL.
+        hint: String,
+    },
+    /// An input was given that the action does not take.
+    #[error("unknown input {input:?}; {action} takes {known}")]
+    Unknown {
+        /// The input.
+        input: String,
+        /// The action.
+        action: String,
+        /// Its inputs, listed.
+        known: String,
+    },
+    /// An input's value is not valid.
+    #[error("invalid input {input}: {reason}")]
+    Invalid {
+        /// The input.
+        input: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl InputError {
+    /// The reply status a node answers with: 3 for missing, 4 for invalid data.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            InputError::Missing { .. } => StatusCode::MissingData,
+            InputError::Unknown { .. } | InputError::Invalid { .. } => StatusCode::InvalidData,
+        }
+    }
+}
+
+fn invalid(input: &str, reason: impl Into<String>) -> InputError {
+    InputError::Invalid {
+        input: input.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn describe(v: &Value) -> String {
+    let text = v.to_string();
+    if text.chars().count() > 60 {
+        format!("{}…", text.chars().take(60).collect::<String>())
+    } else {
+        text
+    }
+}
+
+impl Input {
+    /// Checks a typed value (as it travels in a request).
+    pub fn check_value(&self, name: &str, value: &Value) -> Result<(), InputError> {
+        let wrong_type = || {
+            invalid(
+                name,
+                format!(
+                    "expected {} {}, got {}",
+                    article(self.kind),
+                    self.kind.name(),
+                    describe(value)
+                ),
+            )
+        };
+        match self.kind {
+            InputType::String => {
+                let text = value.as_str().ok_or_else(wrong_type)?;
+                if let Some(max) = self.maxlength
+                    && max > 0
+                    && text.chars().count() > max
+                {
+                    return Err(invalid(
+                        name,
+                        format!(
+                            "it is {} characters long, more than the {max} allowed",
+                            text.chars().count()
+                        ),
+                    ));
+                }
+                if let Some(validation) = &self.validation {
+                    let validator = Validator::parse(validation).map_err(|e| invalid(name, e))?;
+                    validator.check(text).map_err(|e| invalid(name, e))?;
+                }
+            }
+            InputType::Integer => {
+                if !(value.is_i64() || value.is_u64()) {
+                    return Err(wrong_type());
+                }
+            }
+            InputType::Float | InputType::Number => {
+                if !value.is_number() {
+                    return Err(wrong_type());
+                }
+            }
+            InputType::Boolean => {
+                if !value.is_boolean() {
+                    return Err(wrong_type());
+                }
+            }
+            InputType::List => {
+                let allowed = self.list.as_deref().unwrap_or_default();
+                if !allowed.contains(value) {
+                    let names: Vec<String> = allowed
+                        .iter()
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), String::from))
+                        .collect();
+                    return Err(invalid(
+                        name,
+                        format!("{} is not one of {}", describe(value), names.join(", ")),
+                    ));
+                }
+            }
+            InputType::Hash => {
+                if !value.is_object() {
+                    return Err(wrong_type());
+                }
+            }
+            InputType::Array => {
+                if !value.is_array() {
+                    return Err(wrong_type());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Converts a value typed on a command line (`key=value`) to the input's type.
+    pub fn convert(&self, name: &str, raw: &str) -> Result<Value, InputError> {
+        let fail = |what: &str| invalid(name, format!("{raw:?} is not {what}"));
+        let value = match self.kind {
+            InputType::String => Value::String(raw.to_string()),
+            InputType::Integer => Value::from(
+                raw.trim()
+                    .parse::<i64>()
+                    .map_err(|_| fail("a whole number"))?,
+            ),
+            InputType::Float | InputType::Number => {
+                let n: f64 = raw.trim().parse().map_err(|_| fail("a number"))?;
+                serde_json::Number::from_f64(n)
+                    .map(Value::Number)
+                    .ok_or_else(|| fail("a finite number"))?
+            }
+            InputType::Boolean => match raw.trim().to_ascii_lowercase().as_str() {
+                "true" | "yes" | "y" | "1" | "on" => Value::Bool(true),
+                "false" | "no" | "n" | "0" | "off" => Value::Bool(false),
+                _ => return Err(fail("a boolean (true/false, yes/no, 1/0)")),
+            },
+            InputType::List => {
+                let allowed = self.list.as_deref().unwrap_or_default();
+                let parsed: Option<Value> = serde_json::from_str(raw).ok();
+                allowed
+                    .iter()
+                    .find(|v| v.as_str() == Some(raw) || parsed.as_ref() == Some(*v))
+                    .cloned()
+                    .unwrap_or_else(|| Value::String(raw.to_string()))
+            }
+            InputType::Hash | InputType::Array => serde_json::from_str(raw)
+                .map_err(|_| fail(&format!("a JSON {}", self.kind.name())))?,
+        };
+        self.check_value(name, &value)?;
+        Ok(value)
+    }
+}
+
+fn article(kind: InputType) -> &'static str {
+    match kind {
+        InputType::Integer | InputType::Array => "an",
+        _ => "a",
+    }
+}
+
+impl Action {
+    /// Checks a request's inputs: every given input is known and valid, every required one is
+    /// there; returns the inputs with defaults filled in.
+    pub fn validate(&self, data: &Map<String, Value>) -> Result<Map<String, Value>, InputError> {
+        for key in data.keys() {
+            if !self.input.contains_key(key) {
+                let known = if self.input.is_empty() {
+                    "no inputs".to_string()
+                } else {
+                    self.input.keys().cloned().collect::<Vec<_>>().join(", ")
+                };
+                return Err(InputError::Unknown {
+                    input: key.clone(),
+                    action: self.action.clone(),
+                    known,
+                });
+            }
+        }
+        let mut out = Map::new();
+        for (name, input) in &self.input {
+            match data.get(name) {
+                Some(value) => {
+                    input.check_value(name, value)?;
+                    out.insert(name.clone(), value.clone());
+                }
+                None => match &input.default {
+                    Some(default) if !default.is_null() => {
+                        out.insert(name.clone(), default.clone());
+                    }
+                    _ if input.optional => {}
+                    _ => {
+                        let hint = if input.description.is_empty() {
+                            input.prompt.clone()
+                        } else {
+                            input.description.clone()
+                        };
+                        return Err(InputError::Missing {
+                            input: name.clone(),
+                            hint,
+                        });
+                    }
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    /// Converts `key=value` pairs from a command line and validates them.
+    pub fn convert_and_validate(
+        &self,
+        pairs: &[(String, String)],
+    ) -> Result<Map<String, Value>, InputError> {
+        let mut data = Map::new();
+        for (key, raw) in pairs {
+            let Some(input) = self.input.get(key) else {
+                let known = self.input.keys().cloned().collect::<Vec<_>>().join(", ");
+                return Err(InputError::Unknown {
+                    input: key.clone(),
+                    action: self.action.clone(),
+                    known: if known.is_empty() {
+                        "no inputs".into()
+                    } else {
+                        known
+                    },
+                });
+            };
+            data.insert(key.clone(), input.convert(key, raw)?);
+        }
+        self.validate(&data)
+    }
+
+    /// Fills outputs the reply did not set with their defaults.
+    pub fn apply_output_defaults(&self, data: &mut Value) {
+        let Some(map) = data.as_object_mut() else {
+            return;
+        };
+        for (name, output) in &self.output {
+            if let Some(default) = &output.default
+                && !map.contains_key(name)
+            {
+                map.insert(name.clone(), default.clone());
+            }
+        }
+    }
+}
