@@ -13,11 +13,28 @@ use muster_proto::ddl::{Ddl, DdlError};
 use muster_proto::{NodeView, StatusCode};
 use serde_json::Value;
 
+pub mod cm;
 pub mod command;
+pub mod config;
+pub mod file;
+pub mod health;
+pub mod package;
 pub mod rpcutil;
+pub mod service;
+pub mod shell;
+
+pub use config::AgentsConfig;
 
 /// The DDLs of the built-in agents, by name, as shipped (JSON).
-pub const BUILTIN_DDLS: &[(&str, &str)] = &[("rpcutil", include_str!("../ddl/rpcutil.json"))];
+pub const BUILTIN_DDLS: &[(&str, &str)] = &[
+    ("rpcutil", include_str!("../ddl/rpcutil.json")),
+    ("service", service::DDL),
+    ("package", package::DDL),
+    ("shell", shell::DDL),
+    ("file", file::DDL),
+    ("cm", cm::DDL),
+    ("health", health::DDL),
+];
 
 /// The future an action returns.
 pub type ActionFuture<'a> = Pin<Box<dyn Future<Output = ActionResult> + Send + 'a>>;
@@ -39,6 +56,15 @@ impl ActionResult {
         ActionResult {
             status: StatusCode::Ok,
             message: StatusCode::Ok.message().to_string(),
+            data,
+        }
+    }
+
+    /// A failure that still carries outputs (a command's output, a check's perfdata).
+    pub fn fail_with(status: StatusCode, message: impl Into<String>, data: Value) -> Self {
+        ActionResult {
+            status,
+            message: message.into(),
             data,
         }
     }
@@ -153,9 +179,20 @@ impl AgentInfo {
     }
 }
 
-/// The built-in agents every node runs.
-pub fn builtin() -> Result<Vec<Arc<dyn Agent>>, DdlError> {
-    Ok(vec![Arc::new(rpcutil::Rpcutil::new()?)])
+/// The built-in agents a node runs with this configuration (`shell` only when enabled).
+pub fn builtin(config: &AgentsConfig) -> Result<Vec<Arc<dyn Agent>>, DdlError> {
+    let mut agents: Vec<Arc<dyn Agent>> = vec![
+        Arc::new(rpcutil::Rpcutil::new()?),
+        Arc::new(service::Service::new(&config.service)?),
+        Arc::new(package::Package::new(&config.package)?),
+        Arc::new(file::File::new(&config.file)?),
+        Arc::new(cm::Cm::new(&config.cm)?),
+        Arc::new(health::Health::new(&config.health)?),
+    ];
+    if config.shell.enabled {
+        agents.push(Arc::new(shell::Shell::new(&config.shell)?));
+    }
+    Ok(agents)
 }
 
 /// Runs one action the way every node does: the action must be in the agent's DDL, the inputs

@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub clock_skew: Duration,
     /// Log filter, e.g. `info` or `muster_server=debug`.
     pub log_level: String,
+    /// The agents: the external agents' directory and what the built-in ones run.
+    pub agents: muster_agent::AgentsConfig,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +66,7 @@ impl Default for ServerConfig {
             max_request_bytes: 1024 * 1024,
             clock_skew: Duration::from_secs(5),
             log_level: "info".to_string(),
+            agents: muster_agent::AgentsConfig::default(),
         }
     }
 }

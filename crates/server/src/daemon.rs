@@ -91,7 +91,7 @@ pub async fn run(
         ),
     }
 
-    let agents: BTreeMap<String, Arc<dyn Agent>> = muster_agent::builtin()
+    let agents: BTreeMap<String, Arc<dyn Agent>> = muster_agent::builtin(&config.agents)
         .map_err(|e| ServerError::Agent(format!("a built-in agent's DDL is broken: {e}")))?
         .into_iter()
         .map(|a| (a.name().to_string(), a))

@@ -117,9 +117,11 @@ pub struct Sim {
 
 fn agents() -> Result<Vec<Arc<dyn Agent>>, SimError> {
     let broken = |e| SimError::Invalid(format!("a built-in agent's DDL is broken: {e}"));
-    let mut agents = muster_agent::builtin().map_err(broken)?;
-    agents.push(Arc::new(agent::SimAgent::new().map_err(broken)?));
-    Ok(agents)
+    // A virtual node changes nothing: it runs rpcutil and the sim agent only.
+    Ok(vec![
+        Arc::new(muster_agent::rpcutil::Rpcutil::new().map_err(broken)?),
+        Arc::new(agent::SimAgent::new().map_err(broken)?),
+    ])
 }
 
 impl Sim {
