@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// The `[agents]` section.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentsConfig {
     /// External agents: each an executable `NAME` with its DDL `NAME.json` beside it.
@@ -26,20 +26,6 @@ pub struct AgentsConfig {
     pub cm: CmConfig,
     /// The `health` agent.
     pub health: HealthConfig,
-}
-
-impl Default for AgentsConfig {
-    fn default() -> Self {
-        AgentsConfig {
-            directory: None,
-            service: ServiceConfig::default(),
-            package: PackageConfig::default(),
-            shell: ShellConfig::default(),
-            file: FileConfig::default(),
-            cm: CmConfig::default(),
-            health: HealthConfig::default(),
-        }
-    }
 }
 
 /// `[agents.service]`: services are managed with systemd's `systemctl`.
@@ -166,4 +152,15 @@ pub struct HealthConfig {
 pub struct HealthCheck {
     /// The plugin and its arguments.
     pub command: Vec<String>,
+    /// How long the plugin may run before its process group is killed and the check reports
+    /// UNKNOWN; default 30 s. The `health` agent caps it just under its DDL timeout.
+    #[serde(default = "default_check_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+/// The default [`HealthCheck::timeout`].
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn default_check_timeout() -> Duration {
+    DEFAULT_CHECK_TIMEOUT
 }

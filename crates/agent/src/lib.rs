@@ -16,6 +16,7 @@ use serde_json::Value;
 pub mod cm;
 pub mod command;
 pub mod config;
+pub mod external;
 pub mod file;
 pub mod health;
 pub mod package;
@@ -152,6 +153,10 @@ pub struct NodeContext {
     pub agents: Arc<Vec<AgentInfo>>,
     /// The daemon's counters.
     pub stats: Arc<dyn StatsSource>,
+    /// The request being served.
+    pub request_id: String,
+    /// Who asked (the request's caller).
+    pub caller: String,
 }
 
 /// Metadata about an agent, as `rpcutil agent_inventory` reports it.
@@ -195,6 +200,9 @@ pub fn builtin(config: &AgentsConfig) -> Result<Vec<Arc<dyn Agent>>, DdlError> {
     Ok(agents)
 }
 
+/// How long past its DDL timeout an action may take before dispatch gives up on it.
+pub const DISPATCH_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Runs one action the way every node does: the action must be in the agent's DDL, the inputs
 /// must validate (status 3 or 4 otherwise), the action runs under the DDL's timeout, and
 /// outputs it left unset get their DDL defaults.
@@ -227,7 +235,9 @@ pub async fn dispatch(
         Ok(inputs) => Value::Object(inputs),
         Err(e) => return ActionResult::fail(e.status(), e.to_string()),
     };
-    let limit = std::time::Duration::from_secs(ddl.metadata.timeout);
+    // Agents that run programs kill them at the DDL timeout and say so; this outer bound,
+    // a little later, catches any action that does not.
+    let limit = std::time::Duration::from_secs(ddl.metadata.timeout) + DISPATCH_GRACE;
     let mut result = match tokio::time::timeout(limit, agent.call(node, action, &inputs)).await {
         Ok(result) => result,
         Err(_) => {

@@ -145,6 +145,8 @@ mod tests {
             }),
             agents: Arc::new(vec![AgentInfo::of(&Rpcutil::new().unwrap())]),
             stats: Arc::new(NoStats),
+            request_id: "0123456789abcdef0123456789abcdef".into(),
+            caller: "test".into(),
         }
     }
 

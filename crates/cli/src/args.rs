@@ -240,6 +240,9 @@ pub enum PluginCommand {
     Doc {
         /// The agent, e.g. `rpcutil`.
         agent: Option<String>,
+        /// Client config file (TOML); its `ddl_directory` adds external agents' DDLs.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 

@@ -175,19 +175,43 @@ impl Session {
     }
 }
 
-/// The DDLs this machine has, by agent name: the built-in agents' and the simulator's.
-pub fn known_ddls() -> Vec<(&'static str, &'static str)> {
-    let mut all = muster_agent::BUILTIN_DDLS.to_vec();
-    all.push(("sim", muster_sim::agent::DDL));
+/// The DDLs this machine has, by agent name: the built-in agents', the simulator's, and those
+/// in the client config's `ddl_directory`.
+pub fn known_ddls(config: &ClientConfig) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = muster_agent::BUILTIN_DDLS
+        .iter()
+        .chain(&[("sim", muster_sim::agent::DDL)])
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect();
+    if let Some(dir) = &config.ddl_directory
+        && let Ok(entries) = std::fs::read_dir(dir)
+    {
+        let mut extra: Vec<(String, String)> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .filter_map(|p| {
+                let name = p.file_stem()?.to_str()?.to_string();
+                let text = std::fs::read_to_string(&p).ok()?;
+                Some((name, text))
+            })
+            .filter(|(name, _)| !all.iter().any(|(n, _)| n == name))
+            .collect();
+        extra.sort();
+        all.extend(extra);
+    }
     all
 }
 
 /// The DDL this machine has for `agent`, parsed.
-pub fn ddl_for(agent: &str) -> Result<Option<muster_proto::ddl::Ddl>, Failure> {
-    known_ddls()
+pub fn ddl_for(
+    config: &ClientConfig,
+    agent: &str,
+) -> Result<Option<muster_proto::ddl::Ddl>, Failure> {
+    known_ddls(config)
         .into_iter()
-        .find(|(name, _)| *name == agent)
-        .map(|(_, text)| muster_proto::ddl::Ddl::parse(text))
+        .find(|(name, _)| name == agent)
+        .map(|(_, text)| muster_proto::ddl::Ddl::parse(&text))
         .transpose()
         .map_err(|e| Failure::usage(anyhow::anyhow!("the DDL of agent {agent} is broken: {e}")))
 }

@@ -69,7 +69,9 @@ async fn run(cli: Cli) -> Result<ExitStatus, Failure> {
         Command::Facts(args) => cmd::facts::run(args).await,
         Command::Inventory(args) => cmd::inventory::run(args).await,
         Command::Rpc(args) => cmd::rpc::run(args).await,
-        Command::Plugin(args::PluginCommand::Doc { agent }) => cmd::plugin::doc(agent.as_deref()),
+        Command::Plugin(args::PluginCommand::Doc { agent, config }) => {
+            cmd::plugin::doc(agent.as_deref(), config.as_deref())
+        }
         Command::Sim(args) => cmd::sim::run(args).await,
         Command::Demo(args) => cmd::demo::run(args).await,
         Command::Broker(args) => cmd::broker::run(args).await,

@@ -159,7 +159,12 @@ pub fn format_number(format: Option<&str>, label: &str, n: f64) -> String {
         }
         _ => format!("{n:.2}"),
     };
-    format!("{}{text}{}", &format[..start], &rest[spec_len..])
+    let unescape = |s: &str| s.replace("%%", "%");
+    format!(
+        "{}{text}{}",
+        unescape(&format[..start]),
+        unescape(&rest[spec_len..])
+    )
 }
 
 #[cfg(test)]
@@ -260,6 +265,7 @@ mod tests {
             (Some("Average: %0.2f"), 1.2345, "Average: 1.23"),
             (Some("%d seconds"), 2.6, "3 seconds"),
             (Some("%.0f s"), 2.4, "2 s"),
+            (Some("Average use: %.1f%%"), 11.94, "Average use: 11.9%"),
             (Some("no spec"), 1.0, "no spec 1.00"),
             (None, 1.5, "Average Up: 1.50"),
         ];

@@ -24,6 +24,9 @@ pub struct ClientConfig {
     pub discovery_quiet: Duration,
     /// Up to this many nodes, requests are addressed to each node directly; above, broadcast.
     pub direct_limit: usize,
+    /// DDLs of agents this machine does not ship (external agents): `NAME.json` files, used to
+    /// validate inputs, label outputs and document the agent.
+    pub ddl_directory: Option<PathBuf>,
 }
 
 impl Default for ClientConfig {
@@ -35,6 +38,7 @@ impl Default for ClientConfig {
             discovery_timeout: Duration::from_secs(2),
             discovery_quiet: Duration::from_millis(200),
             direct_limit: 1000,
+            ddl_directory: None,
         }
     }
 }

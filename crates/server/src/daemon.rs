@@ -91,11 +91,23 @@ pub async fn run(
         ),
     }
 
-    let agents: BTreeMap<String, Arc<dyn Agent>> = muster_agent::builtin(&config.agents)
+    let mut agents: BTreeMap<String, Arc<dyn Agent>> = muster_agent::builtin(&config.agents)
         .map_err(|e| ServerError::Agent(format!("a built-in agent's DDL is broken: {e}")))?
         .into_iter()
         .map(|a| (a.name().to_string(), a))
         .collect();
+    if let Some(dir) = &config.agents.directory {
+        let taken: Vec<String> = agents.keys().cloned().collect();
+        let (external, errors) = muster_agent::external::load_directory(dir, &taken);
+        for e in errors {
+            // One broken agent must not take the others down: say so loudly and go on.
+            error!("{e}; the other agents keep running");
+        }
+        for agent in external {
+            info!(agent = agent.name(), program = %agent.program().display(), "loaded an external agent");
+            agents.insert(agent.name().to_string(), Arc::new(agent));
+        }
+    }
     let agent_infos = Arc::new(agents.values().map(|a| AgentInfo::of(a.as_ref())).collect());
     let inventory = load_inventory(&config, &identity, &agents).await?;
 
@@ -304,6 +316,8 @@ impl Node {
             inventory,
             agents: self.agent_infos.clone(),
             stats: self.stats.clone(),
+            request_id: request.id.clone(),
+            caller: request.caller.clone(),
         };
         let result =
             muster_agent::dispatch(agent.as_ref(), &context, &request.action, &request.data).await;

@@ -427,6 +427,8 @@ async fn respond(
                     inventory: node.inventory.clone(),
                     agents: group.agent_infos.clone(),
                     stats: group.stats.clone(),
+                    request_id: request.id.clone(),
+                    caller: request.caller.clone(),
                 };
                 let r = muster_agent::dispatch(
                     agent.as_ref(),

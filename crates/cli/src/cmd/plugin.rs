@@ -1,18 +1,21 @@
 //! `muster plugin doc [AGENT]`: documentation rendered from an agent's DDL.
 
-use muster_client::ExitStatus;
+use std::path::Path;
+
+use muster_client::{ClientConfig, ExitStatus};
 use muster_proto::ddl::{Action, Ddl, Input, InputType};
 
 use crate::Failure;
 use crate::cmd::{ddl_for, known_ddls};
 
-pub fn doc(agent: Option<&str>) -> Result<ExitStatus, Failure> {
+pub fn doc(agent: Option<&str>, config: Option<&Path>) -> Result<ExitStatus, Failure> {
+    let config = ClientConfig::load(config).map_err(Failure::usage)?;
     let Some(agent) = agent else {
         println!("Agents with a DDL on this machine:");
         println!();
         let mut rows = Vec::new();
-        for (name, _) in known_ddls() {
-            if let Some(ddl) = ddl_for(name)? {
+        for (name, _) in known_ddls(&config) {
+            if let Some(ddl) = ddl_for(&config, &name)? {
                 rows.push((name, ddl.metadata.description.clone()));
             }
         }
@@ -24,8 +27,8 @@ pub fn doc(agent: Option<&str>) -> Result<ExitStatus, Failure> {
         println!("muster plugin doc AGENT shows one agent's actions, inputs and outputs.");
         return Ok(ExitStatus::Ok);
     };
-    let Some(ddl) = ddl_for(agent)? else {
-        let names: Vec<&str> = known_ddls().into_iter().map(|(n, _)| n).collect();
+    let Some(ddl) = ddl_for(&config, agent)? else {
+        let names: Vec<String> = known_ddls(&config).into_iter().map(|(n, _)| n).collect();
         return Err(Failure::usage(anyhow::anyhow!(
             "no DDL for agent {agent:?} on this machine; known agents: {}",
             names.join(", ")
@@ -152,8 +155,9 @@ mod tests {
 
     #[test]
     fn every_known_ddl_renders() {
-        for (name, _) in known_ddls() {
-            let ddl = ddl_for(name).unwrap().unwrap();
+        let config = ClientConfig::default();
+        for (name, _) in known_ddls(&config) {
+            let ddl = ddl_for(&config, &name).unwrap().unwrap();
             let text = render(&ddl);
             assert!(text.starts_with(&format!("{name} — ")), "{text}");
             for action in &ddl.actions {

@@ -1,6 +1,6 @@
 //! `muster rpc AGENT ACTION key=value…`: run an action on the matching nodes.
 
-use muster_client::{Call, ExitStatus, aggregate};
+use muster_client::{Call, ClientConfig, ExitStatus, aggregate};
 use muster_proto::ddl::{self, Action, Ddl};
 use serde_json::{Map, Value};
 
@@ -60,7 +60,8 @@ fn inputs(
 pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
     let request = &args.request;
     muster_proto::subject::check_token("agent", &args.agent).map_err(Failure::usage)?;
-    let ddl = crate::cmd::ddl_for(&args.agent)?;
+    let config = ClientConfig::load(request.config.as_deref()).map_err(Failure::usage)?;
+    let ddl = crate::cmd::ddl_for(&config, &args.agent)?;
     let (data, action) = inputs(&args, ddl.as_ref())?;
     let call = Call {
         agent: args.agent.clone(),

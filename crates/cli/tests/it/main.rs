@@ -36,6 +36,7 @@ macro_rules! on_both_brokers {
     };
 }
 
+mod agents;
 mod cli;
 mod daemon;
 mod demo;

@@ -21,5 +21,5 @@ fn plugin_doc_lists_and_documents_agents() {
     muster(&["plugin", "doc", "nosuch"])
         .run()
         .code(2)
-        .stderr_has("no DDL for agent \"nosuch\" on this machine; known agents: rpcutil, sim");
+        .stderr_has("no DDL for agent \"nosuch\" on this machine; known agents: rpcutil, service, package, shell, file, cm, health, sim");
 }
