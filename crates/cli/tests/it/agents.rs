@@ -91,3 +91,86 @@ on_both_brokers! {
         Ok(())
     }
 }
+
+/// Writes an executable stand-in script.
+fn stand_in(dir: &Path, name: &str, body: &str) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n"))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path.display().to_string())
+}
+
+on_both_brokers! {
+    /// `muster rpc service restart service=nginx -C web` reports per node and exits by DESIGN
+    /// §3; `muster rpc package status package=openssl` ends with the versions across the fleet.
+    /// Every system command is a stand-in script.
+    fn service_and_package_across_a_fleet() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        let calls = |node: &str| d.join(format!("calls-{node}"));
+        let mut specs = Vec::new();
+        for (node, class, healthy, openssl) in [
+            ("web1", "web", true, "3.0.11-1~deb12u2"),
+            ("web2", "web", false, "3.0.11-1~deb12u2"),
+            ("db1", "db", true, "1.1.1w-0+deb11u1"),
+        ] {
+            let log = calls(node).display().to_string();
+            let systemctl = if healthy {
+                format!("echo \"$@\" >> {log}\ncase \"$1\" in is-active) echo active;; esac\nexit 0")
+            } else {
+                format!(
+                    "echo \"$@\" >> {log}\ncase \"$1\" in\n  is-active) echo failed; exit 3;;\n  \
+                     *) echo \"Job for $2.service failed because the control process exited with error code.\" >&2; exit 1;;\nesac"
+                )
+            };
+            let systemctl = stand_in(d, &format!("systemctl-{node}"), &systemctl)?;
+            let query = stand_in(
+                d,
+                &format!("dpkg-query-{node}"),
+                &format!("printf 'install ok installed\\t{openssl}\\n'"),
+            )?;
+            specs.push(DaemonSpec::new(node).classes(&[class]).config(&format!(
+                "[agents.service]\nsystemctl = {systemctl:?}\n[agents.package]\nquery = {query:?}"
+            )));
+        }
+        let Some(fleet) = fixture::fleet(&specs)? else {
+            return Ok(());
+        };
+
+        let run = fleet
+            .muster(&["rpc", "service", "restart", "service=nginx", "-C", "web"])
+            .run();
+        run.code(1)
+            .stdout_has("web2: FAILED (status 1): restart nginx failed")
+            .stdout_has("Summary of Service Status:")
+            .stdout_has("Finished 2 of 2 nodes in ")
+            .stdout_has("Failed: web2 (Aborted)");
+        assert!(!run.stdout.contains("web1"), "only failures by default:\n{run}");
+        assert!(
+            std::fs::read_to_string(calls("web1"))?.contains("restart nginx"),
+            "{run}"
+        );
+        assert!(!calls("db1").exists(), "db1 is not in class web:\n{run}");
+
+        let run = fleet
+            .muster(&["rpc", "package", "status", "package=openssl"])
+            .run();
+        run.code(0).stdout_has("Summary of Ensure:");
+        let line = |version: &str| {
+            run.stdout
+                .lines()
+                .find(|l| l.trim_start().starts_with(version))
+                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        };
+        assert_eq!(line("3.0.11-1~deb12u2").as_deref(), Some("2 nodes"), "{run}");
+        assert_eq!(line("1.1.1w-0+deb11u1").as_deref(), Some("1 node"), "{run}");
+
+        fleet
+            .muster(&["rpc", "service", "restart", "service=nginx;reboot", "-C", "web"])
+            .run()
+            .code(2)
+            .stderr_has("invalid input service");
+        Ok(())
+    }
+}
