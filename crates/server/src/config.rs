@@ -265,5 +265,8 @@ log_level = "debug"
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/server.toml");
         let c = ServerConfig::load(Some(&path), &Overrides::default()).unwrap();
         assert_eq!(c.security, Security::Insecure);
+        assert!(!c.agents.shell.enabled);
+        assert_eq!(c.agents.cm, muster_agent::config::CmConfig::default());
+        assert!(c.agents.health.checks.contains_key("disk"));
     }
 }
