@@ -401,3 +401,37 @@ fn server_config_errors_exit_2() -> Result<()> {
     run.code(2).stderr_has("/nonexistent/server.toml");
     Ok(())
 }
+
+on_both_brokers! {
+    /// SIGTERM lets a running action finish and send its reply before the daemon exits.
+    fn sigterm_drains_running_actions() -> Result<()> {
+        let spec = DaemonSpec::new("web1").config("[agents.shell]\nenabled = true");
+        let Some(mut fleet) = fixture::fleet(&[spec])? else {
+            return Ok(());
+        };
+        let url = fleet.url();
+        let slow = std::process::Command::new(bin())
+            .args(["rpc", "shell", "run", "command=sleep 1; echo drained", "-I", "web1"])
+            .args(["--json", "-t", "20", "--broker", &url])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        // Wait until the action is running on the node.
+        wait_for("the shell action to be running", Duration::from_secs(10), || {
+            let run = fleet
+                .muster(&["rpc", "rpcutil", "daemon_stats", "-I", "web1", "--json"])
+                .run();
+            // The daemon_stats request itself holds a slot while it runs.
+            run.json()["replies"][0]["data"]["in_flight"].as_u64() == Some(2)
+        })?;
+        let daemon = fleet.daemon("web1");
+        daemon.signal(UnixSignal::SIGTERM)?;
+        let output = slow.wait_with_output()?;
+        let report: Value = serde_json::from_slice(&output.stdout)?;
+        assert_eq!(output.status.code(), Some(0), "{report}");
+        assert_eq!(report["replies"][0]["data"]["stdout"], "drained\n", "{report}");
+        assert_eq!(daemon.wait_exit(Duration::from_secs(10))?, Some(0), "{}", daemon.log());
+        assert!(daemon.log().contains("all actions finished"), "{}", daemon.log());
+        Ok(())
+    }
+}
