@@ -285,14 +285,6 @@ pub fn summary_fields(summary: &Value, now: i64) -> Vec<(&'static str, Value)> {
 }
 
 impl Agent for Cm {
-    fn name(&self) -> &str {
-        "cm"
-    }
-
-    fn description(&self) -> &str {
-        &self.ddl.metadata.description
-    }
-
     fn actions(&self) -> &[&str] {
         ACTIONS
     }

@@ -132,18 +132,6 @@ fn scalar(value: &Value) -> Option<String> {
 }
 
 impl Agent for ExternalAgent {
-    fn name(&self) -> &str {
-        &self.ddl.metadata.name
-    }
-
-    fn description(&self) -> &str {
-        &self.ddl.metadata.description
-    }
-
-    fn version(&self) -> &str {
-        &self.ddl.metadata.version
-    }
-
     fn actions(&self) -> &[&str] {
         &[]
     }

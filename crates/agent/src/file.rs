@@ -250,14 +250,6 @@ fn rfc3339(secs: i64) -> String {
 }
 
 impl Agent for File {
-    fn name(&self) -> &str {
-        "file"
-    }
-
-    fn description(&self) -> &str {
-        &self.ddl.metadata.description
-    }
-
     fn actions(&self) -> &[&str] {
         ACTIONS
     }

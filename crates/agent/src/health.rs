@@ -465,14 +465,6 @@ fn split_number(text: &str) -> (Option<f64>, &str) {
 }
 
 impl Agent for Health {
-    fn name(&self) -> &str {
-        "health"
-    }
-
-    fn description(&self) -> &str {
-        &self.ddl.metadata.description
-    }
-
     fn actions(&self) -> &[&str] {
         ACTIONS
     }

@@ -82,15 +82,19 @@ impl ActionResult {
 
 /// An agent: a named set of actions.
 pub trait Agent: Send + Sync {
-    /// The agent's name, as used in subjects and requests.
-    fn name(&self) -> &str;
+    /// The agent's name, as used in subjects and requests: its DDL's.
+    fn name(&self) -> &str {
+        &self.ddl().metadata.name
+    }
 
-    /// A one-line description.
-    fn description(&self) -> &str;
+    /// A one-line description: its DDL's.
+    fn description(&self) -> &str {
+        &self.ddl().metadata.description
+    }
 
-    /// The agent's version.
+    /// The agent's version: its DDL's.
     fn version(&self) -> &str {
-        env!("CARGO_PKG_VERSION")
+        &self.ddl().metadata.version
     }
 
     /// The names of its actions.

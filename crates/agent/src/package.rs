@@ -302,14 +302,6 @@ fn push_unique(versions: &mut Vec<String>, version: &str) {
 }
 
 impl Agent for Package {
-    fn name(&self) -> &str {
-        "package"
-    }
-
-    fn description(&self) -> &str {
-        &self.ddl.metadata.description
-    }
-
     fn actions(&self) -> &[&str] {
         ACTIONS
     }

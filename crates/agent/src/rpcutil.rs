@@ -35,14 +35,6 @@ const ACTIONS: &[&str] = &[
 ];
 
 impl Agent for Rpcutil {
-    fn name(&self) -> &str {
-        "rpcutil"
-    }
-
-    fn description(&self) -> &str {
-        "General helpful actions that expose the node's inventory and the daemon's state"
-    }
-
     fn actions(&self) -> &[&str] {
         ACTIONS
     }

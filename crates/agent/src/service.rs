@@ -195,14 +195,6 @@ impl State {
 }
 
 impl Agent for Service {
-    fn name(&self) -> &str {
-        "service"
-    }
-
-    fn description(&self) -> &str {
-        &self.ddl.metadata.description
-    }
-
     fn actions(&self) -> &[&str] {
         ACTIONS
     }

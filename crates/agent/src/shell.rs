@@ -115,14 +115,6 @@ fn report(out: &CommandOutput) -> ActionResult {
 }
 
 impl Agent for Shell {
-    fn name(&self) -> &str {
-        "shell"
-    }
-
-    fn description(&self) -> &str {
-        &self.ddl.metadata.description
-    }
-
     fn actions(&self) -> &[&str] {
         ACTIONS
     }

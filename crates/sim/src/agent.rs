@@ -51,14 +51,6 @@ fn number(data: &Value, key: &str) -> Result<f64, ActionResult> {
 }
 
 impl Agent for SimAgent {
-    fn name(&self) -> &str {
-        "sim"
-    }
-
-    fn description(&self) -> &str {
-        "Simulator test actions: sleep, fail, payload, echo"
-    }
-
     fn actions(&self) -> &[&str] {
         ACTIONS
     }
