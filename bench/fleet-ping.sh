@@ -24,6 +24,7 @@ case $kind in
   *) echo "unknown broker kind $kind" >&2; exit 2 ;;
 esac
 export MUSTER_BROKER="nats://127.0.0.1:$port"
+export MUSTER_JOURNAL="$work/journal.sqlite"   # the real write path, not the user's journal
 for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
 
 "$muster" sim --nodes "$nodes" --write-nodes "$work/nodes.txt" 2>"$work/sim.log" & pids+=($!)

@@ -27,6 +27,12 @@ pub enum Command {
     Inventory(InventoryArgs),
     /// Run an agent's action on the matching nodes.
     Rpc(RpcArgs),
+    /// Recent requests from the journal: id, time, agent and action, outcome counts.
+    History(HistoryArgs),
+    /// A journalled request's report, as when it ran: who got it and who did not.
+    Show(ShowArgs),
+    /// Send a journalled request again to exactly the nodes that missed it or failed.
+    Retry(RetryArgs),
     /// Agents' documentation, from their DDL.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -154,6 +160,29 @@ pub struct RequestArgs {
     /// Say more: the request id, per-node timings, every node's reply.
     #[arg(short = 'v', long)]
     pub verbose: bool,
+    /// The journal file every request is recorded in (default: the XDG data directory).
+    #[arg(long, value_name = "PATH", env = "MUSTER_JOURNAL")]
+    pub journal: Option<PathBuf>,
+}
+
+impl RequestArgs {
+    /// Flags for rendering a report that is not being sent (`show`).
+    pub fn for_display() -> Self {
+        RequestArgs {
+            filter: FilterArgs::default(),
+            collective: None,
+            brokers: Vec::new(),
+            config: None,
+            timeout: None,
+            discovery_timeout: None,
+            discovery_method: None,
+            nodes: None,
+            json: false,
+            display: None,
+            verbose: false,
+            journal: None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +261,51 @@ pub struct SimArgs {
     /// Write the identities, one per line, to this file (for --nodes).
     #[arg(long, value_name = "FILE")]
     pub write_nodes: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// How many requests, newest first.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub limit: usize,
+    /// The journal file (default: the XDG data directory).
+    #[arg(long, value_name = "PATH", env = "MUSTER_JOURNAL")]
+    pub journal: Option<PathBuf>,
+    /// Print a JSON array.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The request id (or the start of it).
+    pub id: String,
+    /// The journal file (default: the XDG data directory).
+    #[arg(long, value_name = "PATH", env = "MUSTER_JOURNAL")]
+    pub journal: Option<PathBuf>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Which per-node replies to show.
+    #[arg(long, value_enum)]
+    pub display: Option<Display>,
+    /// Say more.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The request id (or the start of it).
+    pub id: String,
+    /// Send to the nodes that did not respond (no reply, timeout, not connected).
+    #[arg(long, required_unless_present = "failed")]
+    pub missing: bool,
+    /// Send to the nodes that replied with a failure.
+    #[arg(long)]
+    pub failed: bool,
+    #[command(flatten)]
+    pub request: RequestArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -20,6 +20,7 @@ pub mod demo;
 pub mod facts;
 pub mod find;
 pub mod inventory;
+pub mod journal;
 pub mod ping;
 pub mod plugin;
 pub mod rpc;

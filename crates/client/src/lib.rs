@@ -10,6 +10,7 @@ pub mod config;
 pub mod connection;
 pub mod discovery;
 pub mod exit;
+pub mod journal;
 pub mod nodes;
 pub mod report;
 pub mod request;

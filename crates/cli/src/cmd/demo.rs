@@ -140,6 +140,8 @@ pub async fn run(args: DemoArgs) -> Result<ExitStatus, Failure> {
         .context("cannot write the fleet list")
         .map_err(Failure::usage)?;
     let fleet_file = fleet_file.display().to_string();
+    // The tour's requests go to a journal of its own, not the user's.
+    let journal = dir.path().join("journal.sqlite").display().to_string();
 
     // Wait until this machine's daemon answers, so the tour sees it.
     let me = std::env::current_exe()
@@ -227,6 +229,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitStatus, Failure> {
         println!("$ {}", shown.join(" "));
         let output = tokio::process::Command::new(&me)
             .args(&full)
+            .env("MUSTER_JOURNAL", &journal)
             .stdin(Stdio::null())
             .output()
             .await
@@ -241,8 +244,9 @@ pub async fn run(args: DemoArgs) -> Result<ExitStatus, Failure> {
 
     if args.keep {
         println!("The demo keeps running. Try your own commands against it:");
-        println!("  export MUSTER_BROKER={url}");
+        println!("  export MUSTER_BROKER={url} MUSTER_JOURNAL={journal}");
         println!("  muster ping --nodes {fleet_file}");
+        println!("  muster history; muster retry ID --missing");
         println!("Ctrl-C stops it.");
         let _ = tokio::signal::ctrl_c().await;
     } else {

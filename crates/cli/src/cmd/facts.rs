@@ -42,6 +42,7 @@ pub async fn run(args: FactsArgs) -> Result<ExitStatus, Failure> {
         )
         .await?;
     end_progress(request.json);
+    crate::cmd::journal::record(request, &call, &session.filter, None, &report);
 
     let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for reply in &report.replies {

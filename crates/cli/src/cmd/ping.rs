@@ -36,6 +36,13 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
             found.into_ping_report()
         }
     };
+    crate::cmd::journal::record(
+        &args,
+        &Call::new("rpcutil", "ping"),
+        &session.filter,
+        None,
+        &report,
+    );
     if report.stats.expected == 0 {
         if args.json {
             render::json(&report);

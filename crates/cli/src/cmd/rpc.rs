@@ -1,11 +1,11 @@
 //! `muster rpc AGENT ACTION key=value…`: run an action on the matching nodes.
 
-use muster_client::{Call, ClientConfig, ExitStatus, aggregate};
+use muster_client::{Call, ClientConfig, ExitStatus, Report, aggregate};
 use muster_proto::ddl::{self, Action, Ddl};
 use serde_json::{Map, Value};
 
 use crate::Failure;
-use crate::args::{Display, RpcArgs};
+use crate::args::{Display, RequestArgs, RpcArgs};
 use crate::cmd::{end_progress, no_match, progress};
 use crate::render;
 
@@ -87,22 +87,29 @@ pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
     if let Some(action) = &action {
         report.aggregates = aggregate::compute(action, &report);
     }
-    if request.json {
-        render::json(&report);
-    } else {
-        let default = match action.as_ref().map(|a| a.display) {
-            Some(ddl::Display::Always) => Display::All,
-            Some(ddl::Display::Ok) => Display::Ok,
-            Some(ddl::Display::Failed) | None => Display::Failed,
-        };
-        let display = match (request.display, request.verbose) {
-            (Some(d), _) => d,
-            (None, true) => Display::All,
-            (None, false) => default,
-        };
-        render::report(&report, display, action.as_ref(), request.verbose);
-    }
+    crate::cmd::journal::record(request, &call, &session.filter, None, &report);
+    show(&report, action.as_ref(), request);
     Ok(report.exit_status())
+}
+
+/// Prints an rpc report: JSON, or per-node replies as the DDL's `display` says (or the flags),
+/// labelled by the DDL, then the summaries.
+pub fn show(report: &Report, action: Option<&Action>, request: &RequestArgs) {
+    if request.json {
+        render::json(report);
+        return;
+    }
+    let default = match action.map(|a| a.display) {
+        Some(ddl::Display::Always) => Display::All,
+        Some(ddl::Display::Ok) => Display::Ok,
+        Some(ddl::Display::Failed) | None => Display::Failed,
+    };
+    let display = match (request.display, request.verbose) {
+        (Some(d), _) => d,
+        (None, true) => Display::All,
+        (None, false) => default,
+    };
+    render::report(report, display, action, request.verbose);
 }
 
 #[cfg(test)]

@@ -30,8 +30,22 @@ pub fn muster<S: AsRef<str>>(args: &[S]) -> Muster {
         args: args.iter().map(|a| a.as_ref().to_string()).collect(),
         broker: None,
         stdin: None,
-        env: Vec::new(),
+        // Tests never write to the user's own journal.
+        env: vec![(
+            "MUSTER_JOURNAL".to_string(),
+            journal().display().to_string(),
+        )],
     }
+}
+
+/// One journal file for this test process, in a temporary directory.
+pub fn journal() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = DIR.get_or_init(|| tempfile::tempdir().expect("a temporary directory"));
+        dir.path().join("journal.sqlite")
+    })
 }
 
 impl Muster {

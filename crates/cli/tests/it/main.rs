@@ -43,6 +43,7 @@ mod demo;
 mod filters;
 mod fixture;
 mod human;
+mod journal;
 mod json;
 mod outcomes;
 mod plugin;
