@@ -38,6 +38,8 @@ pub enum Command {
     Plugin(PluginCommand),
     /// Simulate a fleet: thousands of virtual nodes in this process, with injected faults.
     Sim(SimArgs),
+    /// Collect node registrations into a database and answer inventory queries.
+    Registry(RegistryArgs),
     /// A self-contained tour: embedded broker, this machine as a node, a simulated fleet.
     Demo(DemoArgs),
     /// Run the embedded broker (the NATS client protocol, single node).
@@ -163,6 +165,24 @@ pub struct RequestArgs {
     /// The journal file every request is recorded in (default: the XDG data directory).
     #[arg(long, value_name = "PATH", env = "MUSTER_JOURNAL")]
     pub journal: Option<PathBuf>,
+    /// Send in batches of N nodes (or P%); each batch starts when the last one has settled.
+    #[arg(long, value_name = "N|P%")]
+    pub batch: Option<String>,
+    /// Seconds to pause between batches.
+    #[arg(long = "batch-sleep", value_name = "SECS", requires = "batch")]
+    pub batch_sleep: Option<f64>,
+    /// Keep N nodes in flight: whenever one settles the next gets the request.
+    #[arg(long, value_name = "N", conflicts_with = "batch")]
+    pub window: Option<usize>,
+    /// Send to only N (or P%) of the expected set, chosen at random.
+    #[arg(long, value_name = "N|P%")]
+    pub limit: Option<String>,
+    /// Seed for --limit's random choice, to repeat it.
+    #[arg(long = "limit-seed", value_name = "N")]
+    pub limit_seed: Option<u64>,
+    /// Send to only one node of the expected set.
+    #[arg(long, conflicts_with = "limit")]
+    pub one: bool,
 }
 
 impl RequestArgs {
@@ -181,6 +201,12 @@ impl RequestArgs {
             display: None,
             verbose: false,
             journal: None,
+            batch: None,
+            batch_sleep: None,
+            window: None,
+            limit: None,
+            limit_seed: None,
+            one: false,
         }
     }
 }
@@ -318,6 +344,33 @@ pub enum PluginCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// The SQLite database file.
+    #[arg(long, value_name = "FILE")]
+    pub db: PathBuf,
+    /// Broker URL (repeatable; comma-separated in MUSTER_BROKER).
+    #[arg(
+        long = "broker",
+        value_name = "URL",
+        env = "MUSTER_BROKER",
+        value_delimiter = ',',
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    pub brokers: Vec<String>,
+    /// The collective.
+    #[arg(
+        short = 'T',
+        long = "target",
+        value_name = "COLLECTIVE",
+        default_value = "muster"
+    )]
+    pub collective: String,
+    /// Records of nodes not seen for this long are deleted, e.g. 7d.
+    #[arg(long, default_value = "7d")]
+    pub retention: String,
 }
 
 #[derive(Debug, Args)]

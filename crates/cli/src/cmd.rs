@@ -6,8 +6,10 @@ use std::io::{IsTerminal, Read, Write};
 use std::time::Duration;
 
 use anyhow::Context;
+use muster_client::selection::{Count, choose};
 use muster_client::{
-    Client, ClientConfig, ConnectConfig, DiscoveryOptions, ExitStatus, Progress, RequestOptions,
+    Client, ClientConfig, ConnectConfig, DiscoveryOptions, ExitStatus, Pacing, Progress,
+    RequestOptions,
 };
 use muster_proto::filter::FilterErrorKind;
 use muster_proto::{FactFilter, Filter};
@@ -23,6 +25,7 @@ pub mod inventory;
 pub mod journal;
 pub mod ping;
 pub mod plugin;
+pub mod registry;
 pub mod rpc;
 pub mod server;
 pub mod sim;
@@ -34,6 +37,17 @@ pub struct Session {
     pub filter: Filter,
     /// The node list given with `--nodes`, read before connecting.
     pub nodes: Option<BTreeSet<String>>,
+    pacing: PacingFlags,
+}
+
+/// How a request is spread over its expected set.
+#[derive(Debug, Clone, Copy, Default)]
+struct PacingFlags {
+    batch: Option<Count>,
+    batch_sleep: Duration,
+    window: Option<usize>,
+    limit: Option<Count>,
+    limit_seed: Option<u64>,
 }
 
 impl FilterArgs {
@@ -109,6 +123,7 @@ impl RequestArgs {
             )));
         }
         let nodes = self.node_list()?;
+        let pacing = self.pacing_flags()?;
         let client = Client::connect(&ConnectConfig {
             brokers: config.brokers.clone(),
             collective: config.collective.clone(),
@@ -120,6 +135,7 @@ impl RequestArgs {
             config,
             filter,
             nodes,
+            pacing,
         })
     }
 
@@ -143,13 +159,32 @@ impl RequestArgs {
         Ok(Some(muster_client::nodes::parse(&text, source)?))
     }
 
-    /// Request options from the config and flags.
-    pub fn request_options(&self, config: &ClientConfig) -> RequestOptions {
-        RequestOptions {
-            timeout: config.timeout,
-            direct_limit: config.direct_limit,
-            ..RequestOptions::default()
+    /// `--batch`, `--window`, `--limit` and `--one`, checked.
+    fn pacing_flags(&self) -> Result<PacingFlags, Failure> {
+        let batch = self
+            .batch
+            .as_deref()
+            .map(|b| Count::parse("--batch", b))
+            .transpose()
+            .map_err(Failure::usage)?;
+        let batch_sleep = seconds("--batch-sleep", self.batch_sleep.unwrap_or(0.0))?;
+        if self.window == Some(0) {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "--window 0: give how many nodes to keep in flight (at least 1)"
+            )));
         }
+        let limit = match (&self.limit, self.one) {
+            (_, true) => Some(Count::Nodes(1)),
+            (Some(l), false) => Some(Count::parse("--limit", l).map_err(Failure::usage)?),
+            (None, false) => None,
+        };
+        Ok(PacingFlags {
+            batch,
+            batch_sleep,
+            window: self.window,
+            limit,
+            limit_seed: self.limit_seed,
+        })
     }
 }
 
@@ -161,18 +196,43 @@ impl Session {
         }
     }
 
-    /// The expected set: the node list if one was given, else broadcast discovery. Returns the
-    /// set and how long discovery took.
+    /// The expected set: the node list if one was given, else broadcast discovery; narrowed by
+    /// `--limit`/`--one`. Returns the set and how long discovery took.
     pub async fn expected(&self) -> Result<(BTreeSet<String>, u64), Failure> {
-        if let Some(nodes) = &self.nodes {
-            return Ok((nodes.clone(), 0));
+        let (nodes, ms) = match &self.nodes {
+            Some(nodes) => (nodes.clone(), 0),
+            None => {
+                let found = self
+                    .client
+                    .discover(&self.filter, &self.discovery_options())
+                    .await?;
+                let ms = u64::try_from(found.elapsed.as_millis()).unwrap_or(u64::MAX);
+                (found.nodes, ms)
+            }
+        };
+        let nodes = match self.pacing.limit {
+            Some(limit) => choose(&nodes, limit, self.pacing.limit_seed),
+            None => nodes,
+        };
+        Ok((nodes, ms))
+    }
+
+    /// Request options from the config and the flags, for `expected` nodes.
+    pub fn request_options(&self, expected: usize) -> RequestOptions {
+        let pacing = match (self.pacing.window, self.pacing.batch) {
+            (Some(n), _) => Pacing::Window(n),
+            (None, Some(batch)) => Pacing::Batch {
+                size: batch.of(expected).max(1),
+                sleep: self.pacing.batch_sleep,
+            },
+            (None, None) => Pacing::All,
+        };
+        RequestOptions {
+            timeout: self.config.timeout,
+            direct_limit: self.config.direct_limit,
+            pacing,
+            ..RequestOptions::default()
         }
-        let found = self
-            .client
-            .discover(&self.filter, &self.discovery_options())
-            .await?;
-        let ms = u64::try_from(found.elapsed.as_millis()).unwrap_or(u64::MAX);
-        Ok((found.nodes, ms))
     }
 }
 

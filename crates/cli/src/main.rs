@@ -76,6 +76,7 @@ async fn run(cli: Cli) -> Result<ExitStatus, Failure> {
             cmd::plugin::doc(agent.as_deref(), config.as_deref())
         }
         Command::Sim(args) => cmd::sim::run(args).await,
+        Command::Registry(args) => cmd::registry::run(args).await,
         Command::Demo(args) => cmd::demo::run(args).await,
         Command::Broker(args) => cmd::broker::run(args).await,
     }

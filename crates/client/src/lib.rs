@@ -12,12 +12,14 @@ pub mod discovery;
 pub mod exit;
 pub mod journal;
 pub mod nodes;
+pub mod registry;
 pub mod report;
 pub mod request;
+pub mod selection;
 
 pub use config::ClientConfig;
 pub use connection::{Client, ClientError, ConnectConfig};
 pub use discovery::{Discovery, DiscoveryOptions};
 pub use exit::ExitStatus;
 pub use report::{Missing, NodeReply, Outcome, Report, Stats};
-pub use request::{Call, Delivery, Progress, RequestOptions};
+pub use request::{Call, Delivery, Pacing, Progress, RequestOptions};

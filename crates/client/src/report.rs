@@ -132,6 +132,7 @@ pub struct Tally {
     expected: BTreeSet<String>,
     acked: BTreeSet<String>,
     not_connected: BTreeSet<String>,
+    given_up: BTreeSet<String>,
     replies: BTreeMap<String, NodeReply>,
     unexpected: BTreeMap<String, NodeReply>,
 }
@@ -143,6 +144,7 @@ impl Tally {
             expected,
             acked: BTreeSet::new(),
             not_connected: BTreeSet::new(),
+            given_up: BTreeSet::new(),
             replies: BTreeMap::new(),
             unexpected: BTreeMap::new(),
         }
@@ -160,12 +162,22 @@ impl Tally {
 
     /// How many expected nodes have settled.
     pub fn settled(&self) -> usize {
-        self.replies.len() + self.not_connected.len()
+        self.replies.len() + self.not_connected.len() + self.given_up.len()
     }
 
-    /// Whether `identity` has settled.
+    /// Whether `identity` has settled: replied, known not connected, or waited for long enough.
     pub fn has_settled(&self, identity: &str) -> bool {
-        self.replies.contains_key(identity) || self.not_connected.contains(identity)
+        self.replies.contains_key(identity)
+            || self.not_connected.contains(identity)
+            || self.given_up.contains(identity)
+    }
+
+    /// The wait for `identity` is over: it ends as `timeout` if it acknowledged, else
+    /// `no_reply` (a reply that still arrives later counts).
+    pub fn give_up(&mut self, identity: &str) {
+        if self.expected.contains(identity) && !self.has_settled(identity) {
+            self.given_up.insert(identity.to_string());
+        }
     }
 
     /// A node acknowledged.
@@ -178,6 +190,7 @@ impl Tally {
     /// Nobody is subscribed to this node's direct subject.
     pub fn not_connected(&mut self, identity: &str) {
         if self.expected.contains(identity) && !self.replies.contains_key(identity) {
+            self.given_up.remove(identity);
             self.not_connected.insert(identity.to_string());
         }
     }
@@ -212,6 +225,7 @@ impl Tally {
         let into = if expected {
             // A late reply after "not connected" (a node that came back) still counts.
             self.not_connected.remove(&reply.sender);
+            self.given_up.remove(&reply.sender);
             &mut self.replies
         } else {
             &mut self.unexpected

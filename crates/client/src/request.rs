@@ -65,6 +65,27 @@ pub struct RequestOptions {
     pub delivery: Delivery,
     /// Above this many nodes, [`Delivery::Auto`] broadcasts.
     pub direct_limit: usize,
+    /// All at once, in batches, or through a sliding window.
+    pub pacing: Pacing,
+}
+
+/// How the expected set gets the request over time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pacing {
+    /// Everyone at once.
+    #[default]
+    All,
+    /// `size` nodes at a time; the next batch starts when every node of this one has settled
+    /// (replied, known absent, or timed out), after `sleep`.
+    Batch {
+        /// Nodes per batch.
+        size: usize,
+        /// The pause between batches.
+        sleep: Duration,
+    },
+    /// Keep this many nodes in flight: whenever one settles, the next is sent to. A slow node
+    /// holds back only its own slot.
+    Window(usize),
 }
 
 impl Default for RequestOptions {
@@ -75,6 +96,7 @@ impl Default for RequestOptions {
             ack: true,
             delivery: Delivery::Auto,
             direct_limit: 1000,
+            pacing: Pacing::All,
         }
     }
 }
@@ -118,8 +140,10 @@ impl Client {
         }
     }
 
-    /// Sends `call` to every node of `expected` and waits until each has settled or the
-    /// timeout passes. `progress` is told about every settled node.
+    /// Sends `call` to every node of `expected` and waits until each has settled or its
+    /// timeout passes. `progress` is told about every settled node. With
+    /// [`RequestOptions::pacing`] the nodes get the request in batches, or through a sliding
+    /// window, each node waited for `timeout` from when it was sent to.
     pub async fn request(
         &self,
         call: &Call,
@@ -135,26 +159,20 @@ impl Client {
                 "the inputs must be a JSON object".into(),
             ));
         }
-        let direct = match options.delivery {
-            Delivery::Direct => true,
-            Delivery::Broadcast => false,
-            Delivery::Auto => expected.len() <= options.direct_limit,
+        // A window refills one node at a time: that is direct addressing.
+        let direct = match (options.pacing, options.delivery) {
+            (Pacing::Window(_), _) | (_, Delivery::Direct) => true,
+            (_, Delivery::Broadcast) => false,
+            (_, Delivery::Auto) => expected.len() <= options.direct_limit,
         };
         let mut tally = Tally::new(expected.clone());
+        // One id for the whole request, whatever the pacing.
+        let id = self
+            .build_request(call, Filter::default(), options.ttl, options.ack)
+            .id;
         if expected.is_empty() {
-            let request = self.build_request(call, Filter::default(), options.ttl, options.ack);
-            return Ok(tally.finish(&request.id, &call.agent, &call.action, discovery_ms, 0));
+            return Ok(tally.finish(&id, &call.agent, &call.action, discovery_ms, 0));
         }
-        let filter = if direct {
-            Filter::default()
-        } else {
-            Filter {
-                identity: expected.iter().cloned().collect(),
-                ..Filter::default()
-            }
-        };
-        let request = self.build_request(call, filter, options.ttl, options.ack);
-        let payload: bytes::Bytes = SecureEnvelope::unsigned(&request).to_bytes().into();
 
         let inbox = self.nats.new_inbox();
         let mut replies = self
@@ -164,58 +182,72 @@ impl Client {
             .map_err(|e| ClientError::Broker(e.to_string()))?;
         let started = Instant::now();
         let targets: Vec<&String> = expected.iter().collect();
-        let publish_err = |e: async_nats::PublishError| ClientError::Broker(e.to_string());
-        if direct {
-            for (i, identity) in targets.iter().enumerate() {
-                self.nats
-                    .publish_with_reply(
-                        subject::node(&self.collective, identity),
-                        format!("{inbox}.{i}"),
-                        payload.clone(),
-                    )
-                    .await
-                    .map_err(publish_err)?;
-            }
-        } else {
-            self.nats
-                .publish_with_reply(
-                    subject::broadcast(&self.collective, &call.agent),
-                    format!("{inbox}.all"),
-                    payload,
-                )
-                .await
-                .map_err(publish_err)?;
-        }
-        self.nats
-            .flush()
-            .await
-            .map_err(|e| ClientError::Broker(e.to_string()))?;
-        debug!(request_id = %request.id, nodes = expected.len(), direct, "request sent");
-
-        let deadline = tokio::time::Instant::from_std(started + options.timeout);
+        let mut pending: std::collections::VecDeque<usize> = (0..targets.len()).collect();
+        // Launches in order, each with the deadline its nodes are waited for until. Deadlines
+        // only grow, so the front is always the next one.
+        let mut deadlines: std::collections::VecDeque<(Instant, Vec<usize>)> = Default::default();
+        let mut batches: Vec<Vec<usize>> = Vec::new();
+        let mut launched = 0;
         let mut settled = 0;
-        while !tally.is_complete() {
-            let message = match tokio::time::timeout_at(deadline, replies.next()).await {
-                Ok(Some(m)) => m,
-                Ok(None) => return Err(ClientError::Broker("the connection closed".into())),
-                Err(_) => break,
-            };
-            if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
-                let suffix = message.subject.rsplit('.').next().unwrap_or_default();
-                match suffix.parse::<usize>().ok().and_then(|i| targets.get(i)) {
-                    Some(identity) if direct => tally.not_connected(identity),
-                    _ => tally.rest_not_connected(),
+        loop {
+            // Only launched nodes can settle, so this is how many are in flight.
+            let in_flight = launched - tally.settled();
+            let launch: Vec<usize> = match options.pacing {
+                Pacing::All => pending.drain(..).collect(),
+                Pacing::Window(n) => {
+                    let k = n.max(1).saturating_sub(in_flight).min(pending.len());
+                    pending.drain(..k).collect()
                 }
-            } else if message.status.is_some() {
-                continue;
-            } else {
-                match Response::decode(&message.payload) {
-                    Ok(response) if response.request_id() != request.id => {
-                        debug!(sender = response.sender(), "reply to another request");
+                Pacing::Batch { size, sleep } if in_flight == 0 && !pending.is_empty() => {
+                    if !batches.is_empty() && !sleep.is_zero() {
+                        tokio::time::sleep(sleep).await;
                     }
-                    Ok(Response::Ack(ack)) => tally.ack(&ack.sender),
-                    Ok(Response::Reply(reply)) => tally.reply(reply, millis(started.elapsed())),
-                    Err(e) => debug!(error = %e, "ignored an undecodable reply"),
+                    let k = size.max(1).min(pending.len());
+                    pending.drain(..k).collect()
+                }
+                Pacing::Batch { .. } => Vec::new(),
+            };
+            if !launch.is_empty() {
+                self.launch(
+                    call,
+                    options,
+                    &id,
+                    &inbox,
+                    &targets,
+                    &launch,
+                    direct,
+                    batches.len(),
+                )
+                .await?;
+                launched += launch.len();
+                deadlines.push_back((Instant::now() + options.timeout, launch.clone()));
+                batches.push(launch);
+            }
+            if launched == tally.settled() {
+                if pending.is_empty() {
+                    break;
+                }
+                continue;
+            }
+            let Some(&(next, _)) = deadlines.front() else {
+                break;
+            };
+            match tokio::time::timeout_at(tokio::time::Instant::from_std(next), replies.next())
+                .await
+            {
+                Ok(Some(message)) => self.account(
+                    &message, &id, &targets, &batches, direct, &mut tally, started,
+                ),
+                Ok(None) => return Err(ClientError::Broker("the connection closed".into())),
+                Err(_) => {
+                    let now = Instant::now();
+                    while deadlines.front().is_some_and(|(at, _)| *at <= now) {
+                        if let Some((_, nodes)) = deadlines.pop_front() {
+                            for i in nodes {
+                                tally.give_up(targets[i]);
+                            }
+                        }
+                    }
                 }
             }
             if tally.settled() != settled {
@@ -227,12 +259,105 @@ impl Client {
             }
         }
         let elapsed = millis(started.elapsed());
-        Ok(tally.finish(
-            &request.id,
-            &call.agent,
-            &call.action,
-            discovery_ms,
-            elapsed,
-        ))
+        Ok(tally.finish(&id, &call.agent, &call.action, discovery_ms, elapsed))
+    }
+
+    /// Sends the request to some of the targets: one message each (direct), or one broadcast
+    /// whose filter lists them.
+    #[allow(clippy::too_many_arguments)]
+    async fn launch(
+        &self,
+        call: &Call,
+        options: &RequestOptions,
+        id: &str,
+        inbox: &str,
+        targets: &[&String],
+        which: &[usize],
+        direct: bool,
+        batch: usize,
+    ) -> Result<(), ClientError> {
+        let filter = if direct {
+            Filter::default()
+        } else {
+            Filter {
+                identity: which.iter().map(|i| targets[*i].clone()).collect(),
+                ..Filter::default()
+            }
+        };
+        // The same id for every part, with a fresh time so a long paced run stays within ttl.
+        let mut request = self.build_request(call, filter, options.ttl, options.ack);
+        request.id = id.to_string();
+        let payload: bytes::Bytes = SecureEnvelope::unsigned(&request).to_bytes().into();
+        let publish_err = |e: async_nats::PublishError| ClientError::Broker(e.to_string());
+        if direct {
+            for &i in which {
+                self.nats
+                    .publish_with_reply(
+                        subject::node(&self.collective, targets[i]),
+                        format!("{inbox}.{i}"),
+                        payload.clone(),
+                    )
+                    .await
+                    .map_err(publish_err)?;
+            }
+        } else {
+            self.nats
+                .publish_with_reply(
+                    subject::broadcast(&self.collective, &call.agent),
+                    format!("{inbox}.b{batch}"),
+                    payload,
+                )
+                .await
+                .map_err(publish_err)?;
+        }
+        self.nats
+            .flush()
+            .await
+            .map_err(|e| ClientError::Broker(e.to_string()))?;
+        debug!(request_id = %id, nodes = which.len(), direct, "request sent");
+        Ok(())
+    }
+
+    /// Accounts for one message on the inbox.
+    #[allow(clippy::too_many_arguments)]
+    fn account(
+        &self,
+        message: &async_nats::Message,
+        id: &str,
+        targets: &[&String],
+        batches: &[Vec<usize>],
+        direct: bool,
+        tally: &mut Tally,
+        started: Instant,
+    ) {
+        if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+            // Nobody subscribes to where this part went: those nodes are not connected.
+            let suffix = message.subject.rsplit('.').next().unwrap_or_default();
+            let nodes: Vec<usize> = match suffix.strip_prefix('b') {
+                Some(batch) if !direct => batch
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|b| batches.get(b).cloned())
+                    .unwrap_or_default(),
+                _ => suffix.parse::<usize>().ok().into_iter().collect(),
+            };
+            for i in nodes {
+                if let Some(identity) = targets.get(i) {
+                    tally.not_connected(identity);
+                }
+            }
+            return;
+        }
+        if message.status.is_some() {
+            return;
+        }
+        match Response::decode(&message.payload) {
+            Ok(response) if response.request_id() != id => {
+                debug!(sender = response.sender(), "reply to another request");
+            }
+            Ok(Response::Ack(ack)) => tally.ack(&ack.sender),
+            Ok(Response::Reply(reply)) => tally.reply(reply, millis(started.elapsed())),
+            Err(e) => debug!(error = %e, "ignored an undecodable reply"),
+        }
     }
 }

@@ -47,6 +47,10 @@ pub struct ServerConfig {
     pub clock_skew: Duration,
     /// Log filter, e.g. `info` or `muster_server=debug`.
     pub log_level: String,
+    /// How often the node publishes its registration (±10 % jitter), e.g. `"60s"`; `"0s"`
+    /// turns registration off.
+    #[serde(with = "humantime_serde")]
+    pub registration_interval: Duration,
     /// The agents: the external agents' directory and what the built-in ones run.
     pub agents: muster_agent::AgentsConfig,
 }
@@ -66,6 +70,7 @@ impl Default for ServerConfig {
             max_request_bytes: 1024 * 1024,
             clock_skew: Duration::from_secs(5),
             log_level: "info".to_string(),
+            registration_interval: Duration::from_secs(60),
             agents: muster_agent::AgentsConfig::default(),
         }
     }
@@ -208,6 +213,7 @@ drain_timeout = "3s"
 max_request_bytes = 4096
 clock_skew = "1s"
 log_level = "debug"
+registration_interval = "5m"
 "#,
         )
         .unwrap();
@@ -215,6 +221,9 @@ log_level = "debug"
         assert_eq!(c.security, Security::Insecure);
         assert_eq!(c.drain_timeout, Duration::from_secs(3));
         assert_eq!(c.brokers.len(), 2);
+        assert_eq!(c.registration_interval, Duration::from_secs(300));
+        let off = ServerConfig::parse("registration_interval = \"0s\"").unwrap();
+        assert_eq!(off.registration_interval, Duration::ZERO);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tracing::{debug, error, info, warn};
 use crate::admission::{Admission, Admitted, encode_reply};
 use crate::config::{ConfigError, Security, ServerConfig};
 use crate::facts::{self, FactsError};
+use crate::registration::Registrar;
 use crate::stats::Stats;
 
 /// What the daemon can be told while it runs.
@@ -78,6 +79,7 @@ pub async fn run(
     config: ServerConfig,
     mut control: mpsc::Receiver<Control>,
 ) -> Result<(), ServerError> {
+    let started = SystemTime::now();
     let identity = config.identity()?;
     match config.security {
         Security::Insecure => warn!(
@@ -173,6 +175,19 @@ pub async fn run(
         subscriptions.push(sub);
     }
     let mut messages = futures::stream::select_all(subscriptions);
+    let registrar = (!node.config.registration_interval.is_zero()).then(|| {
+        let started = started
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let source = node.clone();
+        Registrar::spawn(
+            client.clone(),
+            subject::registration(&node.config.collective),
+            node.config.registration_interval,
+            started,
+            move || source.inventory(),
+        )
+    });
     {
         let client = client.clone();
         let identity = identity.clone();
@@ -201,6 +216,9 @@ pub async fn run(
 
     info!("shutting down: no new requests; waiting for running actions");
     drop(messages);
+    if let Some(registrar) = registrar {
+        registrar.stop().await;
+    }
     let all = u32::try_from(node.config.max_concurrent).unwrap_or(u32::MAX);
     match tokio::time::timeout(node.config.drain_timeout, node.slots.acquire_many(all)).await {
         Ok(_) => info!("all actions finished"),

@@ -13,6 +13,7 @@ pub mod admission;
 pub mod config;
 pub mod daemon;
 pub mod facts;
+pub mod registration;
 pub mod stats;
 
 pub use config::{ConfigError, Overrides, Security, ServerConfig};

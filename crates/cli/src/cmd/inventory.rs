@@ -16,7 +16,7 @@ pub async fn run(args: InventoryArgs) -> Result<ExitStatus, Failure> {
     let nodes = BTreeSet::from([args.identity.clone()]);
     let options = RequestOptions {
         delivery: muster_client::Delivery::Direct,
-        ..request.request_options(&session.config)
+        ..session.request_options(nodes.len())
     };
     let report = session
         .client

@@ -206,7 +206,7 @@ pub async fn retry(args: RetryArgs) -> Result<ExitStatus, Failure> {
         .request(
             &call,
             &nodes,
-            &request.request_options(&session.config),
+            &session.request_options(nodes.len()),
             0,
             &mut progress(request.json),
         )

@@ -10,8 +10,9 @@ use crate::render;
 
 pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
     let session = args.connect().await?;
-    let report = match &session.nodes {
-        Some(nodes) => {
+    let report = if session.nodes.is_some() {
+        {
+            let (nodes, _) = session.expected().await?;
             if nodes.is_empty() {
                 return Ok(no_match(args.json));
             }
@@ -19,8 +20,8 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
                 .client
                 .request(
                     &Call::new("rpcutil", "ping"),
-                    nodes,
-                    &args.request_options(&session.config),
+                    &nodes,
+                    &session.request_options(nodes.len()),
                     0,
                     &mut progress(args.json),
                 )
@@ -28,13 +29,12 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
             end_progress(args.json);
             report
         }
-        None => {
-            let found = session
-                .client
-                .discover(&session.filter, &session.discovery_options())
-                .await?;
-            found.into_ping_report()
-        }
+    } else {
+        let found = session
+            .client
+            .discover(&session.filter, &session.discovery_options())
+            .await?;
+        found.into_ping_report()
     };
     crate::cmd::journal::record(
         &args,

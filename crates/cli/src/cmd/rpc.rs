@@ -78,7 +78,7 @@ pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
         .request(
             &call,
             &nodes,
-            &request.request_options(&session.config),
+            &session.request_options(nodes.len()),
             discovery_ms,
             &mut progress(request.json),
         )

@@ -46,4 +46,6 @@ mod human;
 mod journal;
 mod json;
 mod outcomes;
+mod pacing;
 mod plugin;
+mod registry;

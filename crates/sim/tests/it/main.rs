@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use muster_client::{
-    Call, Client, ConnectConfig, DiscoveryOptions, ExitStatus, Outcome, RequestOptions,
+    Call, Client, ConnectConfig, DiscoveryOptions, ExitStatus, Outcome, Pacing, RequestOptions,
 };
 use muster_proto::{FactFilter, Filter};
 use muster_sim::{Fault, FlapTiming, FleetSpec, Share, Sim, SimConfig};
@@ -291,6 +291,122 @@ async fn flapping_nodes_go_and_come_back() -> anyhow::Result<()> {
     }
     assert!(seen_away, "a flapping node was never seen disconnected");
     assert!(seen_back, "flapping nodes never all came back");
+    sim.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_window_lets_no_slow_node_hold_the_rest_back_and_batches_wait() -> anyhow::Result<()> {
+    let Some(nats) = NatsServerProcess::start()? else {
+        return Ok(());
+    };
+    let spec = FleetSpec {
+        slow: Some((Share(1.0 / 60.0), Duration::from_millis(800))),
+        ..fleet(60)
+    };
+    let (sim, client) = start(&nats.url(), spec).await?;
+    let all = identities(&sim, |_| true);
+    let slow = identities(&sim, |f| matches!(f, Fault::Slow(_)));
+    assert_eq!(slow.len(), 1);
+    let slow = slow.into_iter().next().unwrap_or_default();
+    let ms_of = |report: &muster_client::Report, who: &str| {
+        report
+            .replies
+            .iter()
+            .find(|r| r.sender == who)
+            .map(|r| r.ms)
+    };
+
+    // A window of 10: the other 59 nodes finish while the slow one still holds its slot.
+    let options = RequestOptions {
+        timeout: Duration::from_secs(10),
+        pacing: Pacing::Window(10),
+        ..RequestOptions::default()
+    };
+    let r = client
+        .request(
+            &Call::new("rpcutil", "ping"),
+            &all,
+            &options,
+            0,
+            &mut |_| {},
+        )
+        .await?;
+    assert_eq!(r.stats.ok, 60, "{:?}", r.stats);
+    let slow_ms = ms_of(&r, &slow).unwrap_or(0);
+    assert!(slow_ms >= 800, "{slow_ms}");
+    let later = r.replies.iter().filter(|x| x.ms > slow_ms).count();
+    assert_eq!(later, 0, "with a window nobody waits for the slow node");
+
+    // Batches of 10: every batch after the slow node's waits for it.
+    let options = RequestOptions {
+        pacing: Pacing::Batch {
+            size: 10,
+            sleep: Duration::ZERO,
+        },
+        ..options
+    };
+    let r = client
+        .request(
+            &Call::new("rpcutil", "ping"),
+            &all,
+            &options,
+            0,
+            &mut |_| {},
+        )
+        .await?;
+    assert_eq!(r.stats.ok, 60, "{:?}", r.stats);
+    let slow_ms = ms_of(&r, &slow).unwrap_or(0);
+    let position = all.iter().position(|n| *n == slow).unwrap_or(0);
+    let after_its_batch = 60 - (position / 10 + 1) * 10;
+    let later = r.replies.iter().filter(|x| x.ms > slow_ms).count();
+    assert_eq!(later, after_its_batch, "slow node at position {position}");
+    sim.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn batches_and_windows_account_for_every_node_of_a_fleet() -> anyhow::Result<()> {
+    let Some(nats) = NatsServerProcess::start()? else {
+        return Ok(());
+    };
+    let spec = FleetSpec {
+        silent: Share(0.01),
+        fail: Share(0.01),
+        ..fleet(300)
+    };
+    let (sim, client) = start(&nats.url(), spec).await?;
+    let all = identities(&sim, |_| true);
+    for pacing in [
+        Pacing::Batch {
+            size: 50,
+            sleep: Duration::from_millis(10),
+        },
+        Pacing::Window(25),
+    ] {
+        let options = RequestOptions {
+            timeout: Duration::from_millis(1500),
+            pacing,
+            ..RequestOptions::default()
+        };
+        let r = client
+            .request(
+                &Call::new("rpcutil", "inventory"),
+                &all,
+                &options,
+                0,
+                &mut |_| {},
+            )
+            .await?;
+        assert_eq!(r.stats.expected, 300, "{pacing:?}");
+        assert_eq!(r.stats.ok, 294, "{pacing:?}: {:?}", r.stats);
+        assert_eq!(r.stats.failed, 3, "{pacing:?}");
+        assert_eq!(r.stats.missing, 3, "{pacing:?}");
+        assert!(
+            r.missing.iter().all(|m| m.outcome == Outcome::NoReply),
+            "{pacing:?}"
+        );
+    }
     sim.stop().await;
     Ok(())
 }

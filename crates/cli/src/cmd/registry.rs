@@ -1,0 +1,66 @@
+//! `muster registry`: collect node registrations into a SQLite database and answer inventory
+//! queries, until Ctrl-C or SIGTERM.
+
+use muster_client::ExitStatus;
+use muster_registry::{Registry, RegistryConfig, RegistryError};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::Failure;
+use crate::args::RegistryArgs;
+
+/// The registry's configuration from the flags.
+pub fn config(args: &RegistryArgs) -> Result<RegistryConfig, Failure> {
+    let retention = humantime::parse_duration(&args.retention).map_err(|e| {
+        Failure::usage(anyhow::anyhow!(
+            "invalid --retention {:?}: {e} (e.g. 7d, 12h, 30m)",
+            args.retention
+        ))
+    })?;
+    if retention.is_zero() {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "invalid --retention {:?}: it must be longer than 0",
+            args.retention
+        )));
+    }
+    Ok(RegistryConfig {
+        db: args.db.clone(),
+        brokers: args.brokers.clone(),
+        collective: args.collective.clone(),
+        retention,
+        prune_interval: RegistryConfig::prune_interval_for(retention),
+    })
+}
+
+pub async fn run(args: RegistryArgs) -> Result<ExitStatus, Failure> {
+    crate::cmd::log_to_stderr("warn");
+    let config = config(&args)?;
+    let registry = Registry::start(config).await.map_err(|e| Failure {
+        status: match e {
+            RegistryError::BrokerUnreachable { .. } | RegistryError::Broker(_) => {
+                ExitStatus::BrokerUnreachable
+            }
+            _ => ExitStatus::Usage,
+        },
+        error: e.into(),
+    })?;
+    let mut term = signal(SignalKind::terminate()).map_err(Failure::usage)?;
+    eprintln!(
+        "muster registry: storing registrations of collective {} in {} (retention {}); Ctrl-C stops",
+        args.collective,
+        args.db.display(),
+        args.retention,
+    );
+    registry
+        .serve(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        })
+        .await
+        .map_err(|e| Failure {
+            status: ExitStatus::BrokerUnreachable,
+            error: e.into(),
+        })?;
+    Ok(ExitStatus::Ok)
+}

@@ -1,0 +1,215 @@
+//! `muster registry`: daemons register, the registry stores them in SQLite and answers
+//! inventory queries with the nodes' filter engine, keeps its records across a restart, and
+//! stops advancing a node's last-seen time once the node is gone.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use muster_client::{Client, ConnectConfig};
+use muster_proto::registration::SeenNode;
+use muster_proto::{FactFilter, Filter};
+use muster_testkit::{DaemonSpec, wait_for};
+use serde_json::json;
+
+use crate::cli::{bin, muster};
+use crate::fixture::{self, dead_port};
+
+/// A `muster registry` process, killed and reaped on drop (its log printed on failure).
+struct RegistryProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl RegistryProcess {
+    fn start(db: &Path, url: &str, log: &Path) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let child = Command::new(bin())
+            .arg("registry")
+            .arg("--db")
+            .arg(db)
+            .args(["--broker", url])
+            .env_remove("MUSTER_BROKER")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .context("cannot start muster registry")?;
+        Ok(RegistryProcess {
+            child,
+            log: log.to_path_buf(),
+        })
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RegistryProcess {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "----- log of muster registry -----\n{}----- end -----",
+                muster_testkit::read(&self.log)
+            );
+        }
+        self.kill();
+    }
+}
+
+fn facts(filters: &[&str]) -> Filter {
+    Filter {
+        fact: filters
+            .iter()
+            .map(|f| FactFilter::parse(f).expect("a valid fact filter"))
+            .collect(),
+        ..Filter::default()
+    }
+}
+
+fn classes(classes: &[&str]) -> Filter {
+    Filter {
+        class: classes.iter().map(|c| c.to_string()).collect(),
+        ..Filter::default()
+    }
+}
+
+on_both_brokers! {
+    /// Daemons register every second; the registry answers filtered queries, keeps its
+    /// records across a restart, and a stopped node's last-seen time stops advancing.
+    fn daemons_register_and_the_registry_answers() -> Result<()> {
+        let every_second = "registration_interval = \"1s\"";
+        let specs = [
+            DaemonSpec::new("web1")
+                .facts(json!({"role": "web"}))
+                .classes(&["nginx"])
+                .config(every_second),
+            DaemonSpec::new("web2")
+                .facts(json!({"role": "web"}))
+                .classes(&["nginx", "canary"])
+                .config(every_second),
+            DaemonSpec::new("db1")
+                .facts(json!({"role": "db"}))
+                .classes(&["postgres"])
+                .config(every_second),
+        ];
+        let Some(mut fleet) = fixture::fleet(&specs)? else {
+            return Ok(());
+        };
+        let dir = tempfile::tempdir()?;
+        let db = dir.path().join("registry.sqlite");
+        let log = dir.path().join("registry.log");
+        let url = fleet.url();
+        let mut registry = RegistryProcess::start(&db, &url, &log)?;
+
+        let runtime = tokio::runtime::Runtime::new()?;
+        let client = runtime.block_on(Client::connect(&ConnectConfig {
+            brokers: vec![url.clone()],
+            ..Default::default()
+        }))?;
+        let query = |filter: &Filter, seen_within: Option<Duration>| {
+            runtime.block_on(client.query_registry(filter, seen_within, Duration::from_secs(2)))
+        };
+        let by_name = |nodes: Vec<SeenNode>| -> BTreeMap<String, SeenNode> {
+            nodes.into_iter().map(|n| (n.identity.clone(), n)).collect()
+        };
+        let names = |filter: &Filter| -> Result<Vec<String>> {
+            Ok(query(filter, None)?.into_iter().map(|n| n.identity).collect())
+        };
+
+        let all = Filter::default();
+        wait_for("the registry to know all three daemons", Duration::from_secs(10), || {
+            query(&all, None).is_ok_and(|nodes| nodes.len() == 3)
+        })?;
+        assert_eq!(names(&all)?, ["db1", "web1", "web2"]);
+        assert_eq!(names(&facts(&["role=web"]))?, ["web1", "web2"]);
+        assert_eq!(names(&classes(&["canary"]))?, ["web2"]);
+        assert_eq!(names(&classes(&["postgres"]))?, ["db1"]);
+        assert!(names(&facts(&["role=cache"]))?.is_empty());
+        let before = by_name(query(&all, None)?);
+        assert!(
+            muster_testkit::read(&log).contains("muster registry: storing registrations"),
+            "the registry says when it is ready"
+        );
+
+        // Killed and started again on the same file: every record is still there, with the
+        // first-seen times from before.
+        registry.kill();
+        let mut registry = RegistryProcess::start(&db, &url, &log)?;
+        let mut after = BTreeMap::new();
+        wait_for("the restarted registry to answer", Duration::from_secs(10), || {
+            match query(&all, None) {
+                Ok(nodes) => {
+                    after = by_name(nodes);
+                    true
+                }
+                Err(_) => false,
+            }
+        })?;
+        assert_eq!(after.keys().collect::<Vec<_>>(), before.keys().collect::<Vec<_>>());
+        for (identity, node) in &before {
+            assert_eq!(after[identity].first_seen, node.first_seen, "{identity}");
+        }
+
+        // db1 stops: its last-seen time stays put while the others' advance.
+        fleet.daemon("db1").kill();
+        let mut stopped_at = None;
+        wait_for("db1's last registration to be stored", Duration::from_secs(5), || {
+            let nodes = query(&all, None).map(by_name).unwrap_or_default();
+            // Its last registration may still be on its way: take it once it is settled,
+            // i.e. once web1 has registered again after it.
+            match (nodes.get("db1"), nodes.get("web1")) {
+                (Some(db1), Some(web1)) if web1.last_seen > db1.last_seen + 1.2 => {
+                    stopped_at = Some(db1.last_seen);
+                    true
+                }
+                _ => false,
+            }
+        })?;
+        let stopped_at = stopped_at.context("db1's last sighting")?;
+        let nodes = by_name(query(&all, None)?);
+        assert_eq!(nodes["db1"].last_seen, stopped_at, "db1's last_seen does not advance");
+        let recent = by_name(query(&all, Some(Duration::from_secs(1)))?);
+        assert!(!recent.contains_key("db1"), "db1 was not seen within 1 s: {recent:?}");
+        registry.kill();
+        Ok(())
+    }
+}
+
+/// A bad `--retention` or an unusable database exit 2; an unreachable broker exits 5.
+#[test]
+fn registry_exit_codes() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let db = dir.path().join("r.sqlite");
+    let db = db.to_str().context("UTF-8 path")?;
+    let unreachable = format!("nats://127.0.0.1:{}", dead_port());
+    muster(&["registry", "--db", db, "--retention", "soon"])
+        .broker(&unreachable)
+        .run()
+        .code(2)
+        .stderr_has("--retention");
+    let missing_dir = dir.path().join("no/such/dir/r.sqlite");
+    muster(&[
+        "registry",
+        "--db",
+        missing_dir.to_str().context("UTF-8 path")?,
+    ])
+    .broker(&unreachable)
+    .run()
+    .code(2)
+    .stderr_has("no/such/dir");
+    muster(&["registry", "--db", db])
+        .broker(&unreachable)
+        .run()
+        .code(5)
+        .stderr_has("cannot reach the broker");
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! Inventory queries to `muster registry` (DESIGN §2): which nodes matching a filter have
+//! registered, and when each was last seen.
+
+use std::time::Duration;
+
+use async_nats::RequestErrorKind;
+use muster_proto::Filter;
+use muster_proto::registration::{RegistryAnswer, RegistryQuery, SeenNode};
+use muster_proto::subject;
+
+use crate::connection::{Client, ClientError};
+
+impl Client {
+    /// Asks a registry for the nodes matching `filter` (last seen within `seen_within`, when
+    /// given), sorted by identity. One registry of the queue group answers.
+    ///
+    /// When no registry is running the error says so at once (the broker's *no responders*);
+    /// when none answers within `timeout` the error says that.
+    pub async fn query_registry(
+        &self,
+        filter: &Filter,
+        seen_within: Option<Duration>,
+        timeout: Duration,
+    ) -> Result<Vec<SeenNode>, ClientError> {
+        filter
+            .compile()
+            .map_err(|e| ClientError::Invalid(format!("invalid filter: {e}")))?;
+        let subject = subject::registry_query(&self.collective);
+        // Round a maximum age up to whole seconds, so "within 1.5 s" never excludes a node.
+        let seen_within = seen_within.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+        let query = RegistryQuery::new(filter.clone(), seen_within);
+        let request = async_nats::Request::new()
+            .payload(query.to_bytes().into())
+            .timeout(Some(timeout));
+        let message = self
+            .nats
+            .send_request(subject.clone(), request)
+            .await
+            .map_err(|e| match e.kind() {
+                RequestErrorKind::NoResponders => ClientError::Invalid(format!(
+                    "no registry is running for collective {:?} (nobody answers on {subject}); \
+                     start one with `muster registry --db FILE`, or use another discovery method",
+                    self.collective
+                )),
+                RequestErrorKind::TimedOut => ClientError::Invalid(format!(
+                    "no registry answered on {subject} within {timeout:?}"
+                )),
+                _ => ClientError::Broker(format!("registry query on {subject}: {e}")),
+            })?;
+        let answer = RegistryAnswer::decode(&message.payload).map_err(|e| {
+            ClientError::Broker(format!(
+                "the registry sent an answer that does not decode: {e}"
+            ))
+        })?;
+        match answer.error {
+            Some(error) => Err(ClientError::Invalid(format!("the registry said: {error}"))),
+            None => Ok(answer.nodes),
+        }
+    }
+}

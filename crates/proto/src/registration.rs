@@ -1,0 +1,348 @@
+//! Node registration and inventory queries (DESIGN §2): what a node publishes about itself on
+//! `muster.<collective>.registration`, and the request/reply pair a registry answers on
+//! `muster.<collective>.registry.query`.
+//!
+//! ```json
+//! {"protocol":"muster:registration:1","identity":"web1","facts":{"role":"web"},
+//!  "classes":["nginx"],"agents":["rpcutil"],"collectives":["muster"],"version":"0.1.0",
+//!  "started":1764070000,"time":1764072000.5}
+//! {"protocol":"muster:registry-query:1","filter":{"class":["nginx"]},"seen_within":300}
+//! {"protocol":"muster:registry-answer:1","nodes":[{"identity":"web1",
+//!  "first_seen":1764070001.2,"last_seen":1764072000.6}]}
+//! ```
+//!
+//! Every `decode` takes untrusted bytes and returns a [`DecodeError`], never panics.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::envelope::DecodeError;
+use crate::filter::{Filter, NodeView};
+use crate::subject;
+
+/// `protocol` of a registration.
+pub const REGISTRATION_PROTOCOL: &str = "muster:registration:1";
+/// `protocol` of a registry query.
+pub const QUERY_PROTOCOL: &str = "muster:registry-query:1";
+/// `protocol` of a registry answer.
+pub const ANSWER_PROTOCOL: &str = "muster:registry-answer:1";
+
+fn from_json<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+    what: &'static str,
+) -> Result<T, DecodeError> {
+    serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+fn check_protocol(found: &str, expected: &'static str) -> Result<(), DecodeError> {
+    if found == expected {
+        Ok(())
+    } else {
+        Err(DecodeError::WrongProtocol {
+            found: found.chars().take(64).collect(),
+            expected,
+        })
+    }
+}
+
+fn check_time(field: &'static str, value: f64) -> Result<(), DecodeError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(DecodeError::Invalid {
+            field,
+            reason: format!("{value} is not a time in Unix seconds"),
+        })
+    }
+}
+
+/// What a node publishes about itself: its inventory and when it started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Registration {
+    /// Always [`REGISTRATION_PROTOCOL`].
+    pub protocol: String,
+    /// The node's identity.
+    pub identity: String,
+    /// Its facts, a JSON object.
+    #[serde(default = "empty_object")]
+    pub facts: Value,
+    /// Its classes.
+    #[serde(default)]
+    pub classes: Vec<String>,
+    /// Its agents, sorted.
+    #[serde(default)]
+    pub agents: Vec<String>,
+    /// The collectives it serves.
+    #[serde(default)]
+    pub collectives: Vec<String>,
+    /// The daemon's version.
+    #[serde(default)]
+    pub version: String,
+    /// When the daemon started, Unix seconds.
+    #[serde(default)]
+    pub started: u64,
+    /// When this registration was made, Unix seconds.
+    pub time: f64,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+impl Registration {
+    /// Decodes a registration from untrusted bytes: the protocol must match, the identity be
+    /// valid, the facts an object and the time a non-negative number.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let registration: Registration = from_json(bytes, "registration")?;
+        check_protocol(&registration.protocol, REGISTRATION_PROTOCOL)?;
+        subject::check_identity(&registration.identity).map_err(|e| DecodeError::Invalid {
+            field: "identity",
+            reason: e.to_string(),
+        })?;
+        if !registration.facts.is_object() {
+            return Err(DecodeError::Invalid {
+                field: "facts",
+                reason: "not a JSON object".to_string(),
+            });
+        }
+        check_time("time", registration.time)?;
+        Ok(registration)
+    }
+
+    /// The registration as JSON bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising strings, numbers and a JSON value cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+impl NodeView for Registration {
+    fn identity(&self) -> &str {
+        &self.identity
+    }
+    fn facts(&self) -> &Value {
+        &self.facts
+    }
+    fn classes(&self) -> &[String] {
+        &self.classes
+    }
+    fn has_agent(&self, agent: &str) -> bool {
+        self.agents.iter().any(|a| a == agent)
+    }
+}
+
+/// An inventory query: which nodes match this filter (and were seen recently)?
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryQuery {
+    /// Always [`QUERY_PROTOCOL`].
+    pub protocol: String,
+    /// The filter the nodes must match (empty: every node).
+    #[serde(default)]
+    pub filter: Filter,
+    /// Only nodes last seen within this many seconds; absent: every stored node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_within: Option<u64>,
+}
+
+impl RegistryQuery {
+    /// A query for nodes matching `filter`, optionally seen within `seen_within` seconds.
+    pub fn new(filter: Filter, seen_within: Option<u64>) -> Self {
+        RegistryQuery {
+            protocol: QUERY_PROTOCOL.to_string(),
+            filter,
+            seen_within,
+        }
+    }
+
+    /// Decodes a query from untrusted bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let query: RegistryQuery = from_json(bytes, "registry query")?;
+        check_protocol(&query.protocol, QUERY_PROTOCOL)?;
+        Ok(query)
+    }
+
+    /// The query as JSON bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// One node a registry knows, and when it saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeenNode {
+    /// The node's identity.
+    pub identity: String,
+    /// When the registry first saw it, Unix seconds.
+    pub first_seen: f64,
+    /// When the registry last saw it, Unix seconds.
+    pub last_seen: f64,
+}
+
+/// A registry's answer to a [`RegistryQuery`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryAnswer {
+    /// Always [`ANSWER_PROTOCOL`].
+    pub protocol: String,
+    /// The matching nodes, sorted by identity.
+    #[serde(default)]
+    pub nodes: Vec<SeenNode>,
+    /// Set when the query could not be answered (e.g. its filter does not compile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RegistryAnswer {
+    /// An answer listing these nodes.
+    pub fn nodes(nodes: Vec<SeenNode>) -> Self {
+        RegistryAnswer {
+            protocol: ANSWER_PROTOCOL.to_string(),
+            nodes,
+            error: None,
+        }
+    }
+
+    /// An answer saying the query could not be answered.
+    pub fn error(message: impl Into<String>) -> Self {
+        RegistryAnswer {
+            protocol: ANSWER_PROTOCOL.to_string(),
+            nodes: Vec::new(),
+            error: Some(message.into()),
+        }
+    }
+
+    /// Decodes an answer from untrusted bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let answer: RegistryAnswer = from_json(bytes, "registry answer")?;
+        check_protocol(&answer.protocol, ANSWER_PROTOCOL)?;
+        for node in &answer.nodes {
+            check_time("first_seen", node.first_seen)?;
+            check_time("last_seen", node.last_seen)?;
+        }
+        Ok(answer)
+    }
+
+    /// The answer as JSON bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::FactFilter;
+    use serde_json::json;
+
+    fn web1() -> Registration {
+        Registration {
+            protocol: REGISTRATION_PROTOCOL.to_string(),
+            identity: "web1".to_string(),
+            facts: json!({"role": "web", "os": {"family": "Debian"}}),
+            classes: vec!["nginx".to_string()],
+            agents: vec!["rpcutil".to_string()],
+            collectives: vec!["muster".to_string()],
+            version: "0.1.0".to_string(),
+            started: 1_764_070_000,
+            time: 1_764_072_000.5,
+        }
+    }
+
+    #[test]
+    fn registration_round_trips_and_is_a_node() {
+        let r = web1();
+        let back = Registration::decode(&r.to_bytes()).unwrap();
+        assert_eq!(back, r);
+        let mut filter = Filter::default();
+        filter
+            .fact
+            .push(FactFilter::parse("os.family=Debian").unwrap());
+        filter.class.push("nginx".into());
+        filter.agent.push("rpcutil".into());
+        assert!(filter.compile().unwrap().matches(&back));
+        filter.agent.push("shell".into());
+        assert!(!filter.compile().unwrap().matches(&back));
+    }
+
+    #[test]
+    fn bad_registrations_are_errors() {
+        let cases: [(&[u8], &str); 8] = [
+            (b"", "malformed"),
+            (b"[]", "malformed"),
+            (b"{\"protocol\":\"muster:registration:1\"}", "malformed"),
+            (
+                br#"{"protocol":"muster:request:1","identity":"a","time":1}"#,
+                "wrong_protocol",
+            ),
+            (
+                br#"{"protocol":"muster:registration:1","identity":"a b","time":1}"#,
+                "invalid_field",
+            ),
+            (
+                br#"{"protocol":"muster:registration:1","identity":"a","time":-1}"#,
+                "invalid_field",
+            ),
+            (
+                br#"{"protocol":"muster:registration:1","identity":"a","facts":[],"time":1}"#,
+                "invalid_field",
+            ),
+            (
+                br#"{"protocol":"muster:registration:1","identity":"a","classes":"x","time":1}"#,
+                "malformed",
+            ),
+        ];
+        for (bytes, reason) in cases {
+            let err = Registration::decode(bytes).unwrap_err();
+            assert_eq!(err.reason(), reason, "{}", String::from_utf8_lossy(bytes));
+        }
+        let minimal = Registration::decode(
+            br#"{"protocol":"muster:registration:1","identity":"a","time":1}"#,
+        )
+        .unwrap();
+        assert_eq!(minimal.facts, json!({}));
+    }
+
+    #[test]
+    fn query_and_answer_round_trip() {
+        let mut filter = Filter::default();
+        filter.class.push("nginx".into());
+        let q = RegistryQuery::new(filter, Some(300));
+        let text = String::from_utf8(q.to_bytes()).unwrap();
+        assert_eq!(
+            text,
+            r#"{"protocol":"muster:registry-query:1","filter":{"class":["nginx"]},"seen_within":300}"#
+        );
+        assert_eq!(RegistryQuery::decode(text.as_bytes()).unwrap(), q);
+        assert!(
+            RegistryQuery::decode(br#"{"protocol":"muster:registry-query:1"}"#)
+                .unwrap()
+                .filter
+                .is_empty()
+        );
+        assert!(RegistryQuery::decode(br#"{"protocol":"x"}"#).is_err());
+        assert!(
+            RegistryQuery::decode(br#"{"protocol":"muster:registry-query:1","seen_within":-1}"#)
+                .is_err()
+        );
+
+        let a = RegistryAnswer::nodes(vec![SeenNode {
+            identity: "web1".into(),
+            first_seen: 1.5,
+            last_seen: 2.5,
+        }]);
+        assert_eq!(RegistryAnswer::decode(&a.to_bytes()).unwrap(), a);
+        let e = RegistryAnswer::error("bad filter");
+        assert_eq!(RegistryAnswer::decode(&e.to_bytes()).unwrap(), e);
+        assert!(
+            RegistryAnswer::decode(
+                br#"{"protocol":"muster:registry-answer:1","nodes":[{"identity":"a","first_seen":1,"last_seen":1e999}]}"#
+            )
+            .is_err()
+        );
+    }
+}

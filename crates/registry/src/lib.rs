@@ -1,0 +1,490 @@
+//! The Muster registry (`muster registry`): collects node registrations into a SQLite
+//! database and answers inventory queries (DESIGN §1–§3).
+//!
+//! - Nodes publish a [`Registration`] on `muster.<collective>.registration` at start and every
+//!   interval. The registry keeps the latest record per identity with when it first and last
+//!   saw the node ([`store`]). Registrations arrive in bursts (a fleet restarting): the receive
+//!   loop only queues them; one writer thread decodes them and stores each burst in one
+//!   transaction, so the async loops never wait for SQLite.
+//! - Queries ([`RegistryQuery`]: a filter and a maximum age) arrive on
+//!   `muster.<collective>.registry.query` in the queue group [`QUEUE_GROUP`], so several
+//!   registries can run for redundancy and each query is answered once. The filter is
+//!   evaluated by the same engine the nodes use, over each stored record.
+//! - Records not seen for `retention` are deleted every `prune_interval`.
+//! - Everything lives in the database file, so a restart loses nothing.
+//!
+//! Invalid messages are dropped and counted ([`Counters`]); nothing a message contains stops
+//! the service.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::{Client, ConnectOptions, Event, Message, Subscriber};
+use bytes::Bytes;
+use futures::StreamExt;
+use muster_proto::registration::{Registration, RegistryAnswer, RegistryQuery};
+use muster_proto::subject;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+pub mod store;
+
+pub use store::{Store, StoreError, StoredNode};
+
+/// The queue group every registry joins on the query subject.
+pub const QUEUE_GROUP: &str = "muster-registry";
+
+/// How many received registrations may wait for the writer; beyond this they are dropped
+/// (counted as `overloaded`) rather than growing memory without bound.
+const QUEUE_CAPACITY: usize = 1 << 16;
+
+/// The most registrations stored in one transaction.
+const MAX_BATCH: usize = 10_000;
+
+/// What the registry needs to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistryConfig {
+    /// The SQLite database file (created when missing).
+    pub db: PathBuf,
+    /// Broker URLs, tried in turn.
+    pub brokers: Vec<String>,
+    /// The collective whose registrations it collects.
+    pub collective: String,
+    /// Records of nodes not seen for this long are deleted.
+    pub retention: Duration,
+    /// How often old records are deleted.
+    pub prune_interval: Duration,
+}
+
+impl RegistryConfig {
+    /// A configuration with the defaults: the local broker, collective `muster`, retention
+    /// seven days, pruning every ten minutes.
+    pub fn new(db: impl Into<PathBuf>) -> Self {
+        RegistryConfig {
+            db: db.into(),
+            brokers: vec!["nats://127.0.0.1:4222".to_string()],
+            collective: subject::DEFAULT_COLLECTIVE.to_string(),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            prune_interval: Duration::from_secs(600),
+        }
+    }
+
+    /// A pruning interval that suits `retention`: a hundredth of it, between 1 s and 10 min.
+    pub fn prune_interval_for(retention: Duration) -> Duration {
+        (retention / 100).clamp(Duration::from_secs(1), Duration::from_secs(600))
+    }
+}
+
+/// Why the registry could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The database cannot be opened or used.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The configuration is not usable.
+    #[error("invalid registry configuration: {0}")]
+    Config(String),
+    /// A broker URL is not valid.
+    #[error("invalid broker URL {url:?}: {message}")]
+    BrokerUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
+    /// No broker could be reached.
+    #[error("cannot reach the broker at {brokers}: {message}")]
+    BrokerUnreachable {
+        /// The URLs tried.
+        brokers: String,
+        /// Why.
+        message: String,
+    },
+    /// Talking to the broker failed after connecting.
+    #[error("broker: {0}")]
+    Broker(String),
+}
+
+/// The registry's counters at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Registration messages received.
+    pub received: u64,
+    /// Registrations stored.
+    pub stored: u64,
+    /// Registration messages dropped because they did not decode.
+    pub invalid: u64,
+    /// Registration messages dropped because the writer was too far behind.
+    pub overloaded: u64,
+    /// Queries answered (including those answered with an error).
+    pub queries: u64,
+    /// Query messages that did not decode, had no reply subject, or had a bad filter.
+    pub bad_queries: u64,
+    /// Records deleted by pruning.
+    pub pruned: u64,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    received: AtomicU64,
+    stored: AtomicU64,
+    invalid: AtomicU64,
+    overloaded: AtomicU64,
+    queries: AtomicU64,
+    bad_queries: AtomicU64,
+    pruned: AtomicU64,
+}
+
+impl Stats {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> Counters {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Counters {
+            received: get(&self.received),
+            stored: get(&self.stored),
+            invalid: get(&self.invalid),
+            overloaded: get(&self.overloaded),
+            queries: get(&self.queries),
+            bad_queries: get(&self.bad_queries),
+            pruned: get(&self.pruned),
+        }
+    }
+}
+
+/// The current time, Unix seconds.
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The answer to `query` from `store` at time `now`: the matching nodes, or an error answer
+/// when the filter does not compile.
+pub fn answer(store: &Store, query: &RegistryQuery, now: f64) -> RegistryAnswer {
+    let filter = match query.filter.compile() {
+        Ok(filter) => filter,
+        Err(e) => return RegistryAnswer::error(format!("invalid filter: {e}")),
+    };
+    let since = query.seen_within.map(|secs| now - secs as f64);
+    match store.query(&filter, since) {
+        Ok(nodes) => RegistryAnswer::nodes(nodes),
+        Err(e) => RegistryAnswer::error(e.to_string()),
+    }
+}
+
+/// What the writer thread is asked to do.
+enum Write {
+    /// Store a registration received at this time.
+    Registration(Bytes, f64),
+    /// Delete records last seen before this time.
+    Prune(f64),
+}
+
+/// The writer thread: decodes queued registrations and stores each burst in one transaction.
+fn write_loop(mut store: Store, mut queue: mpsc::Receiver<Write>, stats: Arc<Stats>) {
+    let mut batch = Vec::new();
+    let mut prune = None;
+    while let Some(first) = queue.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(write) = next.take() {
+            match write {
+                Write::Registration(bytes, seen) => match Registration::decode(&bytes) {
+                    Ok(registration) => batch.push((registration, seen)),
+                    Err(e) => {
+                        Stats::add(&stats.invalid, 1);
+                        debug!(reason = e.reason(), error = %e, "dropped a registration");
+                    }
+                },
+                Write::Prune(before) => prune = Some(before),
+            }
+            if batch.len() < MAX_BATCH {
+                next = queue.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            match store.record(&batch) {
+                Ok(n) => Stats::add(&stats.stored, n as u64),
+                Err(e) => warn!(error = %e, count = batch.len(), "cannot store registrations"),
+            }
+            batch.clear();
+        }
+        if let Some(before) = prune.take() {
+            match store.prune(before) {
+                Ok(0) => {}
+                Ok(n) => {
+                    Stats::add(&stats.pruned, n as u64);
+                    info!(deleted = n, "pruned nodes past the retention age");
+                }
+                Err(e) => warn!(error = %e, "cannot prune old records"),
+            }
+        }
+    }
+}
+
+/// A started registry: connected, subscribed, its database open.
+pub struct Registry {
+    config: RegistryConfig,
+    client: Client,
+    registrations: Subscriber,
+    queries: Subscriber,
+    reader: Arc<Mutex<Store>>,
+    queue: mpsc::Sender<Write>,
+    writer: std::thread::JoinHandle<()>,
+    stats: Arc<Stats>,
+}
+
+impl Registry {
+    /// Opens the database, connects to the broker and subscribes. When it returns, the
+    /// registry is receiving registrations and queries.
+    pub async fn start(config: RegistryConfig) -> Result<Registry, RegistryError> {
+        subject::check_token("collective", &config.collective)
+            .map_err(|e| RegistryError::Config(e.to_string()))?;
+        if config.brokers.is_empty() {
+            return Err(RegistryError::Config("no broker URL given".into()));
+        }
+        if config.prune_interval.is_zero() {
+            return Err(RegistryError::Config("prune_interval is 0".into()));
+        }
+        let (writer_store, reader) = {
+            let path = config.db.clone();
+            tokio::task::spawn_blocking(move || {
+                Ok::<_, StoreError>((Store::open(&path)?, Store::open(&path)?))
+            })
+            .await
+            .map_err(|e| RegistryError::Config(format!("cannot open the database: {e}")))??
+        };
+
+        let mut addrs = Vec::new();
+        for url in &config.brokers {
+            addrs.push(url.parse::<async_nats::ServerAddr>().map_err(|e| {
+                RegistryError::BrokerUrl {
+                    url: url.clone(),
+                    message: e.to_string(),
+                }
+            })?);
+        }
+        let client = ConnectOptions::new()
+            .name("muster-registry")
+            .connection_timeout(Duration::from_secs(3))
+            .subscription_capacity(QUEUE_CAPACITY)
+            .max_reconnects(None)
+            .reconnect_delay_callback(|attempt| {
+                Duration::from_millis((attempt as u64).saturating_mul(100).min(2000))
+            })
+            .event_callback(|event| async move {
+                match event {
+                    Event::Connected => info!("connected to the broker"),
+                    Event::Disconnected => warn!("disconnected from the broker; reconnecting"),
+                    other => warn!(%other, "broker connection event"),
+                }
+            })
+            .connect(addrs)
+            .await
+            .map_err(|e| RegistryError::BrokerUnreachable {
+                brokers: config.brokers.join(", "),
+                message: e.to_string(),
+            })?;
+        let registrations = client
+            .subscribe(subject::registration(&config.collective))
+            .await
+            .map_err(|e| RegistryError::Broker(e.to_string()))?;
+        let queries = client
+            .queue_subscribe(
+                subject::registry_query(&config.collective),
+                QUEUE_GROUP.to_string(),
+            )
+            .await
+            .map_err(|e| RegistryError::Broker(e.to_string()))?;
+        client
+            .flush()
+            .await
+            .map_err(|e| RegistryError::Broker(e.to_string()))?;
+
+        let stats = Arc::new(Stats::default());
+        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let writer = {
+            let stats = stats.clone();
+            std::thread::Builder::new()
+                .name("registry-writer".into())
+                .spawn(move || write_loop(writer_store, receiver, stats))
+                .map_err(|e| RegistryError::Config(format!("cannot start a thread: {e}")))?
+        };
+        Ok(Registry {
+            config,
+            client,
+            registrations,
+            queries,
+            reader: Arc::new(Mutex::new(reader)),
+            queue,
+            writer,
+            stats,
+        })
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> Counters {
+        self.stats.snapshot()
+    }
+
+    /// A handle to read the counters while [`Registry::serve`] runs.
+    pub fn counters_handle(&self) -> impl Fn() -> Counters + Send + Sync + 'static {
+        let stats = self.stats.clone();
+        move || stats.snapshot()
+    }
+
+    /// Serves until `shutdown` completes, then stores what was received and returns.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), RegistryError> {
+        let Registry {
+            config,
+            client,
+            mut registrations,
+            mut queries,
+            reader,
+            queue,
+            writer,
+            stats,
+        } = self;
+        let mut prune = tokio::time::interval(config.prune_interval);
+        prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let retention = config.retention.as_secs_f64();
+        tokio::pin!(shutdown);
+        let result = loop {
+            tokio::select! {
+                message = registrations.next() => match message {
+                    Some(message) => {
+                        Stats::add(&stats.received, 1);
+                        match queue.try_send(Write::Registration(message.payload, now())) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(_)) => {
+                                Stats::add(&stats.overloaded, 1);
+                            }
+                            Err(mpsc::error::TrySendError::Closed(_)) => {
+                                break Err(RegistryError::Broker("the database writer stopped".into()));
+                            }
+                        }
+                    }
+                    None => break Err(RegistryError::Broker("the subscription ended".into())),
+                },
+                message = queries.next() => match message {
+                    Some(message) => {
+                        tokio::spawn(handle_query(client.clone(), reader.clone(), stats.clone(), message));
+                    }
+                    None => break Err(RegistryError::Broker("the subscription ended".into())),
+                },
+                _ = prune.tick() => {
+                    let _ = queue.try_send(Write::Prune(now() - retention));
+                }
+                () = &mut shutdown => break Ok(()),
+            }
+        };
+        drop(registrations);
+        drop(queries);
+        drop(queue);
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
+        info!(counters = ?stats.snapshot(), "registry stopped");
+        result
+    }
+}
+
+/// Answers one query message.
+async fn handle_query(
+    client: Client,
+    reader: Arc<Mutex<Store>>,
+    stats: Arc<Stats>,
+    message: Message,
+) {
+    let Some(reply) = message.reply else {
+        Stats::add(&stats.bad_queries, 1);
+        return;
+    };
+    let query = match RegistryQuery::decode(&message.payload) {
+        Ok(query) => query,
+        Err(e) => {
+            Stats::add(&stats.bad_queries, 1);
+            debug!(reason = e.reason(), error = %e, "dropped a registry query");
+            let bytes = RegistryAnswer::error(format!("invalid query: {e}")).to_bytes();
+            let _ = client.publish(reply, bytes.into()).await;
+            return;
+        }
+    };
+    let answer = tokio::task::spawn_blocking(move || {
+        let store = match reader.lock() {
+            Ok(store) => store,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        answer(&store, &query, now())
+    })
+    .await
+    .unwrap_or_else(|e| RegistryAnswer::error(format!("the query failed: {e}")));
+    if answer.error.is_some() {
+        Stats::add(&stats.bad_queries, 1);
+    }
+    Stats::add(&stats.queries, 1);
+    let mut bytes = answer.to_bytes();
+    let max = client.server_info().max_payload;
+    if max > 0 && bytes.len() > max {
+        bytes = RegistryAnswer::error(format!(
+            "the answer ({} nodes, {} bytes) is larger than the broker's max payload ({max} bytes); narrow the filter",
+            answer.nodes.len(),
+            bytes.len()
+        ))
+        .to_bytes();
+    }
+    if let Err(e) = client.publish(reply, bytes.into()).await {
+        warn!(error = %e, "cannot send a registry answer");
+    }
+}
+
+/// Runs a registry with `config` until `shutdown` completes.
+pub async fn run(
+    config: RegistryConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RegistryError> {
+    Registry::start(config).await?.serve(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use muster_proto::Filter;
+
+    #[test]
+    fn prune_interval_suits_the_retention() {
+        let f = RegistryConfig::prune_interval_for;
+        assert_eq!(f(Duration::from_secs(7 * 86400)), Duration::from_secs(600));
+        assert_eq!(f(Duration::from_secs(1000)), Duration::from_secs(10));
+        assert_eq!(f(Duration::from_secs(5)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_bad_filter_gets_an_error_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("r.sqlite")).unwrap();
+        let query = RegistryQuery::new(
+            Filter {
+                identity: vec!["/(/".into()],
+                ..Filter::default()
+            },
+            None,
+        );
+        let answer = answer(&store, &query, 0.0);
+        assert!(
+            answer.error.as_deref().unwrap_or("").contains("invalid"),
+            "{answer:?}"
+        );
+        let ok = super::answer(
+            &store,
+            &RegistryQuery::new(Filter::default(), Some(60)),
+            0.0,
+        );
+        assert_eq!(ok, RegistryAnswer::nodes(vec![]));
+    }
+}

@@ -1,0 +1,163 @@
+//! Registration: the node publishes its inventory on `muster.<collective>.registration` at
+//! start and then every `registration_interval` (±10 % jitter, so a fleet restarted at once
+//! does not register in lockstep). Registries store it and answer inventory queries.
+//!
+//! The task runs beside the receive loop and never holds it up: publishing only queues the
+//! message on the connection.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_nats::Client;
+use muster_agent::Inventory;
+use muster_proto::registration::{REGISTRATION_PROTOCOL, Registration};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+/// The registration of a node with this inventory, started at `started`, made at `now`
+/// (both Unix seconds).
+pub fn registration(inventory: &Inventory, started: u64, now: f64) -> Registration {
+    Registration {
+        protocol: REGISTRATION_PROTOCOL.to_string(),
+        identity: inventory.identity.clone(),
+        facts: inventory.facts.clone(),
+        classes: inventory.classes.clone(),
+        agents: inventory.agents.clone(),
+        collectives: inventory.collectives.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        started,
+        time: now,
+    }
+}
+
+/// `interval` moved by up to ±10 %, by `unit`, a number in `[0, 1)`.
+pub fn jittered(interval: Duration, unit: f64) -> Duration {
+    let factor = 0.9 + 0.2 * unit.clamp(0.0, 1.0);
+    interval.mul_f64(factor)
+}
+
+/// A small pseudo-random generator (xorshift) for the jitter; not for anything secret.
+struct Jitter(u64);
+
+impl Jitter {
+    fn seeded(identity: &str) -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let seed = identity
+            .bytes()
+            .fold(nanos ^ 0x9E37_79B9_7F4A_7C15, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
+            });
+        Jitter(seed | 1)
+    }
+
+    /// A number in `[0, 1)`.
+    fn next_unit(&mut self) -> f64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// The running registration task; [`Registrar::stop`] ends it.
+pub struct Registrar {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl Registrar {
+    /// Starts publishing to `subject` at once and then every `interval` (jittered). `inventory`
+    /// is called for each registration, so facts reloaded with SIGHUP are sent the next time.
+    pub fn spawn(
+        client: Client,
+        subject: String,
+        interval: Duration,
+        started: u64,
+        inventory: impl Fn() -> Arc<Inventory> + Send + 'static,
+    ) -> Registrar {
+        let (stop, mut stopped) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut jitter = Jitter::seeded(&inventory().identity);
+            loop {
+                let payload = registration(&inventory(), started, now()).to_bytes();
+                match client.publish(subject.clone(), payload.into()).await {
+                    Ok(()) => debug!(%subject, "published the registration"),
+                    Err(e) => warn!(error = %e, %subject, "cannot publish the registration"),
+                }
+                let pause = jittered(interval, jitter.next_unit());
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = &mut stopped => break,
+                }
+            }
+        });
+        Registrar {
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Stops publishing and waits for the task to end.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_registration_carries_the_inventory() {
+        let inventory = Inventory {
+            identity: "web1".into(),
+            facts: json!({"role": "web"}),
+            classes: vec!["nginx".into()],
+            agents: vec!["rpcutil".into()],
+            collectives: vec!["muster".into()],
+        };
+        let r = registration(&inventory, 100, 200.5);
+        let back = Registration::decode(&r.to_bytes()).unwrap();
+        assert_eq!(back.identity, "web1");
+        assert_eq!(back.facts, json!({"role": "web"}));
+        assert_eq!(back.classes, ["nginx"]);
+        assert_eq!(back.agents, ["rpcutil"]);
+        assert_eq!(back.collectives, ["muster"]);
+        assert_eq!(back.version, env!("CARGO_PKG_VERSION"));
+        assert_eq!((back.started, back.time), (100, 200.5));
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        let interval = Duration::from_secs(60);
+        assert_eq!(jittered(interval, 0.0), Duration::from_secs(54));
+        assert_eq!(jittered(interval, 1.0), Duration::from_secs(66));
+        let mut jitter = Jitter::seeded("web1");
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..1000 {
+            let unit = jitter.next_unit();
+            assert!((0.0..1.0).contains(&unit), "{unit}");
+            let d = jittered(interval, unit);
+            assert!(d >= Duration::from_secs(54) && d <= Duration::from_secs(66));
+            seen.insert(d.as_secs());
+        }
+        assert!(seen.len() > 5, "the jitter varies: {seen:?}");
+    }
+}
