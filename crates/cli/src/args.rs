@@ -108,6 +108,8 @@ pub enum DiscoveryMethod {
     Broadcast,
     /// Read the node list given with --nodes.
     Nodes,
+    /// Ask the registry which matching nodes should answer.
+    Registry,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -150,6 +152,10 @@ pub struct RequestArgs {
     /// How the expected set is found.
     #[arg(long = "dm", visible_alias = "discovery-method", value_enum)]
     pub discovery_method: Option<DiscoveryMethod>,
+    /// With a registry: nodes it saw within this long are expected to answer; older ones are
+    /// reported not connected (default from the client config: 5m).
+    #[arg(long = "expect-seen", value_name = "DURATION")]
+    pub expect_seen: Option<String>,
     /// Node list: a file of identities, one per line, or the JSON of `muster find --json`; `-` reads stdin.
     #[arg(long, value_name = "FILE")]
     pub nodes: Option<String>,
@@ -196,6 +202,7 @@ impl RequestArgs {
             timeout: None,
             discovery_timeout: None,
             discovery_method: None,
+            expect_seen: None,
             nodes: None,
             json: false,
             display: None,

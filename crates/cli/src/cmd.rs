@@ -37,7 +37,50 @@ pub struct Session {
     pub filter: Filter,
     /// The node list given with `--nodes`, read before connecting.
     pub nodes: Option<BTreeSet<String>>,
+    /// How the expected set is found.
+    pub method: DiscoveryMethod,
     pacing: PacingFlags,
+}
+
+/// Who should answer a request.
+#[derive(Debug, Clone, Default)]
+pub struct Expected {
+    /// The nodes to send to.
+    pub nodes: BTreeSet<String>,
+    /// Expected nodes not sent to: the registry last saw them too long ago (with when).
+    pub absent: Vec<(String, String)>,
+    /// When the registry last saw each node it knows (RFC 3339).
+    pub last_seen: std::collections::BTreeMap<String, String>,
+    /// How long finding them took.
+    pub discovery_ms: u64,
+}
+
+impl Expected {
+    /// Whether nobody is expected.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty() && self.absent.is_empty()
+    }
+
+    /// Adds what the registry knows to a finished report: absent nodes, last-seen times.
+    pub fn complete(&self, report: &mut muster_client::Report) {
+        report.add_absent(&self.absent);
+        report.annotate_last_seen(&self.last_seen);
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn rfc3339(unix: f64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_secs_f64(unix.max(0.0));
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// How a request is spread over its expected set.
@@ -110,6 +153,13 @@ impl RequestArgs {
         if let Some(t) = self.discovery_timeout {
             config.discovery_timeout = seconds("--dt", t)?;
         }
+        if let Some(text) = &self.expect_seen {
+            config.expect_seen = humantime::parse_duration(text).map_err(|e| {
+                Failure::usage(anyhow::anyhow!(
+                    "--expect-seen {text:?}: {e}; write a duration such as 5m or 90s"
+                ))
+            })?;
+        }
         if self.discovery_method == Some(DiscoveryMethod::Nodes) && self.nodes.is_none() {
             return Err(Failure::usage(anyhow::anyhow!(
                 "--dm nodes needs --nodes FILE (or - for stdin)"
@@ -135,6 +185,7 @@ impl RequestArgs {
             config,
             filter,
             nodes,
+            method: self.discovery_method.unwrap_or(DiscoveryMethod::Broadcast),
             pacing,
         })
     }
@@ -196,25 +247,60 @@ impl Session {
         }
     }
 
-    /// The expected set: the node list if one was given, else broadcast discovery; narrowed by
-    /// `--limit`/`--one`. Returns the set and how long discovery took.
-    pub async fn expected(&self) -> Result<(BTreeSet<String>, u64), Failure> {
-        let (nodes, ms) = match &self.nodes {
-            Some(nodes) => (nodes.clone(), 0),
-            None => {
+    /// The expected set: the node list if one was given, the registry's view with `--dm
+    /// registry`, else broadcast discovery reconciled with a registry when one answers;
+    /// narrowed by `--limit`/`--one`.
+    pub async fn expected(&self) -> Result<Expected, Failure> {
+        let mut expected = Expected::default();
+        match (&self.nodes, self.method) {
+            (Some(nodes), _) => expected.nodes = nodes.clone(),
+            (None, DiscoveryMethod::Registry) => {
+                let started = std::time::Instant::now();
+                let seen = self
+                    .client
+                    .query_registry(&self.filter, None, self.config.discovery_timeout)
+                    .await?;
+                let recent = unix_now() - self.config.expect_seen.as_secs_f64();
+                for node in seen {
+                    let when = rfc3339(node.last_seen);
+                    if node.last_seen >= recent {
+                        expected.nodes.insert(node.identity.clone());
+                    } else {
+                        expected.absent.push((node.identity.clone(), when.clone()));
+                    }
+                    expected.last_seen.insert(node.identity, when);
+                }
+                expected.discovery_ms = millis(started.elapsed());
+            }
+            (None, _) => {
                 let found = self
                     .client
                     .discover(&self.filter, &self.discovery_options())
                     .await?;
-                let ms = u64::try_from(found.elapsed.as_millis()).unwrap_or(u64::MAX);
-                (found.nodes, ms)
+                expected.discovery_ms = millis(found.elapsed);
+                expected.nodes = found.nodes;
+                // Broadcast cannot see a node that is down; a registry can. When one answers,
+                // nodes it saw recently that did not answer discovery are expected too.
+                let recent = Some(self.config.expect_seen);
+                if let Ok(seen) = self
+                    .client
+                    .query_registry(&self.filter, recent, self.config.discovery_timeout)
+                    .await
+                {
+                    for node in seen {
+                        expected
+                            .last_seen
+                            .insert(node.identity.clone(), rfc3339(node.last_seen));
+                        expected.nodes.insert(node.identity);
+                    }
+                }
             }
-        };
-        let nodes = match self.pacing.limit {
-            Some(limit) => choose(&nodes, limit, self.pacing.limit_seed),
-            None => nodes,
-        };
-        Ok((nodes, ms))
+        }
+        if let Some(limit) = self.pacing.limit {
+            expected.nodes = choose(&expected.nodes, limit, self.pacing.limit_seed);
+            expected.absent.clear();
+        }
+        Ok(expected)
     }
 
     /// Request options from the config and the flags, for `expected` nodes.

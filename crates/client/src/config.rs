@@ -24,6 +24,10 @@ pub struct ClientConfig {
     pub discovery_quiet: Duration,
     /// Up to this many nodes, requests are addressed to each node directly; above, broadcast.
     pub direct_limit: usize,
+    /// With a registry, nodes it saw within this long are expected to answer; nodes it saw
+    /// longer ago are reported `not_connected` without being sent to.
+    #[serde(with = "humantime_serde")]
+    pub expect_seen: Duration,
     /// DDLs of agents this machine does not ship (external agents): `NAME.json` files, used to
     /// validate inputs, label outputs and document the agent.
     pub ddl_directory: Option<PathBuf>,
@@ -38,6 +42,7 @@ impl Default for ClientConfig {
             discovery_timeout: Duration::from_secs(2),
             discovery_quiet: Duration::from_millis(200),
             direct_limit: 1000,
+            expect_seen: Duration::from_secs(300),
             ddl_directory: None,
         }
     }

@@ -112,6 +112,30 @@ pub struct Report {
 }
 
 impl Report {
+    /// Adds expected nodes that were not sent to because the registry last saw them too long
+    /// ago: each ends `not_connected`, with its last-seen time.
+    pub fn add_absent(&mut self, absent: &[(String, String)]) {
+        for (identity, last_seen) in absent {
+            self.missing.push(Missing {
+                identity: identity.clone(),
+                outcome: Outcome::NotConnected,
+                last_seen: Some(last_seen.clone()),
+            });
+        }
+        self.missing.sort_by(|a, b| a.identity.cmp(&b.identity));
+        self.stats.expected += absent.len();
+        self.stats.missing += absent.len();
+    }
+
+    /// Fills in `last_seen` (RFC 3339) for missing nodes the registry knows.
+    pub fn annotate_last_seen(&mut self, last_seen: &BTreeMap<String, String>) {
+        for m in &mut self.missing {
+            if m.last_seen.is_none() {
+                m.last_seen = last_seen.get(&m.identity).cloned();
+            }
+        }
+    }
+
     /// The exit status DESIGN §3 gives this report.
     pub fn exit_status(&self) -> ExitStatus {
         if self.stats.expected == 0 {

@@ -23,10 +23,11 @@ pub fn value_label(value: &Value) -> String {
 pub async fn run(args: FactsArgs) -> Result<ExitStatus, Failure> {
     let request = &args.request;
     let session = request.connect().await?;
-    let (nodes, discovery_ms) = session.expected().await?;
-    if nodes.is_empty() {
+    let expected = session.expected().await?;
+    if expected.is_empty() {
         return Ok(no_match(request.json));
     }
+    let nodes = &expected.nodes;
     let call = Call {
         data: json!({ "fact": args.fact }),
         ..Call::new("rpcutil", "get_fact")
@@ -35,13 +36,14 @@ pub async fn run(args: FactsArgs) -> Result<ExitStatus, Failure> {
         .client
         .request(
             &call,
-            &nodes,
+            nodes,
             &session.request_options(nodes.len()),
-            discovery_ms,
+            expected.discovery_ms,
             &mut progress(request.json),
         )
         .await?;
     end_progress(request.json);
+    expected.complete(&mut report);
     crate::cmd::journal::record(request, &call, &session.filter, None, &report);
 
     let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();

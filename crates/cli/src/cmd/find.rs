@@ -9,7 +9,10 @@ use crate::cmd::no_match;
 
 pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
     let session = args.connect().await?;
-    let (nodes, discovery_ms) = session.expected().await?;
+    let expected = session.expected().await?;
+    let discovery_ms = expected.discovery_ms;
+    let mut nodes = expected.nodes;
+    nodes.extend(expected.absent.into_iter().map(|(identity, _)| identity));
     if args.json {
         println!("{}", serde_json::to_string(&nodes).unwrap_or_default());
     } else {

@@ -4,31 +4,32 @@
 use muster_client::{Call, ExitStatus};
 
 use crate::Failure;
-use crate::args::RequestArgs;
+use crate::args::{DiscoveryMethod, RequestArgs};
 use crate::cmd::{end_progress, no_match, progress};
 use crate::render;
 
 pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
     let session = args.connect().await?;
-    let report = if session.nodes.is_some() {
-        {
-            let (nodes, _) = session.expected().await?;
-            if nodes.is_empty() {
-                return Ok(no_match(args.json));
-            }
-            let report = session
-                .client
-                .request(
-                    &Call::new("rpcutil", "ping"),
-                    &nodes,
-                    &session.request_options(nodes.len()),
-                    0,
-                    &mut progress(args.json),
-                )
-                .await?;
-            end_progress(args.json);
-            report
+    // A node list or the registry says who should answer: ping exactly those. Otherwise the
+    // discovery broadcast is the ping.
+    let report = if session.nodes.is_some() || session.method == DiscoveryMethod::Registry {
+        let expected = session.expected().await?;
+        if expected.is_empty() {
+            return Ok(no_match(args.json));
         }
+        let mut report = session
+            .client
+            .request(
+                &Call::new("rpcutil", "ping"),
+                &expected.nodes,
+                &session.request_options(expected.nodes.len()),
+                expected.discovery_ms,
+                &mut progress(args.json),
+            )
+            .await?;
+        end_progress(args.json);
+        expected.complete(&mut report);
+        report
     } else {
         let found = session
             .client

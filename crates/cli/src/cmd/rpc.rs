@@ -69,21 +69,23 @@ pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
         data: Value::Object(data),
     };
     let session = request.connect().await?;
-    let (nodes, discovery_ms) = session.expected().await?;
-    if nodes.is_empty() {
+    let expected = session.expected().await?;
+    if expected.is_empty() {
         return Ok(no_match(request.json));
     }
+    let nodes = &expected.nodes;
     let mut report = session
         .client
         .request(
             &call,
-            &nodes,
+            nodes,
             &session.request_options(nodes.len()),
-            discovery_ms,
+            expected.discovery_ms,
             &mut progress(request.json),
         )
         .await?;
     end_progress(request.json);
+    expected.complete(&mut report);
     if let Some(action) = &action {
         report.aggregates = aggregate::compute(action, &report);
     }

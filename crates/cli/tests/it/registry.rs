@@ -213,3 +213,63 @@ fn registry_exit_codes() -> Result<()> {
         .stderr_has("cannot reach the broker");
     Ok(())
 }
+
+on_both_brokers! {
+    /// Fleet truth: with a registry, a node that is stopped after registering is named as
+    /// missing with its last-seen time and exit 3 — whether discovery is broadcast (which
+    /// cannot see it) or the registry; `show` tells the same later, and after the node is back
+    /// `retry --missing` reaches exactly it.
+    fn stopped_nodes_are_named_with_their_last_seen_time() -> Result<()> {
+        let specs: Vec<DaemonSpec> = ["web1", "web2", "web3"]
+            .iter()
+            .map(|id| DaemonSpec::new(id).config("registration_interval = \"1s\""))
+            .collect();
+        let Some(mut fleet) = fixture::fleet(&specs)? else {
+            return Ok(());
+        };
+        let dir = tempfile::tempdir()?;
+        let _registry = RegistryProcess::start(
+            &dir.path().join("registry.sqlite"),
+            &fleet.url(),
+            &dir.path().join("registry.log"),
+        )?;
+        let journal = dir.path().join("journal.sqlite").display().to_string();
+        let url = fleet.url();
+        let run = |args: &[&str]| {
+            let mut a = args.to_vec();
+            a.extend(["--journal", journal.as_str(), "-t", "5"]);
+            muster(&a).broker(&url).run()
+        };
+        wait_for("the registry to know all three nodes", Duration::from_secs(15), || {
+            let out = run(&["rpc", "rpcutil", "ping", "--dm", "registry", "--json"]);
+            serde_json::from_str::<serde_json::Value>(&out.stdout)
+                .is_ok_and(|report| report["stats"]["ok"] == 3)
+        })?;
+
+        fleet.daemon("web3").kill();
+        for dm in ["broadcast", "registry"] {
+            let out = run(&["rpc", "rpcutil", "ping", "--dm", dm, "--json"]);
+            let report = out.code(3).json();
+            assert_eq!(report["stats"]["expected"], 3, "{dm}: {out}");
+            assert_eq!(report["missing"][0]["identity"], "web3", "{dm}: {out}");
+            assert_eq!(report["missing"][0]["outcome"], "not_connected", "{dm}: {out}");
+            let seen = report["missing"][0]["last_seen"].as_str().unwrap_or_default();
+            assert!(seen.ends_with('Z') && seen.starts_with("20"), "{dm}: {out}");
+        }
+        let out = run(&["rpc", "rpcutil", "ping"]);
+        out.code(3).stdout_has("Did not respond: web3 (not connected, last seen ");
+        let id = run(&["rpc", "rpcutil", "ping", "--json"]).json()["request_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        muster(&["show", &id, "--journal", &journal])
+            .run()
+            .code(3)
+            .stdout_has("Did not respond: web3 (not connected, last seen ");
+
+        fleet.daemon("web3").restart()?;
+        let out = run(&["retry", &id, "--missing"]);
+        out.code(0).stdout_has("on 1 nodes: web3");
+        Ok(())
+    }
+}
