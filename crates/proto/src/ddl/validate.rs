@@ -8,6 +8,34 @@ use serde_json::{Map, Value};
 use super::{Action, Input, InputType};
 use crate::StatusCode;
 
+/// Compiled validation regexes by pattern. Patterns come from the DDLs on this machine, so
+/// there are few; compiling one on every request would cost far more than the check.
+static REGEXES: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, regex::Regex>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// How many patterns the cache keeps before it starts over.
+const REGEX_CACHE_LIMIT: usize = 1024;
+
+fn compiled(pattern: &str) -> Result<regex::Regex, String> {
+    if let Ok(cache) = REGEXES.lock()
+        && let Some(re) = cache.get(pattern)
+    {
+        return Ok(re.clone());
+    }
+    let re = regex::RegexBuilder::new(pattern)
+        .size_limit(crate::filter::REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| format!("invalid validation regex {pattern:?}: {e}"))?;
+    if let Ok(mut cache) = REGEXES.lock() {
+        if cache.len() >= REGEX_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(pattern.to_string(), re.clone());
+    }
+    Ok(re)
+}
+
 /// A string validator.
 #[derive(Debug, Clone)]
 pub enum Validator {
@@ -39,11 +67,7 @@ impl Validator {
             {
                 Validator::Unknown(word.to_string())
             }
-            pattern => regex::RegexBuilder::new(pattern)
-                .size_limit(crate::filter::REGEX_SIZE_LIMIT)
-                .build()
-                .map(Validator::Regex)
-                .map_err(|e| format!("invalid validation regex {pattern:?}: {e}"))?,
+            pattern => Validator::Regex(compiled(pattern)?),
         })
     }
 
