@@ -163,6 +163,29 @@ pub struct NodeContext {
     pub caller: String,
 }
 
+impl NodeContext {
+    /// A context for running an agent outside a daemon (tools, tests): this inventory, no other
+    /// agents, no counters, a request id of zeros and the caller `local`.
+    pub fn standalone(inventory: Inventory) -> Self {
+        NodeContext {
+            inventory: Arc::new(inventory),
+            agents: Arc::new(Vec::new()),
+            stats: Arc::new(NoCounters),
+            request_id: "0".repeat(32),
+            caller: "local".to_string(),
+        }
+    }
+}
+
+/// The counters of a context that has no daemon behind it.
+struct NoCounters;
+
+impl StatsSource for NoCounters {
+    fn stats(&self) -> Value {
+        Value::Object(Default::default())
+    }
+}
+
 /// Metadata about an agent, as `rpcutil agent_inventory` reports it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AgentInfo {

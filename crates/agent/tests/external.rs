@@ -6,16 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use muster_agent::external::{ExternalAgent, load_directory};
-use muster_agent::{Agent, Inventory, NodeContext, StatsSource, dispatch};
+use muster_agent::{Agent, Inventory, NodeContext, dispatch};
 use muster_proto::StatusCode;
 use serde_json::{Value, json};
-
-struct NoStats;
-impl StatsSource for NoStats {
-    fn stats(&self) -> Value {
-        json!({})
-    }
-}
 
 fn node() -> NodeContext {
     NodeContext {
@@ -27,9 +20,9 @@ fn node() -> NodeContext {
             collectives: vec!["muster".into()],
         }),
         agents: Arc::new(vec![]),
-        stats: Arc::new(NoStats),
         request_id: "0123456789abcdef0123456789abcdef".into(),
         caller: "alice".into(),
+        ..NodeContext::standalone(Inventory::default())
     }
 }
 

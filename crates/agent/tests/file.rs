@@ -9,18 +9,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use muster_agent::config::FileConfig;
 use muster_agent::file::{DDL, File};
-use muster_agent::{ActionResult, Agent, AgentInfo, Inventory, NodeContext, StatsSource, dispatch};
+use muster_agent::{ActionResult, Agent, AgentInfo, Inventory, NodeContext, dispatch};
 use muster_proto::StatusCode;
 use muster_proto::ddl::Ddl;
-use serde_json::{Value, json};
-
-struct NoStats;
-
-impl StatsSource for NoStats {
-    fn stats(&self) -> Value {
-        json!({})
-    }
-}
+use serde_json::json;
 
 fn node(agent: &dyn Agent) -> NodeContext {
     NodeContext {
@@ -29,9 +21,7 @@ fn node(agent: &dyn Agent) -> NodeContext {
             ..Inventory::default()
         }),
         agents: Arc::new(vec![AgentInfo::of(agent)]),
-        stats: Arc::new(NoStats),
-        request_id: "0123456789abcdef0123456789abcdef".into(),
-        caller: "test".into(),
+        ..NodeContext::standalone(Inventory::default())
     }
 }
 

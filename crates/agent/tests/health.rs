@@ -7,25 +7,16 @@ use std::time::{Duration, Instant};
 
 use muster_agent::config::{DEFAULT_CHECK_TIMEOUT, HealthCheck, HealthConfig};
 use muster_agent::health::{DDL, Health, Metric, parse_perfdata};
-use muster_agent::{ActionResult, Agent, Inventory, NodeContext, StatsSource, dispatch};
+use muster_agent::{ActionResult, Agent, Inventory, NodeContext, dispatch};
 use muster_proto::StatusCode;
 use muster_proto::ddl::Ddl;
 use serde_json::{Value, json};
-
-struct NoStats;
-impl StatsSource for NoStats {
-    fn stats(&self) -> Value {
-        json!({})
-    }
-}
 
 fn node() -> NodeContext {
     NodeContext {
         inventory: Arc::new(Inventory::default()),
         agents: Arc::new(Vec::new()),
-        stats: Arc::new(NoStats),
-        request_id: "0123456789abcdef0123456789abcdef".into(),
-        caller: "test".into(),
+        ..NodeContext::standalone(Inventory::default())
     }
 }
 

@@ -8,18 +8,10 @@ use std::time::{Duration, Instant};
 use muster_agent::command::{CommandError, CommandSpec, run};
 use muster_agent::config::ServiceConfig;
 use muster_agent::service::{DDL, Service};
-use muster_agent::{Agent, AgentInfo, Inventory, NodeContext, StatsSource, dispatch};
+use muster_agent::{Agent, AgentInfo, Inventory, NodeContext, dispatch};
 use muster_proto::StatusCode;
 use muster_proto::ddl::Ddl;
 use serde_json::{Value, json};
-
-struct NoStats;
-
-impl StatsSource for NoStats {
-    fn stats(&self) -> Value {
-        json!({})
-    }
-}
 
 fn node(agent: &dyn Agent) -> NodeContext {
     NodeContext {
@@ -28,9 +20,7 @@ fn node(agent: &dyn Agent) -> NodeContext {
             ..Inventory::default()
         }),
         agents: Arc::new(vec![AgentInfo::of(agent)]),
-        stats: Arc::new(NoStats),
-        request_id: "0123456789abcdef0123456789abcdef".into(),
-        caller: "test".into(),
+        ..NodeContext::standalone(Inventory::default())
     }
 }
 
