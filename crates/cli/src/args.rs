@@ -288,6 +288,9 @@ pub struct SimArgs {
     /// This share of nodes (5% if no value) disconnects every 5–20 s and comes back 1–5 s later.
     #[arg(long, value_name = "P%", num_args = 0..=1, default_missing_value = "5%")]
     pub flap: Option<String>,
+    /// This share of nodes ignores filters and answers every broadcast (shown as unexpected).
+    #[arg(long, value_name = "P%")]
+    pub stray: Option<String>,
     /// How many virtual nodes share one broker connection.
     #[arg(long, default_value_t = 1000)]
     pub per_connection: usize,

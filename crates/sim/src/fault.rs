@@ -16,6 +16,9 @@ pub enum Fault {
     Slow(Duration),
     /// Its connection drops every so often and comes back.
     Flap,
+    /// It ignores filters: it answers every broadcast request it sees, as a node with a broken
+    /// or foreign daemon would. A client shows its replies as `unexpected`.
+    Stray,
 }
 
 /// A share of the fleet, `5%` or `0.5%`.

@@ -37,6 +37,8 @@ pub struct FleetSpec {
     pub slow: Option<(Share, std::time::Duration)>,
     /// Share whose connection drops and comes back.
     pub flap: Share,
+    /// Share of nodes that ignore filters.
+    pub stray: Share,
 }
 
 const ROLES: &[(&str, u32)] = &[
@@ -145,6 +147,7 @@ pub fn generate(spec: &FleetSpec) -> Vec<NodeSpec> {
         assign(count(share), Fault::Slow(delay));
     }
     assign(count(spec.flap), Fault::Flap);
+    assign(count(spec.stray), Fault::Stray);
     nodes
 }
 
@@ -161,6 +164,7 @@ mod tests {
             fail: Share(0.03),
             slow: Some((Share(0.01), std::time::Duration::from_secs(1))),
             flap: Share(0.0),
+            stray: Share(0.0),
         }
     }
 

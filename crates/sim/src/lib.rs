@@ -368,7 +368,7 @@ async fn handle(group: &Arc<Group>, client: &Client, message: Message) {
     let request = Arc::new(request);
     for index in targets {
         let node = &group.nodes[index];
-        if !filter.matches(node.inventory.as_ref()) {
+        if node.fault != Fault::Stray && !filter.matches(node.inventory.as_ref()) {
             group.stats.filtered();
             continue;
         }

@@ -115,6 +115,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitStatus, Failure> {
             fail: Share(0.015),
             slow: None,
             flap: Share(0.0),
+            stray: Share(0.0),
         },
         brokers: vec![url.clone()],
         collective: muster_proto::subject::DEFAULT_COLLECTIVE.to_string(),

@@ -31,6 +31,7 @@ pub fn config(args: &SimArgs) -> Result<SimConfig, Failure> {
             fail: share("--fail", &args.fail)?,
             slow,
             flap: share("--flap", &args.flap)?,
+            stray: share("--stray", &args.stray)?,
         },
         brokers: args.brokers.clone(),
         collective: args.collective.clone(),
@@ -61,13 +62,14 @@ pub async fn run(args: SimArgs) -> Result<ExitStatus, Failure> {
     }
     let count = |f: fn(&Fault) -> bool| sim.nodes().iter().filter(|n| f(&n.fault)).count();
     eprintln!(
-        "muster sim: {} virtual nodes on {} ({} silent, {} failing, {} slow, {} flapping); Ctrl-C stops",
+        "muster sim: {} virtual nodes on {} ({} silent, {} failing, {} slow, {} flapping, {} stray); Ctrl-C stops",
         sim.nodes().len(),
         args.brokers.join(", "),
         count(|f| *f == Fault::Silent),
         count(|f| *f == Fault::Fail),
         count(|f| matches!(f, Fault::Slow(_))),
         count(|f| *f == Fault::Flap),
+        count(|f| *f == Fault::Stray),
     );
     let mut term = signal(SignalKind::terminate()).map_err(Failure::usage)?;
     tokio::select! {

@@ -192,3 +192,70 @@ pub fn dead_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     listener.local_addr().expect("local addr").port()
 }
+
+/// A `muster` process running in the background (a registry, a simulator), killed and reaped
+/// on drop; its stderr goes to a log file, printed when the test fails.
+pub struct Background {
+    child: std::process::Child,
+    what: String,
+    log: PathBuf,
+}
+
+impl Background {
+    /// Starts `muster ARGS` against the broker at `url`, appending its stderr to `log`.
+    pub fn start(args: &[&std::ffi::OsStr], url: &str, log: &Path) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let what = format!(
+            "muster {}",
+            args.first()
+                .map(|a| a.to_string_lossy())
+                .unwrap_or_default()
+        );
+        let child = std::process::Command::new(bin())
+            .args(args)
+            .args(["--broker", url])
+            .env_remove("MUSTER_BROKER")
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(file)
+            .spawn()
+            .with_context(|| format!("cannot start {what}"))?;
+        Ok(Background {
+            child,
+            what,
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// Stops it now (SIGKILL: nothing is flushed on the way out).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "----- log of {} -----\n{}----- end -----",
+                self.what,
+                muster_testkit::read(&self.log)
+            );
+        }
+        self.kill();
+    }
+}
+
+/// A `muster registry --db DB` process.
+pub fn registry(db: &Path, url: &str, log: &Path) -> Result<Background> {
+    Background::start(
+        &["registry".as_ref(), "--db".as_ref(), db.as_os_str()],
+        url,
+        log,
+    )
+}

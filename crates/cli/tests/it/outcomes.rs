@@ -624,3 +624,50 @@ on_both_brokers! {
         })
     }
 }
+
+on_both_brokers! {
+    /// A node outside the expected set that answers anyway (here a simulated node that ignores
+    /// filters, as a broken or foreign daemon would) is shown and counted as `unexpected`, and
+    /// does not change the exit code of a request whose expected nodes all answered.
+    fn a_reply_from_outside_the_expected_set_is_unexpected() -> Result<()> {
+        let Some(nats) = fixture::broker()? else {
+            return Ok(());
+        };
+        let url = nats.url();
+        let sim = |prefix: &str, fault: &[&str], log: &std::path::Path| {
+            let mut args = vec!["sim", "--nodes", "1", "--prefix", prefix];
+            args.extend(fault);
+            fixture::Background::start(&args.iter().map(std::ffi::OsStr::new).collect::<Vec<_>>(), &url, log)
+        };
+        let logs = [tempfile::NamedTempFile::new()?, tempfile::NamedTempFile::new()?];
+        // The expected node answers after a second, so the request is still collecting when
+        // the stray node's answer arrives.
+        let _expected = sim("slow", &["--slow", "100%:1s"], logs[0].path())?;
+        let _stray = sim("stray", &["--stray", "100%"], logs[1].path())?;
+        let both = node_list(&["slow-00001", "stray-00001"])?;
+        wait_for("the simulated nodes to answer", Duration::from_secs(20), || {
+            muster(&["ping", "--nodes", arg(&both), "-t", "5"]).broker(&url).run().code == Some(0)
+        })?;
+        // Above direct_limit the request is one broadcast naming slow-00001 in its filter: the
+        // stray node gets it too, and answers.
+        let config = text_file("direct_limit = 0\n")?;
+        let slow = node_list(&["slow-00001"])?;
+        let args = ["rpc", "rpcutil", "ping", "-t", "10", "--config", arg(&config), "--nodes", arg(&slow)];
+        let run = muster(&[&args[..], &["--json"]].concat()).broker(&url).run();
+        let report = run.code(0).json();
+        assert_eq!(report["stats"]["expected"], 1, "{run}");
+        assert_eq!(report["stats"]["ok"], 1, "{run}");
+        assert_eq!(report["stats"]["unexpected"], 1, "{run}");
+        assert_eq!(
+            replies(&report),
+            pairs(&[("slow-00001", "ok"), ("stray-00001", "unexpected")]),
+            "{run}"
+        );
+        let human = muster(&[&args[..], &["-v"]].concat()).broker(&url).run();
+        human
+            .code(0)
+            .stdout_has("stray-00001 (unexpected: not in the expected set)")
+            .stdout_has("1 unexpected");
+        Ok(())
+    }
+}

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -16,54 +15,6 @@ use serde_json::json;
 
 use crate::cli::{bin, muster};
 use crate::fixture::{self, dead_port};
-
-/// A `muster registry` process, killed and reaped on drop (its log printed on failure).
-struct RegistryProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl RegistryProcess {
-    fn start(db: &Path, url: &str, log: &Path) -> Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
-        let child = Command::new(bin())
-            .arg("registry")
-            .arg("--db")
-            .arg(db)
-            .args(["--broker", url])
-            .env_remove("MUSTER_BROKER")
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .context("cannot start muster registry")?;
-        Ok(RegistryProcess {
-            child,
-            log: log.to_path_buf(),
-        })
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RegistryProcess {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "----- log of muster registry -----\n{}----- end -----",
-                muster_testkit::read(&self.log)
-            );
-        }
-        self.kill();
-    }
-}
 
 fn facts(filters: &[&str]) -> Filter {
     Filter {
@@ -108,7 +59,7 @@ on_both_brokers! {
         let db = dir.path().join("registry.sqlite");
         let log = dir.path().join("registry.log");
         let url = fleet.url();
-        let mut registry = RegistryProcess::start(&db, &url, &log)?;
+        let mut registry = fixture::registry(&db, &url, &log)?;
 
         let runtime = tokio::runtime::Runtime::new()?;
         let client = runtime.block_on(Client::connect(&ConnectConfig {
@@ -143,7 +94,7 @@ on_both_brokers! {
         // Killed and started again on the same file: every record is still there, with the
         // first-seen times from before.
         registry.kill();
-        let mut registry = RegistryProcess::start(&db, &url, &log)?;
+        let mut registry = fixture::registry(&db, &url, &log)?;
         let mut after = BTreeMap::new();
         wait_for("the restarted registry to answer", Duration::from_secs(10), || {
             match query(&all, None) {
@@ -228,7 +179,7 @@ on_both_brokers! {
             return Ok(());
         };
         let dir = tempfile::tempdir()?;
-        let _registry = RegistryProcess::start(
+        let _registry = fixture::registry(
             &dir.path().join("registry.sqlite"),
             &fleet.url(),
             &dir.path().join("registry.log"),

@@ -20,6 +20,7 @@ fn fleet(nodes: usize) -> FleetSpec {
         fail: Share(0.0),
         slow: None,
         flap: Share(0.0),
+        stray: Share(0.0),
     }
 }
 
@@ -262,6 +263,7 @@ async fn flapping_nodes_go_and_come_back() -> anyhow::Result<()> {
     };
     let spec = FleetSpec {
         flap: Share(0.5),
+        stray: Share(0.0),
         ..fleet(4)
     };
     let (sim, client) = start_with(&nats.url(), spec, timing).await?;
