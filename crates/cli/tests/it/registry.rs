@@ -3,7 +3,6 @@
 //! stops advancing a node's last-seen time once the node is gone.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -13,7 +12,7 @@ use muster_proto::{FactFilter, Filter};
 use muster_testkit::{DaemonSpec, wait_for};
 use serde_json::json;
 
-use crate::cli::{bin, muster};
+use crate::cli::muster;
 use crate::fixture::{self, dead_port};
 
 fn facts(filters: &[&str]) -> Filter {
