@@ -281,18 +281,9 @@ impl Session {
                 expected.nodes = found.nodes;
                 // Broadcast cannot see a node that is down; a registry can. When one answers,
                 // nodes it saw recently that did not answer discovery are expected too.
-                let recent = Some(self.config.expect_seen);
-                if let Ok(seen) = self
-                    .client
-                    .query_registry(&self.filter, recent, self.config.discovery_timeout)
-                    .await
-                {
-                    for node in seen {
-                        expected
-                            .last_seen
-                            .insert(node.identity.clone(), rfc3339(node.last_seen));
-                        expected.nodes.insert(node.identity);
-                    }
+                for (identity, when) in self.seen_recently().await {
+                    expected.last_seen.insert(identity.clone(), when);
+                    expected.nodes.insert(identity);
                 }
             }
         }
@@ -301,6 +292,23 @@ impl Session {
             expected.absent.clear();
         }
         Ok(expected)
+    }
+
+    /// The nodes matching the filter that a registry saw within `--expect-seen`, with when
+    /// (RFC 3339); nothing when no registry answers.
+    pub async fn seen_recently(&self) -> Vec<(String, String)> {
+        let recent = Some(self.config.expect_seen);
+        match self
+            .client
+            .query_registry(&self.filter, recent, self.config.discovery_timeout)
+            .await
+        {
+            Ok(seen) => seen
+                .into_iter()
+                .map(|node| (node.identity, rfc3339(node.last_seen)))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// Request options from the config and the flags, for `expected` nodes.

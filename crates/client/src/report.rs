@@ -136,6 +136,27 @@ impl Report {
         }
     }
 
+    /// Takes in the report of a second request over other nodes (a follow-up to nodes the
+    /// first did not reach): counts added, missing nodes and replies merged in order. The
+    /// first report's id, agent and action stay.
+    pub fn merge(&mut self, other: Report) {
+        let s = &mut self.stats;
+        s.expected += other.stats.expected;
+        s.responded += other.stats.responded;
+        s.ok += other.stats.ok;
+        s.failed += other.stats.failed;
+        s.missing += other.stats.missing;
+        s.unexpected += other.stats.unexpected;
+        s.elapsed_ms = s.elapsed_ms.max(other.stats.elapsed_ms);
+        self.missing.extend(other.missing);
+        self.missing.sort_by(|a, b| a.identity.cmp(&b.identity));
+        self.replies.extend(other.replies);
+        self.replies.sort_by(|a, b| {
+            let unexpected = |r: &NodeReply| r.outcome == Outcome::Unexpected;
+            (unexpected(a), &a.sender).cmp(&(unexpected(b), &b.sender))
+        });
+    }
+
     /// The exit status DESIGN §3 gives this report.
     pub fn exit_status(&self) -> ExitStatus {
         if self.stats.expected == 0 {
@@ -369,6 +390,29 @@ mod tests {
         );
         assert_eq!(r.replies[2].outcome, Outcome::Unexpected);
         assert_eq!(r.exit_status(), ExitStatus::Missing);
+    }
+
+    #[test]
+    fn merged_reports_keep_every_node_in_order() {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let mut first = Tally::new(set(&["a", "c"]));
+        first.reply(reply("c", StatusCode::Ok), 1);
+        first.reply(reply("z", StatusCode::Ok), 1);
+        let mut first = first.finish("one", "rpcutil", "ping", 200, 210);
+        let mut second = Tally::new(set(&["b", "d"]));
+        second.reply(reply("b", StatusCode::Ok), 3);
+        second.not_connected("d");
+        first.merge(second.finish("two", "rpcutil", "ping", 0, 5));
+        assert_eq!(first.request_id, "one");
+        assert_eq!(
+            (first.stats.expected, first.stats.ok, first.stats.missing),
+            (4, 2, 2)
+        );
+        assert_eq!((first.stats.unexpected, first.stats.elapsed_ms), (1, 210));
+        let order: Vec<_> = first.replies.iter().map(|r| r.sender.as_str()).collect();
+        assert_eq!(order, ["b", "c", "z"]);
+        let missing: Vec<_> = first.missing.iter().map(|m| m.identity.as_str()).collect();
+        assert_eq!(missing, ["a", "d"]);
     }
 
     #[test]

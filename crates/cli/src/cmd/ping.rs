@@ -1,7 +1,11 @@
-//! `muster ping`: who is there. With broadcast discovery the discovery answers are the pings;
-//! with a node list each node is pinged on its own subject.
+//! `muster ping`: who is there. With broadcast discovery the discovery answers are the pings,
+//! and nodes a registry saw recently that did not answer are pinged on their own subjects, so
+//! a stopped node is named; with a node list or `--dm registry` each node is pinged on its own
+//! subject.
 
-use muster_client::{Call, ExitStatus};
+use std::collections::{BTreeMap, BTreeSet};
+
+use muster_client::{Call, Delivery, ExitStatus, RequestOptions};
 
 use crate::Failure;
 use crate::args::{DiscoveryMethod, RequestArgs};
@@ -35,7 +39,35 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
             .client
             .discover(&session.filter, &session.discovery_options())
             .await?;
-        found.into_ping_report()
+        // Broadcast cannot see a node that is down; a registry can. Nodes it saw recently that
+        // did not answer are pinged on their own subjects: not connected, or late.
+        let seen = session.seen_recently().await;
+        let mut report = found.into_ping_report();
+        let last_seen: BTreeMap<String, String> = seen.into_iter().collect();
+        let late: BTreeSet<String> = last_seen
+            .keys()
+            .filter(|identity| !report.replies.iter().any(|r| &r.sender == *identity))
+            .cloned()
+            .collect();
+        if !late.is_empty() {
+            let options = RequestOptions {
+                delivery: Delivery::Direct,
+                ..session.request_options(late.len())
+            };
+            let extra = session
+                .client
+                .request(
+                    &Call::new("rpcutil", "ping"),
+                    &late,
+                    &options,
+                    0,
+                    &mut |_| {},
+                )
+                .await?;
+            report.merge(extra);
+            report.annotate_last_seen(&last_seen);
+        }
+        report
     };
     crate::cmd::journal::record(
         &args,

@@ -206,8 +206,10 @@ on_both_brokers! {
             let seen = report["missing"][0]["last_seen"].as_str().unwrap_or_default();
             assert!(seen.ends_with('Z') && seen.starts_with("20"), "{dm}: {out}");
         }
-        let out = run(&["rpc", "rpcutil", "ping"]);
-        out.code(3).stdout_has("Did not respond: web3 (not connected, last seen ");
+        for command in [&["rpc", "rpcutil", "ping"][..], &["ping"]] {
+            let out = run(command);
+            out.code(3).stdout_has("web3 (not connected, last seen ");
+        }
         let id = run(&["rpc", "rpcutil", "ping", "--json"]).json()["request_id"]
             .as_str()
             .unwrap_or_default()
