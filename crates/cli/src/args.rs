@@ -223,6 +223,9 @@ pub struct FactsArgs {
     /// The fact's dotted path, e.g. `os.family`.
     #[arg(id = "fact_path", value_name = "FACT")]
     pub fact: String,
+    /// Answer from the registry, as each node last registered, instead of asking the nodes.
+    #[arg(long)]
+    pub from_registry: bool,
     #[command(flatten)]
     pub request: RequestArgs,
 }
@@ -231,6 +234,9 @@ pub struct FactsArgs {
 pub struct InventoryArgs {
     /// The node's identity.
     pub identity: String,
+    /// Answer from the registry, as the node last registered, instead of asking it.
+    #[arg(long)]
+    pub from_registry: bool,
     #[command(flatten)]
     pub request: RequestArgs,
 }

@@ -68,19 +68,46 @@ impl Expected {
     }
 }
 
-fn unix_now() -> f64 {
+pub fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn rfc3339(unix: f64) -> String {
+pub fn rfc3339(unix: f64) -> String {
     let t = std::time::UNIX_EPOCH + Duration::from_secs_f64(unix.max(0.0));
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// What a registry knows about the nodes matching a filter.
+pub struct FromRegistry {
+    /// Seen within `--expect-seen`.
+    pub fresh: Vec<muster_proto::registration::SeenNode>,
+    /// Seen longer ago: what the registry holds for them may be out of date.
+    pub stale: Vec<muster_proto::registration::SeenNode>,
+}
+
+impl FromRegistry {
+    /// The stale nodes as `identity (last seen TIME)`, for people.
+    pub fn describe_stale(&self) -> String {
+        self.stale
+            .iter()
+            .map(|n| format!("{} (last seen {})", n.identity, rfc3339(n.last_seen)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The stale nodes as JSON: identity and last seen.
+    pub fn stale_json(&self) -> serde_json::Value {
+        self.stale
+            .iter()
+            .map(|n| serde_json::json!({"identity": n.identity, "last_seen": rfc3339(n.last_seen)}))
+            .collect()
+    }
 }
 
 /// How a request is spread over its expected set.
@@ -309,6 +336,27 @@ impl Session {
                 .collect(),
             Err(_) => Vec::new(),
         }
+    }
+
+    /// Asks a registry `query` (a filter, and extras: one fact, or the whole records), and
+    /// splits the nodes into those seen within `--expect-seen` and those seen longer ago.
+    /// Refused with `--nodes`: the registry answers for a filter.
+    pub async fn from_registry(
+        &self,
+        query: muster_proto::registration::RegistryQuery,
+    ) -> Result<FromRegistry, Failure> {
+        if self.nodes.is_some() {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "--from-registry answers for a filter (-F/-C/-I/-A/-S/-W); leave out --nodes"
+            )));
+        }
+        let nodes = self
+            .client
+            .ask_registry(query, self.config.discovery_timeout)
+            .await?;
+        let recent = unix_now() - self.config.expect_seen.as_secs_f64();
+        let (fresh, stale) = nodes.into_iter().partition(|n| n.last_seen >= recent);
+        Ok(FromRegistry { fresh, stale })
     }
 
     /// Request options from the config and the flags, for `expected` nodes.

@@ -22,13 +22,24 @@ impl Client {
         seen_within: Option<Duration>,
         timeout: Duration,
     ) -> Result<Vec<SeenNode>, ClientError> {
-        filter
+        // Round a maximum age up to whole seconds, so "within 1.5 s" never excludes a node.
+        let seen_within = seen_within.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+        self.ask_registry(RegistryQuery::new(filter.clone(), seen_within), timeout)
+            .await
+    }
+
+    /// Sends `query` to a registry: use it to ask for one fact (`query.fact`) or the whole
+    /// records (`query.records`) of the matching nodes, as they last registered.
+    pub async fn ask_registry(
+        &self,
+        query: RegistryQuery,
+        timeout: Duration,
+    ) -> Result<Vec<SeenNode>, ClientError> {
+        query
+            .filter
             .compile()
             .map_err(|e| ClientError::Invalid(format!("invalid filter: {e}")))?;
         let subject = subject::registry_query(&self.collective);
-        // Round a maximum age up to whole seconds, so "within 1.5 s" never excludes a node.
-        let seen_within = seen_within.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
-        let query = RegistryQuery::new(filter.clone(), seen_within);
         let request = async_nats::Request::new()
             .payload(query.to_bytes().into())
             .timeout(Some(timeout));

@@ -6,9 +6,17 @@
 //! {"protocol":"muster:registration:1","identity":"web1","facts":{"role":"web"},
 //!  "classes":["nginx"],"agents":["rpcutil"],"collectives":["muster"],"version":"0.1.0",
 //!  "started":1764070000,"time":1764072000.5}
-//! {"protocol":"muster:registry-query:1","filter":{"class":["nginx"]},"seen_within":300}
+//! {"protocol":"muster:registry-query:1","filter":{"class":["nginx"]},"seen_within":300,
+//!  "fact":"os.family"}
 //! {"protocol":"muster:registry-answer:1","nodes":[{"identity":"web1",
-//!  "first_seen":1764070001.2,"last_seen":1764072000.6}]}
+//!  "first_seen":1764070001.2,"last_seen":1764072000.6,"fact":"Debian"}]}
+//! ```
+//!
+//! A query may ask for each node's value of one `fact`, or with `"records":true` for each
+//! node's whole latest registration (under `record`): that is how `muster facts` and `muster
+//! inventory` answer from the registry without asking the nodes.
+//!
+//! ```json
 //! ```
 //!
 //! Every `decode` takes untrusted bytes and returns a [`DecodeError`], never panics.
@@ -146,6 +154,12 @@ pub struct RegistryQuery {
     /// Only nodes last seen within this many seconds; absent: every stored node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen_within: Option<u64>,
+    /// Also answer each node's value of this fact (a dotted path), as last registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fact: Option<String>,
+    /// Also answer each node's whole latest registration.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub records: bool,
 }
 
 impl RegistryQuery {
@@ -155,6 +169,8 @@ impl RegistryQuery {
             protocol: QUERY_PROTOCOL.to_string(),
             filter,
             seen_within,
+            fact: None,
+            records: false,
         }
     }
 
@@ -181,6 +197,12 @@ pub struct SeenNode {
     pub first_seen: f64,
     /// When the registry last saw it, Unix seconds.
     pub last_seen: f64,
+    /// The value of the fact the query asked for (`null` when the node does not have it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fact: Option<Value>,
+    /// The node's latest registration, when the query asked for records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<Registration>,
 }
 
 /// A registry's answer to a [`RegistryQuery`].
@@ -334,6 +356,8 @@ mod tests {
             identity: "web1".into(),
             first_seen: 1.5,
             last_seen: 2.5,
+            fact: Some(json!("Debian")),
+            record: Some(web1()),
         }]);
         assert_eq!(RegistryAnswer::decode(&a.to_bytes()).unwrap(), a);
         let e = RegistryAnswer::error("bad filter");

@@ -6,7 +6,8 @@
 //!   saw the node ([`store`]). Registrations arrive in bursts (a fleet restarting): the receive
 //!   loop only queues them; one writer thread decodes them and stores each burst in one
 //!   transaction, so the async loops never wait for SQLite.
-//! - Queries ([`RegistryQuery`]: a filter and a maximum age) arrive on
+//! - Queries ([`RegistryQuery`]: a filter, a maximum age, and optionally one fact or the whole
+//!   records to return) arrive on
 //!   `muster.<collective>.registry.query` in the queue group [`QUEUE_GROUP`], so several
 //!   registries can run for redundancy and each query is answered once. The filter is
 //!   evaluated by the same engine the nodes use, over each stored record.
@@ -25,6 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_nats::{Client, ConnectOptions, Event, Message, Subscriber};
 use bytes::Bytes;
 use futures::StreamExt;
+use muster_proto::filter::lookup;
 use muster_proto::registration::{Registration, RegistryAnswer, RegistryQuery};
 use muster_proto::subject;
 use tokio::sync::mpsc;
@@ -173,10 +175,26 @@ pub fn answer(store: &Store, query: &RegistryQuery, now: f64) -> RegistryAnswer 
         Err(e) => return RegistryAnswer::error(format!("invalid filter: {e}")),
     };
     let since = query.seen_within.map(|secs| now - secs as f64);
-    match store.query(&filter, since) {
-        Ok(nodes) => RegistryAnswer::nodes(nodes),
-        Err(e) => RegistryAnswer::error(e.to_string()),
-    }
+    let nodes = match store.matching(&filter, since) {
+        Ok(nodes) => nodes,
+        Err(e) => return RegistryAnswer::error(e.to_string()),
+    };
+    RegistryAnswer::nodes(
+        nodes
+            .into_iter()
+            .map(|node| {
+                let mut seen = node.seen();
+                if let Some(path) = &query.fact {
+                    let value = lookup(&node.registration.facts, path);
+                    seen.fact = Some(value.cloned().unwrap_or(serde_json::Value::Null));
+                }
+                if query.records {
+                    seen.record = Some(node.registration);
+                }
+                seen
+            })
+            .collect(),
+    )
 }
 
 /// What the writer thread is asked to do.
@@ -486,5 +504,48 @@ mod tests {
             0.0,
         );
         assert_eq!(ok, RegistryAnswer::nodes(vec![]));
+    }
+
+    #[test]
+    fn queries_can_ask_for_one_fact_or_the_records() {
+        use muster_proto::registration::{REGISTRATION_PROTOCOL, Registration};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("r.sqlite")).unwrap();
+        let node = |identity: &str, facts: serde_json::Value| Registration {
+            protocol: REGISTRATION_PROTOCOL.to_string(),
+            identity: identity.to_string(),
+            facts,
+            classes: vec![],
+            agents: vec!["rpcutil".into()],
+            collectives: vec!["muster".into()],
+            version: "0.1.0".into(),
+            started: 1,
+            time: 1.0,
+        };
+        let a = node("a", serde_json::json!({"os": {"family": "Debian"}}));
+        let b = node("b", serde_json::json!({}));
+        store.record(&[(a.clone(), 10.0), (b, 10.0)]).unwrap();
+        let mut query = RegistryQuery::new(Filter::default(), None);
+        query.fact = Some("os.family".into());
+        let answer = super::answer(&store, &query, 20.0);
+        let facts: Vec<_> = answer.nodes.iter().map(|n| n.fact.clone()).collect();
+        // `null` for a node without the fact; it decodes as "no value".
+        assert_eq!(
+            facts,
+            [
+                Some(serde_json::json!("Debian")),
+                Some(serde_json::Value::Null)
+            ]
+        );
+        let back = RegistryAnswer::decode(&answer.to_bytes()).unwrap();
+        assert_eq!(back.nodes[0].fact, Some(serde_json::json!("Debian")));
+        assert!(back.nodes.iter().all(|n| n.record.is_none()));
+
+        let mut query = RegistryQuery::new(Filter::default(), None);
+        query.records = true;
+        query.filter.identity.push("a".into());
+        let answer = super::answer(&store, &query, 20.0);
+        assert_eq!(answer.nodes.len(), 1);
+        assert_eq!(answer.nodes[0].record.as_ref(), Some(&a));
     }
 }

@@ -52,6 +52,8 @@ impl StoredNode {
             identity: self.registration.identity.clone(),
             first_seen: self.first_seen,
             last_seen: self.last_seen,
+            fact: None,
+            record: None,
         }
     }
 }
@@ -149,10 +151,23 @@ impl Store {
         filter: &CompiledFilter,
         seen_since: Option<f64>,
     ) -> Result<Vec<SeenNode>, StoreError> {
+        Ok(self
+            .matching(filter, seen_since)?
+            .iter()
+            .map(StoredNode::seen)
+            .collect())
+    }
+
+    /// Like [`Store::query`], with each node's whole record.
+    pub fn matching(
+        &self,
+        filter: &CompiledFilter,
+        seen_since: Option<f64>,
+    ) -> Result<Vec<StoredNode>, StoreError> {
         let mut nodes = Vec::new();
         self.each(seen_since, |node| {
             if filter.matches(&node) {
-                nodes.push(node.seen());
+                nodes.push(node);
             }
         })?;
         Ok(nodes)
@@ -345,7 +360,9 @@ mod tests {
             [SeenNode {
                 identity: "web2".into(),
                 first_seen: 200.0,
-                last_seen: 200.0
+                last_seen: 200.0,
+                fact: None,
+                record: None,
             }]
         );
     }

@@ -1,4 +1,5 @@
-//! `muster facts FACT`: one fact summarised across the fleet, value → count.
+//! `muster facts FACT`: one fact summarised across the fleet, value → count — asked of the
+//! nodes, or with `--from-registry` as they last registered.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +8,9 @@ use serde_json::{Value, json};
 
 use crate::Failure;
 use crate::args::FactsArgs;
-use crate::cmd::{end_progress, no_match, progress};
+use muster_proto::registration::RegistryQuery;
+
+use crate::cmd::{Session, end_progress, no_match, progress};
 use crate::render;
 
 /// How a fact's value is shown and grouped: strings as they are, anything else as JSON, and a
@@ -20,9 +23,70 @@ pub fn value_label(value: &Value) -> String {
     }
 }
 
+/// The `summary` object of `--json`: values by count, most common first.
+fn summary_json(fact: &str, values: BTreeMap<String, Vec<String>>) -> Value {
+    let mut summary: Vec<(String, Vec<String>)> = values.into_iter().collect();
+    summary.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+    let summary: Vec<Value> = summary
+        .into_iter()
+        .map(|(value, nodes)| json!({"value": value, "count": nodes.len(), "nodes": nodes}))
+        .collect();
+    json!({ "fact": fact, "values": summary })
+}
+
+/// `--from-registry`: the values the nodes last registered, without asking them. Nodes not
+/// seen within `--expect-seen` are named, their values left out, and the exit code is 3.
+async fn from_registry(args: &FactsArgs, session: &Session) -> Result<ExitStatus, Failure> {
+    let request = &args.request;
+    let mut query = RegistryQuery::new(session.filter.clone(), None);
+    query.fact = Some(args.fact.clone());
+    let found = session.from_registry(query).await?;
+    if found.fresh.is_empty() && found.stale.is_empty() {
+        return Ok(no_match(request.json));
+    }
+    let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for node in &found.fresh {
+        let value = node.fact.clone().unwrap_or(Value::Null);
+        values
+            .entry(value_label(&value))
+            .or_default()
+            .push(node.identity.clone());
+    }
+    let within = humantime::format_duration(session.config.expect_seen);
+    if request.json {
+        let object = json!({
+            "source": "registry",
+            "nodes": found.fresh.len(),
+            "stale": found.stale_json(),
+            "summary": summary_json(&args.fact, values),
+        });
+        println!("{object}");
+    } else {
+        render::fact_summary(&args.fact, &values, request.verbose);
+        println!(
+            "From the registry: {} nodes as they last registered (seen within {within}).",
+            found.fresh.len()
+        );
+        if !found.stale.is_empty() {
+            println!(
+                "Not seen within {within}, left out: {}",
+                found.describe_stale()
+            );
+        }
+    }
+    Ok(if found.stale.is_empty() {
+        ExitStatus::Ok
+    } else {
+        ExitStatus::Missing
+    })
+}
+
 pub async fn run(args: FactsArgs) -> Result<ExitStatus, Failure> {
     let request = &args.request;
     let session = request.connect().await?;
+    if args.from_registry {
+        return from_registry(&args, &session).await;
+    }
     let expected = session.expected().await?;
     if expected.is_empty() {
         return Ok(no_match(request.json));
@@ -56,14 +120,8 @@ pub async fn run(args: FactsArgs) -> Result<ExitStatus, Failure> {
         }
     }
     if request.json {
-        let mut summary: Vec<(String, Vec<String>)> = values.into_iter().collect();
-        summary.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
-        let summary: Vec<Value> = summary
-            .into_iter()
-            .map(|(value, nodes)| json!({"value": value, "count": nodes.len(), "nodes": nodes}))
-            .collect();
         let mut object = serde_json::to_value(&report).unwrap_or_default();
-        object["summary"] = json!({ "fact": args.fact, "values": summary });
+        object["summary"] = summary_json(&args.fact, values);
         println!("{object}");
     } else {
         render::fact_summary(&args.fact, &values, request.verbose);

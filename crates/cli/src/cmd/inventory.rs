@@ -1,4 +1,5 @@
-//! `muster inventory IDENTITY`: one node's agents, classes and facts.
+//! `muster inventory IDENTITY`: one node's agents, classes and facts — asked of the node, or
+//! with `--from-registry` as it last registered.
 
 use std::collections::BTreeSet;
 
@@ -6,13 +7,16 @@ use muster_client::{Call, ExitStatus, Outcome, RequestOptions};
 
 use crate::Failure;
 use crate::args::InventoryArgs;
-use crate::cmd::end_progress;
+use crate::cmd::{Session, end_progress, rfc3339};
 use crate::render;
 
 pub async fn run(args: InventoryArgs) -> Result<ExitStatus, Failure> {
     muster_proto::subject::check_identity(&args.identity).map_err(Failure::usage)?;
     let request = &args.request;
     let session = request.connect().await?;
+    if args.from_registry {
+        return from_registry(&args, &session).await;
+    }
     let nodes = BTreeSet::from([args.identity.clone()]);
     let options = RequestOptions {
         delivery: muster_client::Delivery::Direct,
@@ -38,4 +42,61 @@ pub async fn run(args: InventoryArgs) -> Result<ExitStatus, Failure> {
         }
     }
     Ok(report.exit_status())
+}
+
+/// `--from-registry`: the node's latest registration. A node not seen within `--expect-seen`
+/// is shown with a warning and exit 3; one the registry does not know is exit 4.
+async fn from_registry(args: &InventoryArgs, session: &Session) -> Result<ExitStatus, Failure> {
+    if !session.filter.is_empty() {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "inventory names one node: leave out the filter flags"
+        )));
+    }
+    let only = muster_proto::Filter {
+        identity: vec![args.identity.clone()],
+        ..Default::default()
+    };
+    let mut query = muster_proto::registration::RegistryQuery::new(only, None);
+    query.records = true;
+    let found = session.from_registry(query).await?;
+    let stale = found.fresh.is_empty();
+    let Some(node) = found.fresh.first().or(found.stale.first()) else {
+        if !args.request.json {
+            eprintln!(
+                "The registry does not know {}: it has never registered, or not within the \
+                 registry's retention.",
+                args.identity
+            );
+        }
+        return Ok(ExitStatus::NoMatch);
+    };
+    let record = serde_json::to_value(&node.record).unwrap_or_default();
+    let (first, last) = (rfc3339(node.first_seen), rfc3339(node.last_seen));
+    if args.request.json {
+        let object = serde_json::json!({
+            "source": "registry",
+            "identity": node.identity,
+            "first_seen": first,
+            "last_seen": last,
+            "stale": stale,
+            "record": record,
+        });
+        println!("{object}");
+    } else {
+        render::inventory(&record);
+        println!("   Registry:    last seen {last}, first seen {first}");
+        if stale {
+            let within = humantime::format_duration(session.config.expect_seen);
+            println!();
+            println!(
+                "Not seen within {within}: this is how {} was when it last registered.",
+                node.identity
+            );
+        }
+    }
+    Ok(if stale {
+        ExitStatus::Missing
+    } else {
+        ExitStatus::Ok
+    })
 }

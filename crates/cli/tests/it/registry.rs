@@ -172,7 +172,12 @@ on_both_brokers! {
     fn stopped_nodes_are_named_with_their_last_seen_time() -> Result<()> {
         let specs: Vec<DaemonSpec> = ["web1", "web2", "web3"]
             .iter()
-            .map(|id| DaemonSpec::new(id).config("registration_interval = \"1s\""))
+            .map(|id| {
+                let role = if *id == "web3" { "app" } else { "web" };
+                DaemonSpec::new(id)
+                    .facts(json!({ "role": role }))
+                    .config("registration_interval = \"1s\"")
+            })
             .collect();
         let Some(mut fleet) = fixture::fleet(&specs)? else {
             return Ok(());
@@ -196,7 +201,36 @@ on_both_brokers! {
                 .is_ok_and(|report| report["stats"]["ok"] == 3)
         })?;
 
+        // What the registry holds answers `facts` and `inventory` without asking the nodes.
+        let facts = run(&["facts", "role", "--from-registry", "--json"]);
+        let answer = facts.code(0).json();
+        assert_eq!(answer["source"], "registry", "{facts}");
+        assert_eq!(answer["summary"]["values"][0], json!({"value": "web", "count": 2, "nodes": ["web1", "web2"]}), "{facts}");
+        assert_eq!(answer["summary"]["values"][1]["nodes"], json!(["web3"]), "{facts}");
+        let inventory = run(&["inventory", "web1", "--from-registry", "--json"]);
+        let answer = inventory.code(0).json();
+        assert_eq!(answer["record"]["facts"]["role"], "web", "{inventory}");
+        assert_eq!(answer["record"]["agents"][0], "cm", "{inventory}");
+        assert_eq!(answer["stale"], false, "{inventory}");
+        run(&["inventory", "web9", "--from-registry"]).code(4).stderr_has("The registry does not know web9");
+
         fleet.daemon("web3").kill();
+        // Once the registry has not heard from web3 within --expect-seen, its values are
+        // left out and it is named.
+        wait_for("web3 to be stale in the registry", Duration::from_secs(15), || {
+            let out = run(&["facts", "role", "--from-registry", "--json", "--expect-seen", "3s"]);
+            out.code == Some(3) && out.json()["stale"][0]["identity"] == "web3"
+        })?;
+        let facts = run(&["facts", "role", "--from-registry", "--expect-seen", "3s"]);
+        facts
+            .code(3)
+            .stdout_has("found 2 nodes")
+            .stdout_has("Not seen within 3s, left out: web3 (last seen 20");
+        assert!(!facts.stdout.contains("app"), "{facts}");
+        run(&["inventory", "web3", "--from-registry", "--expect-seen", "3s"])
+            .code(3)
+            .stdout_has("Facts:")
+            .stdout_has("Not seen within 3s: this is how web3 was when it last registered.");
         for dm in ["broadcast", "registry"] {
             let out = run(&["rpc", "rpcutil", "ping", "--dm", dm, "--json"]);
             let report = out.code(3).json();
