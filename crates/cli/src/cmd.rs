@@ -84,14 +84,14 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// What a registry knows about the nodes matching a filter.
-pub struct FromRegistry {
+pub struct RegistryView {
     /// Seen within `--expect-seen`.
     pub fresh: Vec<muster_proto::registration::SeenNode>,
     /// Seen longer ago: what the registry holds for them may be out of date.
     pub stale: Vec<muster_proto::registration::SeenNode>,
 }
 
-impl FromRegistry {
+impl RegistryView {
     /// The stale nodes as `identity (last seen TIME)`, for people.
     pub fn describe_stale(&self) -> String {
         self.stale
@@ -341,10 +341,10 @@ impl Session {
     /// Asks a registry `query` (a filter, and extras: one fact, or the whole records), and
     /// splits the nodes into those seen within `--expect-seen` and those seen longer ago.
     /// Refused with `--nodes`: the registry answers for a filter.
-    pub async fn from_registry(
+    pub async fn registry_view(
         &self,
         query: muster_proto::registration::RegistryQuery,
-    ) -> Result<FromRegistry, Failure> {
+    ) -> Result<RegistryView, Failure> {
         if self.nodes.is_some() {
             return Err(Failure::usage(anyhow::anyhow!(
                 "--from-registry answers for a filter (-F/-C/-I/-A/-S/-W); leave out --nodes"
@@ -356,7 +356,7 @@ impl Session {
             .await?;
         let recent = unix_now() - self.config.expect_seen.as_secs_f64();
         let (fresh, stale) = nodes.into_iter().partition(|n| n.last_seen >= recent);
-        Ok(FromRegistry { fresh, stale })
+        Ok(RegistryView { fresh, stale })
     }
 
     /// Request options from the config and the flags, for `expected` nodes.

@@ -40,7 +40,7 @@ async fn from_registry(args: &FactsArgs, session: &Session) -> Result<ExitStatus
     let request = &args.request;
     let mut query = RegistryQuery::new(session.filter.clone(), None);
     query.fact = Some(args.fact.clone());
-    let found = session.from_registry(query).await?;
+    let found = session.registry_view(query).await?;
     if found.fresh.is_empty() && found.stale.is_empty() {
         return Ok(no_match(request.json));
     }

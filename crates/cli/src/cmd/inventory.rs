@@ -58,7 +58,7 @@ async fn from_registry(args: &InventoryArgs, session: &Session) -> Result<ExitSt
     };
     let mut query = muster_proto::registration::RegistryQuery::new(only, None);
     query.records = true;
-    let found = session.from_registry(query).await?;
+    let found = session.registry_view(query).await?;
     let stale = found.fresh.is_empty();
     let Some(node) = found.fresh.first().or(found.stale.first()) else {
         if !args.request.json {
