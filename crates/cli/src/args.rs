@@ -29,7 +29,8 @@ pub enum Command {
     Rpc(RpcArgs),
     /// Recent requests from the journal: id, time, agent and action, outcome counts.
     History(HistoryArgs),
-    /// A journalled request's report, as when it ran: who got it and who did not.
+    /// A request's report, as when it ran — from the journal, or from a registry for requests
+    /// sent with --no-results or --collect: who got it and who did not.
     Show(ShowArgs),
     /// Send a journalled request again to exactly the nodes that missed it or failed.
     Retry(RetryArgs),
@@ -250,6 +251,14 @@ pub struct RpcArgs {
     /// Inputs as key=value.
     #[arg(value_name = "KEY=VALUE")]
     pub inputs: Vec<String>,
+    /// Send, print the request id and exit without waiting: a registry collects the replies
+    /// for `muster show ID`.
+    #[arg(long = "no-results", visible_alias = "nr")]
+    pub no_results: bool,
+    /// Wait for the replies as usual, and have a registry collect them too, so `muster show
+    /// ID` works from any machine.
+    #[arg(long, conflicts_with = "no_results")]
+    pub collect: bool,
     #[command(flatten)]
     pub request: RequestArgs,
 }
@@ -320,8 +329,25 @@ pub struct HistoryArgs {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// The request id (or the start of it).
+    /// The request id (or the start of it, for a request in the journal).
     pub id: String,
+    /// Ask a registry even when the journal has the request.
+    #[arg(long)]
+    pub from_registry: bool,
+    /// The collective (for a registry).
+    #[arg(short = 'T', long = "target", value_name = "COLLECTIVE")]
+    pub collective: Option<String>,
+    /// Broker URL (for a registry; repeatable; comma-separated in MUSTER_BROKER).
+    #[arg(
+        long = "broker",
+        value_name = "URL",
+        env = "MUSTER_BROKER",
+        value_delimiter = ','
+    )]
+    pub brokers: Vec<String>,
+    /// Client config file (TOML).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// The journal file (default: the XDG data directory).
     #[arg(long, value_name = "PATH", env = "MUSTER_JOURNAL")]
     pub journal: Option<PathBuf>,

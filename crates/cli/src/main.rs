@@ -70,7 +70,7 @@ async fn run(cli: Cli) -> Result<ExitStatus, Failure> {
         Command::Inventory(args) => cmd::inventory::run(args).await,
         Command::Rpc(args) => cmd::rpc::run(args).await,
         Command::History(args) => cmd::journal::history(args),
-        Command::Show(args) => cmd::journal::show(args),
+        Command::Show(args) => cmd::journal::show(args).await,
         Command::Retry(args) => cmd::journal::retry(args).await,
         Command::Plugin(args::PluginCommand::Doc { agent, config }) => {
             cmd::plugin::doc(agent.as_deref(), config.as_deref())

@@ -135,6 +135,11 @@ impl Client {
         &self.nats
     }
 
+    /// The caller's name, sent in every request.
+    pub fn caller(&self) -> &str {
+        &self.caller
+    }
+
     /// The collective requests go to.
     pub fn collective(&self) -> &str {
         &self.collective

@@ -51,8 +51,11 @@ pub struct Entry {
     pub filter: Filter,
     /// The request this one retried, if any.
     pub retry_of: Option<String>,
-    /// The report, with every expected node's outcome.
+    /// The report, with every expected node's outcome. For a request sent with
+    /// `--no-results` ([`Entry::collected`]) only its id, agent, action and expected count.
     pub report: Report,
+    /// Sent with `--no-results`: the replies are in a registry, not here.
+    pub collected: bool,
 }
 
 impl Entry {
@@ -96,7 +99,8 @@ CREATE TABLE IF NOT EXISTS requests (
     failed INTEGER NOT NULL,
     missing INTEGER NOT NULL,
     unexpected INTEGER NOT NULL,
-    report TEXT NOT NULL
+    report TEXT NOT NULL,
+    collected INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS requests_by_time ON requests (time);
 ";
@@ -126,6 +130,21 @@ impl Journal {
             .map_err(|e| fail(e.to_string()))?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| fail(e.to_string()))?;
+        // Journals made before `collected` existed get the column.
+        let has_collected: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('requests') WHERE name = 'collected'",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| fail(e.to_string()))?;
+        if !has_collected {
+            conn.execute_batch(
+                "ALTER TABLE requests ADD COLUMN collected INTEGER NOT NULL DEFAULT 0",
+            )
+            .map_err(|e| fail(e.to_string()))?;
+        }
         Ok(Journal {
             conn,
             path: path.to_path_buf(),
@@ -146,8 +165,8 @@ impl Journal {
             .execute(
                 "INSERT OR REPLACE INTO requests
                  (id, time, agent, action, data, filter, retry_of, expected, ok, failed, missing,
-                  unexpected, report)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                  unexpected, report, collected)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     r.request_id,
                     entry.time,
@@ -162,6 +181,7 @@ impl Journal {
                     r.stats.missing as i64,
                     r.stats.unexpected as i64,
                     json(r),
+                    entry.collected,
                 ],
             )
             .map_err(|e| self.io(e))?;
@@ -173,7 +193,7 @@ impl Journal {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT time, data, filter, retry_of, report FROM requests
+                "SELECT time, data, filter, retry_of, report, collected FROM requests
                  ORDER BY time DESC LIMIT ?1",
             )
             .map_err(|e| self.io(e))?;
@@ -193,7 +213,7 @@ impl Journal {
         let exact = self
             .conn
             .query_row(
-                "SELECT time, data, filter, retry_of, report FROM requests WHERE id = ?1",
+                "SELECT time, data, filter, retry_of, report, collected FROM requests WHERE id = ?1",
                 params![id],
                 row_to_parts,
             )
@@ -205,7 +225,7 @@ impl Journal {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT time, data, filter, retry_of, report FROM requests
+                "SELECT time, data, filter, retry_of, report, collected FROM requests
                  WHERE substr(id, 1, length(?1)) = ?1 LIMIT 2",
             )
             .map_err(|e| self.io(e))?;
@@ -228,7 +248,7 @@ impl Journal {
     }
 }
 
-type Parts = (f64, String, String, Option<String>, String);
+type Parts = (f64, String, String, Option<String>, String, bool);
 
 fn row_to_parts(row: &rusqlite::Row<'_>) -> rusqlite::Result<Parts> {
     Ok((
@@ -237,11 +257,12 @@ fn row_to_parts(row: &rusqlite::Row<'_>) -> rusqlite::Result<Parts> {
         row.get(2)?,
         row.get(3)?,
         row.get(4)?,
+        row.get(5)?,
     ))
 }
 
 fn parts_to_entry(
-    (time, data, filter, retry_of, report): Parts,
+    (time, data, filter, retry_of, report, collected): Parts,
 ) -> Result<Entry, serde_json::Error> {
     Ok(Entry {
         time,
@@ -249,6 +270,7 @@ fn parts_to_entry(
         filter: serde_json::from_str(&filter)?,
         retry_of,
         report: serde_json::from_str(&report)?,
+        collected,
     })
 }
 
@@ -291,6 +313,7 @@ mod tests {
                     filter: Filter::default(),
                     retry_of: (i == 2).then(|| "aaaa1111".to_string()),
                     report: report(id),
+                    collected: i == 1,
                 })
                 .unwrap();
             }
@@ -310,6 +333,36 @@ mod tests {
         assert!(matches!(j.get("aaaa"), Err(JournalError::Ambiguous(_))));
         assert!(matches!(j.get("zzzz"), Err(JournalError::NotFound(_))));
         assert_eq!(j.get("aaaa1111").unwrap().report, report("aaaa1111"));
+        assert!(j.get("aaaa2222").unwrap().collected);
+        assert!(!j.get("aaaa1111").unwrap().collected);
+    }
+
+    #[test]
+    fn a_journal_from_before_collected_requests_gets_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        let old = SCHEMA.replace(",\n    collected INTEGER NOT NULL DEFAULT 0", "");
+        assert!(!old.contains("collected"));
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&old)
+            .unwrap();
+        let j = Journal::open(&path).unwrap();
+        let mut entry = Entry {
+            time: 1.0,
+            data: json!({}),
+            filter: Filter::default(),
+            retry_of: None,
+            report: report("cccc"),
+            collected: true,
+        };
+        j.record(&entry).unwrap();
+        assert_eq!(j.get("cccc").unwrap(), entry);
+        entry.collected = false;
+        drop(j);
+        let j = Journal::open(&path).unwrap();
+        j.record(&entry).unwrap();
+        assert_eq!(j.get("cccc").unwrap(), entry);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! crate never prints: the CLI renders what it returns.
 
 pub mod aggregate;
+pub mod collect;
 pub mod config;
 pub mod connection;
 pub mod discovery;

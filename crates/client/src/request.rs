@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use muster_proto::envelope::REQUEST_PROTOCOL;
 use muster_proto::{Filter, Request, Response, SecureEnvelope, subject};
 use serde_json::Value;
@@ -67,6 +67,11 @@ pub struct RequestOptions {
     pub direct_limit: usize,
     /// All at once, in batches, or through a sliding window.
     pub pacing: Pacing,
+    /// Use this request id (one already announced to a registry); `None`: a fresh one.
+    pub id: Option<String>,
+    /// Have the nodes reply on the collective's reply subjects, where registries collect the
+    /// replies too (see [`muster_proto::job`]), instead of this client's private inbox.
+    pub collect: bool,
 }
 
 /// How the expected set gets the request over time.
@@ -97,6 +102,8 @@ impl Default for RequestOptions {
             delivery: Delivery::Auto,
             direct_limit: 1000,
             pacing: Pacing::All,
+            id: None,
+            collect: false,
         }
     }
 }
@@ -108,6 +115,16 @@ pub struct Progress {
     pub done: usize,
     /// Nodes expected.
     pub expected: usize,
+}
+
+/// Whether a request to `nodes` nodes goes to each node's own subject.
+fn is_direct(options: &RequestOptions, nodes: usize) -> bool {
+    match (options.pacing, options.delivery) {
+        // A window refills one node at a time: that is direct addressing.
+        (Pacing::Window(_), _) | (_, Delivery::Direct) => true,
+        (_, Delivery::Broadcast) => false,
+        (_, Delivery::Auto) => nodes <= options.direct_limit,
+    }
 }
 
 pub(crate) fn unix_now() -> f64 {
@@ -122,11 +139,16 @@ pub(crate) fn millis(d: Duration) -> u64 {
 }
 
 impl Client {
+    /// A fresh request id: a UUIDv7, so ids sort by time.
+    pub fn new_request_id(&self) -> String {
+        uuid::Uuid::now_v7().simple().to_string()
+    }
+
     /// Builds a request (a fresh id, the current time) for `call` with `filter`.
     pub fn build_request(&self, call: &Call, filter: Filter, ttl: u64, ack: bool) -> Request {
         Request {
             protocol: REQUEST_PROTOCOL.to_string(),
-            id: uuid::Uuid::now_v7().simple().to_string(),
+            id: self.new_request_id(),
             time: unix_now(),
             ttl,
             ack,
@@ -159,22 +181,19 @@ impl Client {
                 "the inputs must be a JSON object".into(),
             ));
         }
-        // A window refills one node at a time: that is direct addressing.
-        let direct = match (options.pacing, options.delivery) {
-            (Pacing::Window(_), _) | (_, Delivery::Direct) => true,
-            (_, Delivery::Broadcast) => false,
-            (_, Delivery::Auto) => expected.len() <= options.direct_limit,
-        };
+        let direct = is_direct(options, expected.len());
         let mut tally = Tally::new(expected.clone());
         // One id for the whole request, whatever the pacing.
-        let id = self
-            .build_request(call, Filter::default(), options.ttl, options.ack)
-            .id;
+        let id = options.id.clone().unwrap_or_else(|| self.new_request_id());
         if expected.is_empty() {
             return Ok(tally.finish(&id, &call.agent, &call.action, discovery_ms, 0));
         }
 
-        let inbox = self.nats.new_inbox();
+        let inbox = if options.collect {
+            subject::replies(&self.collective, &id)
+        } else {
+            self.nats.new_inbox()
+        };
         let mut replies = self
             .nats
             .subscribe(format!("{inbox}.>"))
@@ -260,6 +279,70 @@ impl Client {
         }
         let elapsed = millis(started.elapsed());
         Ok(tally.finish(&id, &call.agent, &call.action, discovery_ms, elapsed))
+    }
+
+    /// Sends `call` to every node of `expected` at once, as request `id`, with the replies
+    /// going to the collective's reply subjects for registries to collect, and returns without
+    /// waiting for them (`--no-results`): only with the nodes the broker said at once were not
+    /// connected (it tells only the sender).
+    pub async fn send_only(
+        &self,
+        call: &Call,
+        expected: &BTreeSet<String>,
+        options: &RequestOptions,
+        id: &str,
+    ) -> Result<BTreeSet<String>, ClientError> {
+        subject::check_token("agent", &call.agent)
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let targets: Vec<&String> = expected.iter().collect();
+        let all: Vec<usize> = (0..targets.len()).collect();
+        let direct = is_direct(options, targets.len());
+        let prefix = subject::replies(&self.collective, id);
+        let mut statuses = self
+            .nats
+            .subscribe(format!("{prefix}.>"))
+            .await
+            .map_err(|e| ClientError::Broker(e.to_string()))?;
+        // A message to ourselves, sent after the request: the broker handles a connection's
+        // messages in order, so once it comes back every no-responders status it sent for the
+        // request has arrived. (Flushing only empties our write buffer.)
+        let echo = self.nats.new_inbox();
+        let mut marker = self
+            .nats
+            .subscribe(echo.clone())
+            .await
+            .map_err(|e| ClientError::Broker(e.to_string()))?;
+        self.launch(call, options, id, &prefix, &targets, &all, direct, 0)
+            .await?;
+        self.nats
+            .publish(echo, bytes::Bytes::new())
+            .await
+            .map_err(|e| ClientError::Broker(e.to_string()))?;
+        self.nats
+            .flush()
+            .await
+            .map_err(|e| ClientError::Broker(e.to_string()))?;
+        if tokio::time::timeout(options.timeout, marker.next())
+            .await
+            .is_err()
+        {
+            debug!(request_id = %id, "the broker did not echo in time; not-connected nodes may be missed");
+        }
+        let mut tally = Tally::new(expected.clone());
+        let batches = [all.clone()];
+        let started = Instant::now();
+        while let Some(Some(message)) = statuses.next().now_or_never() {
+            self.account(
+                &message, id, &targets, &batches, direct, &mut tally, started,
+            );
+        }
+        let report = tally.finish(id, &call.agent, &call.action, 0, 0);
+        Ok(report
+            .missing
+            .into_iter()
+            .filter(|m| m.outcome == crate::report::Outcome::NotConnected)
+            .map(|m| m.identity)
+            .collect())
     }
 
     /// Sends the request to some of the targets: one message each (direct), or one broadcast

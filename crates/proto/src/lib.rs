@@ -9,6 +9,7 @@
 pub mod ddl;
 pub mod envelope;
 pub mod filter;
+pub mod job;
 pub mod registration;
 pub mod status;
 pub mod subject;

@@ -23,6 +23,27 @@ pub fn registry_query(collective: &str) -> String {
     format!("muster.{collective}.registry.query")
 }
 
+/// Where the nodes reply to a collected request (`<id>.<part>` below it): every registry
+/// subscribes to `muster.<collective>.replies.>`.
+pub fn replies(collective: &str, id: &str) -> String {
+    format!("{}.{id}", all_replies(collective))
+}
+
+/// Below this are the reply subjects of every collected request of the collective.
+pub fn all_replies(collective: &str) -> String {
+    format!("muster.{collective}.replies")
+}
+
+/// Where a client announces a collected request; every registry stores it and answers.
+pub fn job_new(collective: &str) -> String {
+    format!("muster.{collective}.registry.job.new")
+}
+
+/// Where one registry of the queue group answers for a collected request.
+pub fn job_get(collective: &str) -> String {
+    format!("muster.{collective}.registry.job.get")
+}
+
 /// An identity, collective or agent name that cannot be used in a subject.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {what} {value:?}: {reason}")]
@@ -87,6 +108,9 @@ mod tests {
         );
         assert_eq!(registration("muster"), "muster.muster.registration");
         assert_eq!(registry_query("muster"), "muster.muster.registry.query");
+        assert_eq!(replies("muster", "01ab"), "muster.muster.replies.01ab");
+        assert_eq!(job_new("muster"), "muster.muster.registry.job.new");
+        assert_eq!(job_get("muster"), "muster.muster.registry.job.get");
     }
 
     #[test]

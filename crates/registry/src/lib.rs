@@ -11,7 +11,14 @@
 //!   `muster.<collective>.registry.query` in the queue group [`QUEUE_GROUP`], so several
 //!   registries can run for redundancy and each query is answered once. The filter is
 //!   evaluated by the same engine the nodes use, over each stored record.
-//! - Records not seen for `retention` are deleted every `prune_interval`.
+//! - Collected requests ([`muster_proto::job`]): a client announces one on
+//!   `muster.<collective>.registry.job.new` (every registry stores it and answers); the nodes
+//!   reply to `muster.<collective>.replies.<id>.<part>`, where every registry stores the
+//!   acknowledgements, replies and *no responders* statuses as events; one registry of the
+//!   queue group answers `muster.<collective>.registry.job.get` with the record and events, so
+//!   `muster show ID` works from any machine, and for `--no-results` requests.
+//! - Records not seen for `retention` are deleted every `prune_interval`, and so are collected
+//!   requests received longer ago.
 //! - Everything lives in the database file, so a restart loses nothing.
 //!
 //! Invalid messages are dropped and counted ([`Counters`]); nothing a message contains stops
@@ -26,7 +33,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_nats::{Client, ConnectOptions, Event, Message, Subscriber};
 use bytes::Bytes;
 use futures::StreamExt;
+use muster_proto::Response;
 use muster_proto::filter::lookup;
+use muster_proto::job::{EventKind, JobAnswer, JobEvent, JobQuery, JobRecord};
 use muster_proto::registration::{Registration, RegistryAnswer, RegistryQuery};
 use muster_proto::subject;
 use tokio::sync::mpsc;
@@ -127,6 +136,12 @@ pub struct Counters {
     pub bad_queries: u64,
     /// Records deleted by pruning.
     pub pruned: u64,
+    /// Collected requests announced and stored.
+    pub jobs: u64,
+    /// Acknowledgements, replies and no-responders statuses stored for collected requests.
+    pub events: u64,
+    /// Messages on a reply subject or the announce subject that were not valid.
+    pub bad_events: u64,
 }
 
 #[derive(Debug, Default)]
@@ -138,6 +153,9 @@ struct Stats {
     queries: AtomicU64,
     bad_queries: AtomicU64,
     pruned: AtomicU64,
+    jobs: AtomicU64,
+    events: AtomicU64,
+    bad_events: AtomicU64,
 }
 
 impl Stats {
@@ -155,6 +173,9 @@ impl Stats {
             queries: get(&self.queries),
             bad_queries: get(&self.bad_queries),
             pruned: get(&self.pruned),
+            jobs: get(&self.jobs),
+            events: get(&self.events),
+            bad_events: get(&self.bad_events),
         }
     }
 }
@@ -201,13 +222,63 @@ pub fn answer(store: &Store, query: &RegistryQuery, now: f64) -> RegistryAnswer 
 enum Write {
     /// Store a registration received at this time.
     Registration(Bytes, f64),
+    /// Store an announced request.
+    Job(Box<JobRecord>, f64),
+    /// Store what arrived on a reply subject at this time (`true`: a no-responders status).
+    Event(String, bool, Bytes, f64),
     /// Delete records last seen before this time.
     Prune(f64),
 }
 
+/// What arrived on `subject` (below `muster.<collective>.replies.`, given as `prefix` with its
+/// trailing dot) as an event of the request its id names: a no-responders status for a part,
+/// or an acknowledgement or reply of that very request. `Err` says why it is not one.
+pub fn event_from(
+    prefix: &str,
+    subject: &str,
+    no_responders: bool,
+    payload: &[u8],
+    received: f64,
+) -> Result<(String, JobEvent), &'static str> {
+    let rest = subject.strip_prefix(prefix).ok_or("not a reply subject")?;
+    let (id, part) = rest.split_once('.').ok_or("no part in the subject")?;
+    if muster_proto::job::check_id(id).is_err() || part.is_empty() || part.contains('.') {
+        return Err("not a reply subject");
+    }
+    let event = |kind, identity, reply| JobEvent {
+        part: part.to_string(),
+        kind,
+        identity,
+        received,
+        reply,
+    };
+    if no_responders {
+        return Ok((id.to_string(), event(EventKind::NotConnected, None, None)));
+    }
+    let response = Response::decode(payload).map_err(|_| "not an acknowledgement or reply")?;
+    if response.request_id() != id {
+        return Err("answers another request");
+    }
+    let identity = Some(response.sender().to_string());
+    Ok((
+        id.to_string(),
+        match response {
+            Response::Ack(_) => event(EventKind::Ack, identity, None),
+            Response::Reply(reply) => event(EventKind::Reply, identity, Some(reply)),
+        },
+    ))
+}
+
 /// The writer thread: decodes queued registrations and stores each burst in one transaction.
-fn write_loop(mut store: Store, mut queue: mpsc::Receiver<Write>, stats: Arc<Stats>) {
+fn write_loop(
+    mut store: Store,
+    mut queue: mpsc::Receiver<Write>,
+    stats: Arc<Stats>,
+    replies_prefix: String,
+) {
     let mut batch = Vec::new();
+    let mut jobs = Vec::new();
+    let mut events = Vec::new();
     let mut prune = None;
     while let Some(first) = queue.blocking_recv() {
         let mut next = Some(first);
@@ -220,9 +291,19 @@ fn write_loop(mut store: Store, mut queue: mpsc::Receiver<Write>, stats: Arc<Sta
                         debug!(reason = e.reason(), error = %e, "dropped a registration");
                     }
                 },
+                Write::Job(job, received) => jobs.push((*job, received)),
+                Write::Event(subject, no_responders, payload, received) => {
+                    match event_from(&replies_prefix, &subject, no_responders, &payload, received) {
+                        Ok(event) => events.push(event),
+                        Err(reason) => {
+                            Stats::add(&stats.bad_events, 1);
+                            debug!(%subject, reason, "dropped a message on a reply subject");
+                        }
+                    }
+                }
                 Write::Prune(before) => prune = Some(before),
             }
-            if batch.len() < MAX_BATCH {
+            if batch.len() + jobs.len() + events.len() < MAX_BATCH {
                 next = queue.try_recv().ok();
             }
         }
@@ -232,6 +313,17 @@ fn write_loop(mut store: Store, mut queue: mpsc::Receiver<Write>, stats: Arc<Sta
                 Err(e) => warn!(error = %e, count = batch.len(), "cannot store registrations"),
             }
             batch.clear();
+        }
+        if !jobs.is_empty() || !events.is_empty() {
+            match store.record_jobs(&jobs, &events) {
+                Ok((j, e)) => {
+                    Stats::add(&stats.jobs, j as u64);
+                    Stats::add(&stats.events, e as u64);
+                }
+                Err(e) => warn!(error = %e, "cannot store collected replies"),
+            }
+            jobs.clear();
+            events.clear();
         }
         if let Some(before) = prune.take() {
             match store.prune(before) {
@@ -252,6 +344,9 @@ pub struct Registry {
     client: Client,
     registrations: Subscriber,
     queries: Subscriber,
+    announcements: Subscriber,
+    replies: Subscriber,
+    job_queries: Subscriber,
     reader: Arc<Mutex<Store>>,
     queue: mpsc::Sender<Write>,
     writer: std::thread::JoinHandle<()>,
@@ -320,6 +415,21 @@ impl Registry {
             )
             .await
             .map_err(|e| RegistryError::Broker(e.to_string()))?;
+        let announcements = client
+            .subscribe(subject::job_new(&config.collective))
+            .await
+            .map_err(|e| RegistryError::Broker(e.to_string()))?;
+        let replies = client
+            .subscribe(format!("{}.>", subject::all_replies(&config.collective)))
+            .await
+            .map_err(|e| RegistryError::Broker(e.to_string()))?;
+        let job_queries = client
+            .queue_subscribe(
+                subject::job_get(&config.collective),
+                QUEUE_GROUP.to_string(),
+            )
+            .await
+            .map_err(|e| RegistryError::Broker(e.to_string()))?;
         client
             .flush()
             .await
@@ -329,9 +439,10 @@ impl Registry {
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         let writer = {
             let stats = stats.clone();
+            let prefix = format!("{}.", subject::all_replies(&config.collective));
             std::thread::Builder::new()
                 .name("registry-writer".into())
-                .spawn(move || write_loop(writer_store, receiver, stats))
+                .spawn(move || write_loop(writer_store, receiver, stats, prefix))
                 .map_err(|e| RegistryError::Config(format!("cannot start a thread: {e}")))?
         };
         Ok(Registry {
@@ -339,6 +450,9 @@ impl Registry {
             client,
             registrations,
             queries,
+            announcements,
+            replies,
+            job_queries,
             reader: Arc::new(Mutex::new(reader)),
             queue,
             writer,
@@ -364,6 +478,9 @@ impl Registry {
             client,
             mut registrations,
             mut queries,
+            mut announcements,
+            mut replies,
+            mut job_queries,
             reader,
             queue,
             writer,
@@ -396,6 +513,46 @@ impl Registry {
                     }
                     None => break Err(RegistryError::Broker("the subscription ended".into())),
                 },
+                message = announcements.next() => match message {
+                    Some(message) => {
+                        let answer = match JobRecord::decode(&message.payload) {
+                            Ok(job) => match queue.try_send(Write::Job(Box::new(job), now())) {
+                                Ok(()) => JobAnswer::found(None, Vec::new()),
+                                Err(_) => JobAnswer::error("the registry is overloaded"),
+                            },
+                            Err(e) => {
+                                Stats::add(&stats.bad_events, 1);
+                                JobAnswer::error(format!("invalid job record: {e}"))
+                            }
+                        };
+                        if let Some(reply) = message.reply {
+                            let _ = client.publish(reply, answer.to_bytes().into()).await;
+                        }
+                    }
+                    None => break Err(RegistryError::Broker("the subscription ended".into())),
+                },
+                message = replies.next() => match message {
+                    Some(message) => {
+                        let no_responders =
+                            message.status == Some(async_nats::StatusCode::NO_RESPONDERS);
+                        let write = Write::Event(
+                            message.subject.to_string(),
+                            no_responders,
+                            message.payload,
+                            now(),
+                        );
+                        if queue.try_send(write).is_err() {
+                            Stats::add(&stats.overloaded, 1);
+                        }
+                    }
+                    None => break Err(RegistryError::Broker("the subscription ended".into())),
+                },
+                message = job_queries.next() => match message {
+                    Some(message) => {
+                        tokio::spawn(handle_job_query(client.clone(), reader.clone(), stats.clone(), message));
+                    }
+                    None => break Err(RegistryError::Broker("the subscription ended".into())),
+                },
                 _ = prune.tick() => {
                     let _ = queue.try_send(Write::Prune(now() - retention));
                 }
@@ -404,6 +561,9 @@ impl Registry {
         };
         drop(registrations);
         drop(queries);
+        drop(announcements);
+        drop(replies);
+        drop(job_queries);
         drop(queue);
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
@@ -458,6 +618,51 @@ async fn handle_query(
     }
     if let Err(e) = client.publish(reply, bytes.into()).await {
         warn!(error = %e, "cannot send a registry answer");
+    }
+}
+
+/// Answers one query for a collected request.
+async fn handle_job_query(
+    client: Client,
+    reader: Arc<Mutex<Store>>,
+    stats: Arc<Stats>,
+    message: Message,
+) {
+    let Some(reply) = message.reply else {
+        Stats::add(&stats.bad_queries, 1);
+        return;
+    };
+    Stats::add(&stats.queries, 1);
+    let answer = match JobQuery::decode(&message.payload) {
+        Ok(query) => tokio::task::spawn_blocking(move || {
+            let store = match reader.lock() {
+                Ok(store) => store,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            match store.job(&query.id) {
+                Ok((job, events)) => JobAnswer::found(job, events),
+                Err(e) => JobAnswer::error(e.to_string()),
+            }
+        })
+        .await
+        .unwrap_or_else(|e| JobAnswer::error(format!("the query failed: {e}"))),
+        Err(e) => {
+            Stats::add(&stats.bad_queries, 1);
+            JobAnswer::error(format!("invalid job query: {e}"))
+        }
+    };
+    let mut bytes = answer.to_bytes();
+    let max = client.server_info().max_payload;
+    if max > 0 && bytes.len() > max {
+        bytes = JobAnswer::error(format!(
+            "the answer ({} events, {} bytes) is larger than the broker's max payload ({max} bytes)",
+            answer.events.len(),
+            bytes.len()
+        ))
+        .to_bytes();
+    }
+    if let Err(e) = client.publish(reply, bytes.into()).await {
+        warn!(error = %e, "cannot send a job answer");
     }
 }
 
@@ -547,5 +752,71 @@ mod tests {
         let answer = super::answer(&store, &query, 20.0);
         assert_eq!(answer.nodes.len(), 1);
         assert_eq!(answer.nodes[0].record.as_ref(), Some(&a));
+    }
+
+    #[test]
+    fn reply_subjects_become_events_of_their_request() {
+        use muster_proto::{Ack, Reply, StatusCode};
+        let prefix = "muster.muster.replies.";
+        let ack = serde_json::to_vec(&Ack::new("01ab", "web1")).unwrap();
+        let reply = serde_json::to_vec(&Reply::new(
+            "01ab",
+            "web1",
+            1.0,
+            StatusCode::Ok,
+            "OK",
+            serde_json::json!({}),
+        ))
+        .unwrap();
+        let (id, event) =
+            event_from(prefix, "muster.muster.replies.01ab.3", false, &ack, 5.0).unwrap();
+        assert_eq!(
+            (id.as_str(), event.part.as_str(), event.kind),
+            ("01ab", "3", EventKind::Ack)
+        );
+        assert_eq!(event.identity.as_deref(), Some("web1"));
+        let (_, event) =
+            event_from(prefix, "muster.muster.replies.01ab.b0", false, &reply, 5.0).unwrap();
+        assert_eq!(event.kind, EventKind::Reply);
+        assert_eq!(event.reply.unwrap().sender, "web1");
+        let (_, event) =
+            event_from(prefix, "muster.muster.replies.01ab.b0", true, b"", 5.0).unwrap();
+        assert_eq!(
+            (event.kind, event.identity),
+            (EventKind::NotConnected, None)
+        );
+        for (subject, payload, why) in [
+            (
+                "muster.muster.replies.other.0",
+                &reply[..],
+                "answers another request",
+            ),
+            (
+                "muster.muster.replies.01ab",
+                &reply[..],
+                "no part in the subject",
+            ),
+            (
+                "muster.muster.replies.01ab.0.1",
+                &reply[..],
+                "not a reply subject",
+            ),
+            (
+                "muster.other.replies.01ab.0",
+                &reply[..],
+                "not a reply subject",
+            ),
+            (
+                "muster.muster.replies.01ab.0",
+                b"{}",
+                "not an acknowledgement or reply",
+            ),
+        ] {
+            assert_eq!(
+                event_from(prefix, subject, false, payload, 5.0).unwrap_err(),
+                why,
+                "{subject}"
+            );
+        }
     }
 }

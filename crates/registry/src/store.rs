@@ -1,14 +1,16 @@
 //! The registry's SQLite database: the latest registration of each node, with when the
 //! registry first and last saw it.
 //!
-//! One table, `nodes(identity PRIMARY KEY, first_seen, last_seen, record)`, in WAL mode so
-//! queries read while registrations are written. Times are the registry's own clock (Unix
+//! `nodes(identity PRIMARY KEY, first_seen, last_seen, record)` holds the nodes; `jobs(id,
+//! received, record)` and `job_events(id, received, event)` the collected requests and what
+//! arrived for them. WAL mode, so queries read while registrations are written. Times are the registry's own clock (Unix
 //! seconds) at receipt, so nodes with wrong clocks are still judged fairly. Everything here is
 //! blocking: the service calls it from its writer thread or `spawn_blocking`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use muster_proto::job::{JobEvent, JobRecord};
 use muster_proto::registration::{Registration, SeenNode};
 use muster_proto::{CompiledFilter, NodeView};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -22,6 +24,19 @@ CREATE TABLE IF NOT EXISTS nodes (
     record     TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS nodes_last_seen ON nodes (last_seen);
+CREATE TABLE IF NOT EXISTS jobs (
+    id       TEXT PRIMARY KEY NOT NULL,
+    received REAL NOT NULL,
+    record   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_received ON jobs (received);
+CREATE TABLE IF NOT EXISTS job_events (
+    id       TEXT NOT NULL,
+    received REAL NOT NULL,
+    event    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS job_events_id ON job_events (id);
+CREATE INDEX IF NOT EXISTS job_events_received ON job_events (received);
 ";
 
 /// The database could not be opened, read or written.
@@ -226,11 +241,90 @@ impl Store {
         }))
     }
 
-    /// Deletes the nodes last seen before `before` (Unix seconds); returns how many.
+    /// Deletes the nodes last seen before `before` (Unix seconds), and the collected requests
+    /// and events received before it; returns how many nodes.
     pub fn prune(&self, before: f64) -> Result<usize, StoreError> {
+        for table in ["jobs", "job_events"] {
+            self.conn
+                .execute(
+                    &format!("DELETE FROM {table} WHERE received < ?1"),
+                    params![before],
+                )
+                .map_err(|e| self.fail(e))?;
+        }
         self.conn
             .execute("DELETE FROM nodes WHERE last_seen < ?1", params![before])
             .map_err(|e| self.fail(e))
+    }
+
+    /// Stores announced requests and what arrived for collected requests, each received at
+    /// its time, in one transaction. A request announced again gets its later record (with
+    /// the nodes found not connected), keeping when it was first received.
+    /// Returns how many records and events were stored.
+    pub fn record_jobs(
+        &mut self,
+        jobs: &[(JobRecord, f64)],
+        events: &[(String, JobEvent)],
+    ) -> Result<(usize, usize), StoreError> {
+        let path = self.path.clone();
+        let fail = |e: rusqlite::Error| StoreError {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        let tx = self.conn.transaction().map_err(fail)?;
+        let (mut stored_jobs, mut stored_events) = (0, 0);
+        {
+            let mut job = tx
+                .prepare_cached(
+                    "INSERT INTO jobs (id, received, record) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+                )
+                .map_err(fail)?;
+            for (record, received) in jobs {
+                let text = String::from_utf8(record.to_bytes()).unwrap_or_default();
+                stored_jobs += job
+                    .execute(params![record.id, received, text])
+                    .map_err(fail)?;
+            }
+            let mut event = tx
+                .prepare_cached("INSERT INTO job_events (id, received, event) VALUES (?1, ?2, ?3)")
+                .map_err(fail)?;
+            for (id, e) in events {
+                let text = serde_json::to_string(e).unwrap_or_default();
+                stored_events += event.execute(params![id, e.received, text]).map_err(fail)?;
+            }
+        }
+        tx.commit().map_err(fail)?;
+        Ok((stored_jobs, stored_events))
+    }
+
+    /// A collected request: its record (when announced) and its events in arrival order.
+    pub fn job(&self, id: &str) -> Result<(Option<JobRecord>, Vec<JobEvent>), StoreError> {
+        let record: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT record FROM jobs WHERE id = ?1",
+                params![id],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.fail(e))?;
+        let record = record.and_then(|text| JobRecord::decode(text.as_bytes()).ok());
+        let mut select = self
+            .conn
+            .prepare_cached("SELECT event FROM job_events WHERE id = ?1 ORDER BY rowid")
+            .map_err(|e| self.fail(e))?;
+        let rows = select
+            .query_map(params![id], |row| row.get::<_, String>(0))
+            .map_err(|e| self.fail(e))?;
+        let mut events = Vec::new();
+        for row in rows {
+            let text = row.map_err(|e| self.fail(e))?;
+            if let Ok(event) = serde_json::from_str(&text) {
+                events.push(event);
+            }
+        }
+        Ok((record, events))
     }
 
     /// How many nodes are stored.

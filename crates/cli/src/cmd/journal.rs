@@ -4,9 +4,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use muster_client::journal::{Entry, Journal};
-use muster_client::{Call, ClientConfig, ExitStatus, Outcome, Report, aggregate};
+use muster_client::collect::{report_from_job, still_running};
+use muster_client::journal::{Entry, Journal, JournalError};
+use muster_client::{Call, ClientConfig, ExitStatus, Outcome, Report, Stats, aggregate};
 use muster_proto::Filter;
+use muster_proto::job::JobRecord;
 use serde_json::json;
 
 use crate::Failure;
@@ -46,23 +48,55 @@ pub fn record(
         // Nothing matched and nothing was sent: nothing to remember.
         return;
     }
-    let written = open(request.journal.as_deref()).and_then(|journal| {
-        let Some(journal) = journal else {
-            return Ok(());
-        };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        let sent = now - (report.stats.elapsed_ms as f64 / 1000.0);
-        journal
-            .record(&Entry {
-                time: sent,
-                data: call.data.clone(),
-                filter: filter.clone(),
-                retry_of: retry_of.map(String::from),
-                report: report.clone(),
-            })
-            .map_err(Failure::usage)
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    write(
+        request,
+        &Entry {
+            time: now - (report.stats.elapsed_ms as f64 / 1000.0),
+            data: call.data.clone(),
+            filter: filter.clone(),
+            retry_of: retry_of.map(String::from),
+            report: report.clone(),
+            collected: false,
+        },
+    );
+}
+
+/// Records a request sent with `--no-results`: what was sent to whom; the replies are in a
+/// registry.
+pub fn record_collected(request: &RequestArgs, call: &Call, filter: &Filter, job: &JobRecord) {
+    let expected = job.expected.len() + job.absent.len();
+    let report = Report {
+        request_id: job.id.clone(),
+        agent: call.agent.clone(),
+        action: call.action.clone(),
+        stats: Stats {
+            expected,
+            ..Stats::default()
+        },
+        missing: Vec::new(),
+        replies: Vec::new(),
+        aggregates: Vec::new(),
+    };
+    write(
+        request,
+        &Entry {
+            time: job.time,
+            data: call.data.clone(),
+            filter: filter.clone(),
+            retry_of: None,
+            report,
+            collected: true,
+        },
+    );
+}
+
+fn write(request: &RequestArgs, entry: &Entry) {
+    let written = open(request.journal.as_deref()).and_then(|journal| match journal {
+        Some(journal) => journal.record(entry).map_err(Failure::usage),
+        None => Ok(()),
     });
     if let Err(failure) = written {
         eprintln!(
@@ -92,6 +126,7 @@ pub fn history(args: HistoryArgs) -> Result<ExitStatus, Failure> {
                     "action": e.report.action,
                     "stats": e.report.stats,
                     "retry_of": e.retry_of,
+                    "collected": e.collected,
                 })
             })
             .collect();
@@ -114,6 +149,16 @@ pub fn history(args: HistoryArgs) -> Result<ExitStatus, Failure> {
             .as_ref()
             .map(|r| format!("  retry of {r}"))
             .unwrap_or_default();
+        if e.collected {
+            println!(
+                "{:<32}  {:<20}  {:<28}  {:>8}  replies in the registry (muster show){retry}",
+                e.report.request_id,
+                time_text(e.time),
+                request,
+                s.expected,
+            );
+            continue;
+        }
         println!(
             "{:<32}  {:<20}  {:<28}  {:>8}  {:>4}  {:>6}  {:>7}{retry}",
             e.report.request_id,
@@ -128,17 +173,90 @@ pub fn history(args: HistoryArgs) -> Result<ExitStatus, Failure> {
     Ok(ExitStatus::Ok)
 }
 
+/// Finds request `id`: in the journal, or — for a request sent with `--no-results`, one the
+/// journal does not have (sent from another machine), or with `from_registry` — rebuilt from
+/// what a registry collected. Returns the entry and whether its nodes may still answer.
+async fn lookup(
+    id: &str,
+    request: &RequestArgs,
+    from_registry: bool,
+) -> Result<(Entry, bool), Failure> {
+    let local = match open(request.journal.as_deref())? {
+        Some(journal) => match journal.get(id) {
+            Ok(entry) => Some(entry),
+            Err(JournalError::NotFound(_)) => None,
+            Err(e) => return Err(Failure::usage(e)),
+        },
+        None => None,
+    };
+    let local = match local {
+        Some(entry) if !entry.collected && !from_registry => return Ok((entry, false)),
+        other => other,
+    };
+    // The journal resolves a prefix; a registry needs the whole id.
+    let full = local
+        .as_ref()
+        .map_or(id.to_string(), |e| e.report.request_id.clone());
+    let session = request.connect().await?;
+    let answer = session
+        .client
+        .fetch_job(&full, session.config.discovery_timeout)
+        .await
+        .map_err(|e| {
+            let whose = if local.is_some() {
+                "its replies are collected by a registry"
+            } else {
+                "the journal does not have it"
+            };
+            Failure::usage(anyhow::anyhow!("request {full}: {whose}, and {e}"))
+        })?;
+    let Some(job) = answer.job else {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "no request {full} in the journal{} or the registry: it was sent from another machine \
+             without --collect or --no-results, or is older than the retention; `muster history` \
+             lists the requests this machine sent",
+            if local.is_some() { "'s records" } else { "" }
+        )));
+    };
+    let mut report = report_from_job(&job, &answer.events);
+    let ddl = ddl_for(&session.config, &report.agent).ok().flatten();
+    if let Some(action) = ddl.as_ref().and_then(|d| d.action(&report.action)) {
+        report.aggregates = aggregate::compute(action, &report);
+    }
+    let running = still_running(&job, crate::cmd::unix_now());
+    Ok((
+        Entry {
+            time: job.time,
+            data: job.data,
+            filter: job.filter,
+            retry_of: job.retry_of.or(local.and_then(|e| e.retry_of)),
+            report,
+            collected: true,
+        },
+        running,
+    ))
+}
+
 /// `muster show ID`: the report as when it ran.
-pub fn show(args: ShowArgs) -> Result<ExitStatus, Failure> {
-    let journal = open_existing(args.journal.as_deref())?;
-    let entry = journal.get(&args.id).map_err(Failure::usage)?;
-    let report = &entry.report;
+pub async fn show(args: ShowArgs) -> Result<ExitStatus, Failure> {
     let request = RequestArgs {
         json: args.json,
         display: args.display,
         verbose: args.verbose,
+        journal: args.journal.clone(),
+        brokers: args.brokers.clone(),
+        collective: args.collective.clone(),
+        config: args.config.clone(),
         ..RequestArgs::for_display()
     };
+    let (entry, running) = lookup(&args.id, &request, args.from_registry).await?;
+    let report = &entry.report;
+    if running {
+        eprintln!(
+            "Request {} is still within its timeout: nodes that have not answered yet may still do so.",
+            report.request_id
+        );
+    }
     if !args.json {
         let retry = entry
             .retry_of
@@ -170,8 +288,14 @@ pub async fn retry(args: RetryArgs) -> Result<ExitStatus, Failure> {
             "retry sends to the nodes the journal names; leave out --nodes and filters"
         )));
     }
-    let journal = open_existing(request.journal.as_deref())?;
-    let entry = journal.get(&args.id).map_err(Failure::usage)?;
+    let (entry, running) = lookup(&args.id, request, false).await?;
+    if running {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "request {} is still within its timeout: nodes that have not answered yet may still \
+             do so; retry once it has passed",
+            entry.report.request_id
+        )));
+    }
     let mut outcomes = Vec::new();
     if args.missing {
         outcomes.extend([Outcome::NoReply, Outcome::Timeout, Outcome::NotConnected]);

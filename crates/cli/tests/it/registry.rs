@@ -12,7 +12,7 @@ use muster_proto::{FactFilter, Filter};
 use muster_testkit::{DaemonSpec, wait_for};
 use serde_json::json;
 
-use crate::cli::muster;
+use crate::cli::{missing, muster, replies};
 use crate::fixture::{self, dead_port};
 
 fn facts(filters: &[&str]) -> Filter {
@@ -256,6 +256,103 @@ on_both_brokers! {
         fleet.daemon("web3").restart()?;
         let out = run(&["retry", &id, "--missing"]);
         out.code(0).stdout_has("on 1 nodes: web3");
+        Ok(())
+    }
+}
+
+on_both_brokers! {
+    /// Collected requests: `--no-results` sends, prints the id and exits; the registry
+    /// collects the replies (and the broker's word that a node is not connected), so `muster
+    /// show ID` gives the full report later — from a machine whose journal does not have the
+    /// request too — and `retry --missing` from there reaches exactly the missing node.
+    /// `--collect` waits as usual and leaves the same report in the registry.
+    fn the_registry_collects_replies_for_show_from_anywhere() -> Result<()> {
+        let specs: Vec<DaemonSpec> = ["web1", "web2", "web3"]
+            .iter()
+            .map(|id| DaemonSpec::new(id).config("registration_interval = \"1s\""))
+            .collect();
+        let Some(mut fleet) = fixture::fleet(&specs)? else {
+            return Ok(());
+        };
+        let dir = tempfile::tempdir()?;
+        let journal = dir.path().join("journal.sqlite").display().to_string();
+        let url = fleet.url();
+        // This machine's journal, or none at all (another operator's machine).
+        let here = |args: &[&str]| {
+            let mut a = args.to_vec();
+            a.extend(["--journal", journal.as_str()]);
+            muster(&a).broker(&url).run()
+        };
+        let elsewhere = |args: &[&str]| {
+            let mut a = args.to_vec();
+            a.extend(["--journal", "off"]);
+            muster(&a).broker(&url).run()
+        };
+
+        // Nobody would see the replies: nothing is sent.
+        let refused = here(&["rpc", "rpcutil", "ping", "--no-results", "-I", "web1"]);
+        refused
+            .code(2)
+            .stderr_has("no registry is running")
+            .stderr_has("nothing was sent");
+
+        let _registry = fixture::registry(
+            &dir.path().join("registry.sqlite"),
+            &url,
+            &dir.path().join("registry.log"),
+        )?;
+        wait_for("the registry to know all three nodes", Duration::from_secs(15), || {
+            let out = here(&["rpc", "rpcutil", "ping", "--dm", "registry", "--json"]);
+            serde_json::from_str::<serde_json::Value>(&out.stdout)
+                .is_ok_and(|report| report["stats"]["ok"] == 3)
+        })?;
+        fleet.daemon("web3").kill();
+
+        let sent = here(&["rpc", "rpcutil", "ping", "--no-results", "--dm", "registry", "-t", "1", "--json"]);
+        let answer = sent.code(0).json();
+        assert_eq!(answer["expected"], 3, "{sent}");
+        let id = answer["request_id"].as_str().unwrap_or_default().to_string();
+        let human = here(&["rpc", "rpcutil", "ping", "--no-results", "-I", "web1"]);
+        human.code(0).stderr_has("a registry collects the replies: muster show ");
+        assert_eq!(human.stdout.trim().len(), 32, "only the id on stdout: {human}");
+
+        // The report, once the timeout has passed, from here and from elsewhere.
+        let expect_report = |out: &crate::cli::Run| {
+            let report = out.json();
+            out.code == Some(3)
+                && report["stats"]["ok"] == 2
+                && missing(&report) == [("web3".to_string(), "not_connected".to_string())]
+        };
+        wait_for("the registry to have every outcome", Duration::from_secs(15), || {
+            let out = elsewhere(&["show", &id, "--json"]);
+            out.stderr.is_empty() && expect_report(&out)
+        })?;
+        let out = here(&["show", &id[..24], "--json"]);
+        assert!(expect_report(&out), "{out}");
+        let out = here(&["show", &id]);
+        out.code(3).stdout_has("Did not respond: web3 (not connected, last seen ");
+        muster(&["history", "--journal", journal.as_str()])
+            .run()
+            .code(0)
+            .stdout_has("replies in the registry");
+
+        // --collect: the usual report at once, and the same one later from elsewhere.
+        let now = here(&["rpc", "rpcutil", "ping", "--collect", "-t", "1", "--json"]);
+        let report = now.code(3).json();
+        let collected_id = report["request_id"].as_str().unwrap_or_default().to_string();
+        wait_for("the registry to have the collected replies", Duration::from_secs(15), || {
+            let later = elsewhere(&["show", &collected_id, "--json"]);
+            later.code == Some(3)
+                && replies(&later.json()) == replies(&report)
+                && missing(&later.json()) == missing(&report)
+        })?;
+
+        fleet.daemon("web3").restart()?;
+        let retried = elsewhere(&["retry", &id, "--missing", "-t", "5"]);
+        retried.code(0).stdout_has("on 1 nodes: web3");
+        elsewhere(&["show", "0123456789abcdef"])
+            .code(2)
+            .stderr_has("no request 0123456789abcdef");
         Ok(())
     }
 }
