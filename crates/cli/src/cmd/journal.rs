@@ -197,7 +197,18 @@ async fn lookup(
     let full = local
         .as_ref()
         .map_or(id.to_string(), |e| e.report.request_id.clone());
-    let session = request.connect().await?;
+    let session = match request.connect().await {
+        Ok(session) => session,
+        // Not here and no broker to ask: what the user needs to hear is "not found".
+        Err(failure) if local.is_none() => {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "no request {id} in the journal (`muster history` lists the requests this \
+                 machine sent), and no registry could be asked: {:#}",
+                failure.error
+            )));
+        }
+        Err(failure) => return Err(failure),
+    };
     let answer = session
         .client
         .fetch_job(&full, session.config.discovery_timeout)
