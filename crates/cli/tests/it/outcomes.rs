@@ -628,8 +628,9 @@ on_both_brokers! {
 on_both_brokers! {
     /// A node outside the expected set that answers anyway (here a simulated node that ignores
     /// filters, as a broken or foreign daemon would) is shown and counted as `unexpected`, and
-    /// does not change the exit code of a request whose expected nodes all answered.
-    fn a_reply_from_outside_the_expected_set_is_unexpected() -> Result<()> {
+    /// does not change the exit code of a request whose expected nodes all answered. A node
+    /// that acknowledges but answers after the timeout is `timeout`.
+    fn unexpected_and_timeout_outcomes() -> Result<()> {
         let Some(nats) = fixture::broker()? else {
             return Ok(());
         };
@@ -668,6 +669,20 @@ on_both_brokers! {
             .code(0)
             .stdout_has("stray-00001 (unexpected: not in the expected set)")
             .stdout_has("1 unexpected");
+
+        // The same node given less time than it takes: it acknowledged, so `timeout`.
+        let impatient = ["rpc", "rpcutil", "ping", "-t", "0.3", "--nodes", arg(&slow)];
+        let run = muster(&[&impatient[..], &["--json"]].concat()).broker(&url).run();
+        assert_eq!(
+            missing(&run.code(3).json()),
+            pairs(&[("slow-00001", "timeout")]),
+            "{run}"
+        );
+        muster(&impatient)
+            .broker(&url)
+            .run()
+            .code(3)
+            .stdout_has("slow-00001 (acknowledged, no reply in time)");
         Ok(())
     }
 }
