@@ -1,7 +1,7 @@
 //! Everything the CLI prints for people, and the one JSON object it prints for programs.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use muster_client::aggregate::{AggregateResult, format_number};
 use muster_client::{Missing, NodeReply, Outcome, Report};
@@ -207,30 +207,48 @@ pub fn summary(report: &Report, verbose: bool) {
     }
 }
 
+/// When the report being shown was made, when it is not now (`muster show`): last-seen times
+/// are then told relative to it, so a report shown later reads as it did.
+static SENT: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
+
+/// Shows last-seen times relative to `sent` (Unix seconds) instead of now.
+pub fn as_of(sent: f64) {
+    let _ = SENT.set(UNIX_EPOCH + Duration::from_secs_f64(sent.max(0.0)));
+}
+
 fn missing(m: &Missing) -> String {
     let mut why = m.outcome.describe().to_string();
     if let Some(seen) = &m.last_seen {
-        why.push_str(&format!(", last seen {}", ago(seen)));
+        let when = match SENT.get() {
+            Some(sent) => format!("{} before the request", since(seen, *sent)),
+            None => format!("{} ago", since(seen, SystemTime::now())),
+        };
+        why.push_str(&format!(", last seen {when}"));
     }
     format!("{} ({why})", m.identity)
 }
 
 /// `4m ago` from an RFC 3339 time.
+#[cfg(test)]
 fn ago(rfc3339: &str) -> String {
+    match humantime::parse_rfc3339_weak(rfc3339) {
+        Ok(_) => format!("{} ago", since(rfc3339, SystemTime::now())),
+        Err(_) => rfc3339.to_string(),
+    }
+}
+
+/// `4m` from an RFC 3339 time to `now` (the time itself when it does not parse).
+fn since(rfc3339: &str, now: SystemTime) -> String {
     let Ok(then) = humantime::parse_rfc3339_weak(rfc3339) else {
         return rfc3339.to_string();
     };
-    let secs = SystemTime::now()
-        .duration_since(then)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let text = match secs {
+    let secs = now.duration_since(then).map(|d| d.as_secs()).unwrap_or(0);
+    match secs {
         0..60 => format!("{secs}s"),
         60..3600 => format!("{}m", secs / 60),
         3600..86400 => format!("{}h", secs / 3600),
         _ => format!("{}d", secs / 86400),
-    };
-    format!("{text} ago")
+    }
 }
 
 /// The value → nodes table of `muster facts`, most common value first.

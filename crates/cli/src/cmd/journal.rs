@@ -262,6 +262,7 @@ pub async fn show(args: ShowArgs) -> Result<ExitStatus, Failure> {
     };
     let (entry, running) = lookup(&args.id, &request, args.from_registry).await?;
     let report = &entry.report;
+    crate::render::as_of(entry.time);
     if running {
         eprintln!(
             "Request {} is still within its timeout: nodes that have not answered yet may still do so.",

@@ -248,10 +248,12 @@ on_both_brokers! {
             .as_str()
             .unwrap_or_default()
             .to_string();
+        // Later, last-seen times read as they did: relative to when the request was sent.
         muster(&["show", &id, "--journal", &journal])
             .run()
             .code(3)
-            .stdout_has("Did not respond: web3 (not connected, last seen ");
+            .stdout_has("Did not respond: web3 (not connected, last seen ")
+            .stdout_has("s before the request)");
 
         fleet.daemon("web3").restart()?;
         let out = run(&["retry", &id, "--missing"]);
