@@ -29,19 +29,40 @@ impl Client {
         }
     }
 
-    /// What a registry collected for request `id`.
+    /// What a registry collected for request `id`: every page of a long answer, from the
+    /// registry that gave the first.
     pub async fn fetch_job(&self, id: &str, timeout: Duration) -> Result<JobAnswer, ClientError> {
-        let answer = self
-            .ask_job_subject(
-                subject::job_get(&self.collective),
-                JobQuery::new(id).to_bytes(),
-                timeout,
-            )
-            .await?;
-        match answer.error {
-            Some(error) => Err(ClientError::Invalid(format!("the registry said: {error}"))),
-            None => Ok(answer),
+        let mut query = JobQuery::new(id);
+        let mut subject = subject::job_get(&self.collective);
+        let mut whole: Option<JobAnswer> = None;
+        loop {
+            let page = self
+                .ask_job_subject(subject.clone(), query.to_bytes(), timeout)
+                .await?;
+            if let Some(error) = page.error {
+                return Err(ClientError::Invalid(format!("the registry said: {error}")));
+            }
+            let (next, registry) = (page.next, page.registry.clone());
+            match &mut whole {
+                None => whole = Some(page),
+                Some(whole) => whole.events.extend(page.events),
+            }
+            // Follow only a registry's own subject, and only forwards.
+            let own = format!("{}.", subject::job_get(&self.collective));
+            match (next, registry) {
+                (Some(next), Some(registry))
+                    if next > query.after && registry.starts_with(&own) =>
+                {
+                    query.after = next;
+                    subject = registry;
+                }
+                _ => break,
+            }
         }
+        let mut whole = whole.unwrap_or_else(|| JobAnswer::found(None, Vec::new()));
+        whole.next = None;
+        whole.registry = None;
+        Ok(whole)
     }
 
     async fn ask_job_subject(

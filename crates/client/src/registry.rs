@@ -29,16 +29,36 @@ impl Client {
     }
 
     /// Sends `query` to a registry: use it to ask for one fact (`query.fact`) or the whole
-    /// records (`query.records`) of the matching nodes, as they last registered.
+    /// records (`query.records`) of the matching nodes, as they last registered. A long answer
+    /// comes in pages; this asks for each.
     pub async fn ask_registry(
         &self,
-        query: RegistryQuery,
+        mut query: RegistryQuery,
         timeout: Duration,
     ) -> Result<Vec<SeenNode>, ClientError> {
         query
             .filter
             .compile()
             .map_err(|e| ClientError::Invalid(format!("invalid filter: {e}")))?;
+        let mut nodes = Vec::new();
+        loop {
+            let answer = self.ask_registry_page(&query, timeout).await?;
+            nodes.extend(answer.nodes);
+            match answer.next {
+                // A next that does not advance would loop forever.
+                Some(next) if query.after.as_ref().is_none_or(|a| &next > a) => {
+                    query.after = Some(next);
+                }
+                _ => return Ok(nodes),
+            }
+        }
+    }
+
+    async fn ask_registry_page(
+        &self,
+        query: &RegistryQuery,
+        timeout: Duration,
+    ) -> Result<RegistryAnswer, ClientError> {
         let subject = subject::registry_query(&self.collective);
         let request = async_nats::Request::new()
             .payload(query.to_bytes().into())
@@ -65,7 +85,7 @@ impl Client {
         })?;
         match answer.error {
             Some(error) => Err(ClientError::Invalid(format!("the registry said: {error}"))),
-            None => Ok(answer.nodes),
+            None => Ok(answer),
         }
     }
 }

@@ -11,7 +11,10 @@
 //!   as [`JobEvent`]s — acknowledgements and replies (and a *no responders* status for a part,
 //!   a node index or `b<N>` for a broadcast batch, should a broker send it there).
 //! - Anyone asks for the job on `muster.<collective>.registry.job.get` with a [`JobQuery`]; one
-//!   registry of the queue group answers with a [`JobAnswer`]: the record and the events.
+//!   registry of the queue group answers with a [`JobAnswer`]: the record and the events. An
+//!   answer too large for one message carries `next` and the registry's own subject
+//!   (`registry`), where the rest is asked for, `after` events at a time — from the same
+//!   registry, whose event order is its own.
 //!
 //! ```json
 //! {"protocol":"muster:job:1","id":"01a2…","time":1764072000.5,"agent":"service",
@@ -197,6 +200,13 @@ pub struct JobQuery {
     pub protocol: String,
     /// The request's id.
     pub id: String,
+    /// Skip this many events: the `next` of the previous answer.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub after: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl JobQuery {
@@ -205,6 +215,7 @@ impl JobQuery {
         JobQuery {
             protocol: JOB_QUERY_PROTOCOL.to_string(),
             id: id.to_string(),
+            after: 0,
         }
     }
 
@@ -236,6 +247,13 @@ pub struct JobAnswer {
     /// Set when the query could not be answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// More events than fit in one message: ask the same registry (`registry`) again with
+    /// `after` set to this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
+    /// The answering registry's own subject, for the rest of a long answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
 }
 
 impl JobAnswer {
@@ -246,6 +264,8 @@ impl JobAnswer {
             job,
             events,
             error: None,
+            next: None,
+            registry: None,
         }
     }
 
@@ -256,6 +276,8 @@ impl JobAnswer {
             job: None,
             events: Vec::new(),
             error: Some(message.into()),
+            next: None,
+            registry: None,
         }
     }
 

@@ -14,7 +14,8 @@
 //!
 //! A query may ask for each node's value of one `fact`, or with `"records":true` for each
 //! node's whole latest registration (under `record`): that is how `muster facts` and `muster
-//! inventory` answer from the registry without asking the nodes.
+//! inventory` answer from the registry without asking the nodes. An answer that would not fit
+//! in one message carries `next`; the query is sent again with `after` set to it.
 //!
 //! ```json
 //! ```
@@ -160,6 +161,9 @@ pub struct RegistryQuery {
     /// Also answer each node's whole latest registration.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub records: bool,
+    /// Continue after this identity: the `next` of the previous answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
 }
 
 impl RegistryQuery {
@@ -171,6 +175,7 @@ impl RegistryQuery {
             seen_within,
             fact: None,
             records: false,
+            after: None,
         }
     }
 
@@ -217,6 +222,9 @@ pub struct RegistryAnswer {
     /// Set when the query could not be answered (e.g. its filter does not compile).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// More nodes match than fit in one message: ask again with `after` set to this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 impl RegistryAnswer {
@@ -226,6 +234,7 @@ impl RegistryAnswer {
             protocol: ANSWER_PROTOCOL.to_string(),
             nodes,
             error: None,
+            next: None,
         }
     }
 
@@ -235,6 +244,7 @@ impl RegistryAnswer {
             protocol: ANSWER_PROTOCOL.to_string(),
             nodes: Vec::new(),
             error: Some(message.into()),
+            next: None,
         }
     }
 

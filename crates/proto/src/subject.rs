@@ -44,6 +44,11 @@ pub fn job_get(collective: &str) -> String {
     format!("muster.{collective}.registry.job.get")
 }
 
+/// One registry's own subject for the rest of a long answer about a collected request.
+pub fn job_get_from(collective: &str, registry: &str) -> String {
+    format!("{}.{registry}", job_get(collective))
+}
+
 /// An identity, collective or agent name that cannot be used in a subject.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {what} {value:?}: {reason}")]

@@ -190,7 +190,7 @@ pub fn now() -> f64 {
 
 /// The answer to `query` from `store` at time `now`: the matching nodes, or an error answer
 /// when the filter does not compile.
-pub fn answer(store: &Store, query: &RegistryQuery, now: f64) -> RegistryAnswer {
+pub fn answer(store: &Store, query: &RegistryQuery, now: f64, budget: usize) -> RegistryAnswer {
     let filter = match query.filter.compile() {
         Ok(filter) => filter,
         Err(e) => return RegistryAnswer::error(format!("invalid filter: {e}")),
@@ -200,22 +200,35 @@ pub fn answer(store: &Store, query: &RegistryQuery, now: f64) -> RegistryAnswer 
         Ok(nodes) => nodes,
         Err(e) => return RegistryAnswer::error(e.to_string()),
     };
-    RegistryAnswer::nodes(
-        nodes
-            .into_iter()
-            .map(|node| {
-                let mut seen = node.seen();
-                if let Some(path) = &query.fact {
-                    let value = lookup(&node.registration.facts, path);
-                    seen.fact = Some(value.cloned().unwrap_or(serde_json::Value::Null));
-                }
-                if query.records {
-                    seen.record = Some(node.registration);
-                }
-                seen
-            })
-            .collect(),
-    )
+    let mut page = Vec::new();
+    let mut used = 0;
+    let mut next = None;
+    let after = query.after.as_deref();
+    for node in nodes
+        .into_iter()
+        .filter(|n| after.is_none_or(|a| n.registration.identity.as_str() > a))
+    {
+        let mut seen = node.seen();
+        if let Some(path) = &query.fact {
+            let value = lookup(&node.registration.facts, path);
+            seen.fact = Some(value.cloned().unwrap_or(serde_json::Value::Null));
+        }
+        if query.records {
+            seen.record = Some(node.registration);
+        }
+        let size = serde_json::to_vec(&seen).map_or(0, |b| b.len()) + 1;
+        if !page.is_empty() && used + size > budget {
+            next = page
+                .last()
+                .map(|n: &muster_proto::registration::SeenNode| n.identity.clone());
+            break;
+        }
+        used += size;
+        page.push(seen);
+    }
+    let mut answer = RegistryAnswer::nodes(page);
+    answer.next = next;
+    answer
 }
 
 /// What the writer thread is asked to do.
@@ -347,6 +360,7 @@ pub struct Registry {
     announcements: Subscriber,
     replies: Subscriber,
     job_queries: Subscriber,
+    job_direct: (Subscriber, String),
     reader: Arc<Mutex<Store>>,
     queue: mpsc::Sender<Write>,
     writer: std::thread::JoinHandle<()>,
@@ -430,6 +444,21 @@ impl Registry {
             )
             .await
             .map_err(|e| RegistryError::Broker(e.to_string()))?;
+        // This registry's own subject, for the rest of a long answer about a collected request.
+        let instance = client.new_inbox();
+        let instance = instance
+            .rsplit('.')
+            .next()
+            .unwrap_or("registry")
+            .to_string();
+        let direct = subject::job_get_from(&config.collective, &instance);
+        let job_direct = (
+            client
+                .subscribe(direct.clone())
+                .await
+                .map_err(|e| RegistryError::Broker(e.to_string()))?,
+            direct,
+        );
         client
             .flush()
             .await
@@ -453,6 +482,7 @@ impl Registry {
             announcements,
             replies,
             job_queries,
+            job_direct,
             reader: Arc::new(Mutex::new(reader)),
             queue,
             writer,
@@ -481,6 +511,7 @@ impl Registry {
             mut announcements,
             mut replies,
             mut job_queries,
+            job_direct: (mut job_direct, direct),
             reader,
             queue,
             writer,
@@ -549,7 +580,13 @@ impl Registry {
                 },
                 message = job_queries.next() => match message {
                     Some(message) => {
-                        tokio::spawn(handle_job_query(client.clone(), reader.clone(), stats.clone(), message));
+                        tokio::spawn(handle_job_query(client.clone(), reader.clone(), stats.clone(), message, direct.clone()));
+                    }
+                    None => break Err(RegistryError::Broker("the subscription ended".into())),
+                },
+                message = job_direct.next() => match message {
+                    Some(message) => {
+                        tokio::spawn(handle_job_query(client.clone(), reader.clone(), stats.clone(), message, direct.clone()));
                     }
                     None => break Err(RegistryError::Broker("the subscription ended".into())),
                 },
@@ -564,6 +601,7 @@ impl Registry {
         drop(announcements);
         drop(replies);
         drop(job_queries);
+        drop(job_direct);
         drop(queue);
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
         let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
@@ -593,12 +631,13 @@ async fn handle_query(
             return;
         }
     };
+    let budget = answer_budget(&client);
     let answer = tokio::task::spawn_blocking(move || {
         let store = match reader.lock() {
             Ok(store) => store,
             Err(poisoned) => poisoned.into_inner(),
         };
-        answer(&store, &query, now())
+        answer(&store, &query, now(), budget)
     })
     .await
     .unwrap_or_else(|e| RegistryAnswer::error(format!("the query failed: {e}")));
@@ -621,26 +660,45 @@ async fn handle_query(
     }
 }
 
-/// Answers one query for a collected request.
+/// How many bytes of nodes or events go in one answer: what the broker takes, less room for
+/// the envelope.
+fn answer_budget(client: &Client) -> usize {
+    match client.server_info().max_payload {
+        0 => 1 << 20,
+        max => max,
+    }
+    .saturating_sub(1024)
+    .max(1024)
+}
+
+/// Answers one query for a collected request; the rest of a long answer is asked for on
+/// `direct`, this registry's own subject.
 async fn handle_job_query(
     client: Client,
     reader: Arc<Mutex<Store>>,
     stats: Arc<Stats>,
     message: Message,
+    direct: String,
 ) {
     let Some(reply) = message.reply else {
         Stats::add(&stats.bad_queries, 1);
         return;
     };
     Stats::add(&stats.queries, 1);
+    let budget = answer_budget(&client);
     let answer = match JobQuery::decode(&message.payload) {
         Ok(query) => tokio::task::spawn_blocking(move || {
             let store = match reader.lock() {
                 Ok(store) => store,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            match store.job(&query.id) {
-                Ok((job, events)) => JobAnswer::found(job, events),
+            match store.job(&query.id, query.after, budget) {
+                Ok(page) => {
+                    let mut answer = JobAnswer::found(page.record, page.events);
+                    answer.next = page.next;
+                    answer.registry = page.next.map(|_| direct);
+                    answer
+                }
                 Err(e) => JobAnswer::error(e.to_string()),
             }
         })
@@ -698,7 +756,7 @@ mod tests {
             },
             None,
         );
-        let answer = answer(&store, &query, 0.0);
+        let answer = answer(&store, &query, 0.0, 1 << 20);
         assert!(
             answer.error.as_deref().unwrap_or("").contains("invalid"),
             "{answer:?}"
@@ -707,6 +765,7 @@ mod tests {
             &store,
             &RegistryQuery::new(Filter::default(), Some(60)),
             0.0,
+            1 << 20,
         );
         assert_eq!(ok, RegistryAnswer::nodes(vec![]));
     }
@@ -732,7 +791,7 @@ mod tests {
         store.record(&[(a.clone(), 10.0), (b, 10.0)]).unwrap();
         let mut query = RegistryQuery::new(Filter::default(), None);
         query.fact = Some("os.family".into());
-        let answer = super::answer(&store, &query, 20.0);
+        let answer = super::answer(&store, &query, 20.0, 1 << 20);
         let facts: Vec<_> = answer.nodes.iter().map(|n| n.fact.clone()).collect();
         // `null` for a node without the fact; it decodes as "no value".
         assert_eq!(
@@ -749,7 +808,7 @@ mod tests {
         let mut query = RegistryQuery::new(Filter::default(), None);
         query.records = true;
         query.filter.identity.push("a".into());
-        let answer = super::answer(&store, &query, 20.0);
+        let answer = super::answer(&store, &query, 20.0, 1 << 20);
         assert_eq!(answer.nodes.len(), 1);
         assert_eq!(answer.nodes[0].record.as_ref(), Some(&a));
     }
@@ -818,5 +877,49 @@ mod tests {
                 "{subject}"
             );
         }
+    }
+
+    #[test]
+    fn long_answers_come_in_pages_that_cover_every_node_once() {
+        use muster_proto::registration::{REGISTRATION_PROTOCOL, Registration};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("r.sqlite")).unwrap();
+        let batch: Vec<_> = (0..50)
+            .map(|i| {
+                let r = Registration {
+                    protocol: REGISTRATION_PROTOCOL.to_string(),
+                    identity: format!("node{i:02}"),
+                    facts: serde_json::json!({"padding": "x".repeat(100)}),
+                    classes: vec![],
+                    agents: vec![],
+                    collectives: vec![],
+                    version: String::new(),
+                    started: 0,
+                    time: 1.0,
+                };
+                (r, 10.0)
+            })
+            .collect();
+        store.record(&batch).unwrap();
+        let mut query = RegistryQuery::new(Filter::default(), None);
+        query.records = true;
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            let answer = super::answer(&store, &query, 20.0, 2000);
+            assert!(
+                answer.to_bytes().len() < 2600,
+                "a page stays near its budget"
+            );
+            pages += 1;
+            seen.extend(answer.nodes.into_iter().map(|n| n.identity));
+            match answer.next {
+                Some(next) => query.after = Some(next),
+                None => break,
+            }
+        }
+        let all: Vec<String> = (0..50).map(|i| format!("node{i:02}")).collect();
+        assert_eq!(seen, all);
+        assert!(pages > 5, "{pages} pages");
     }
 }

@@ -88,6 +88,17 @@ impl NodeView for StoredNode {
     }
 }
 
+/// One page of a collected request (see [`Store::job`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobPage {
+    /// The announced record, on the first page.
+    pub record: Option<JobRecord>,
+    /// Events in arrival order.
+    pub events: Vec<JobEvent>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<u64>,
+}
+
 /// An open registry database.
 pub struct Store {
     conn: Connection,
@@ -298,33 +309,56 @@ impl Store {
         Ok((stored_jobs, stored_events))
     }
 
-    /// A collected request: its record (when announced) and its events in arrival order.
-    pub fn job(&self, id: &str) -> Result<(Option<JobRecord>, Vec<JobEvent>), StoreError> {
-        let record: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT record FROM jobs WHERE id = ?1",
-                params![id],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(|e| self.fail(e))?;
-        let record = record.and_then(|text| JobRecord::decode(text.as_bytes()).ok());
+    /// A collected request, one page of it: its record (on the first page, when announced)
+    /// and its events in arrival order after the first `after`, about `budget` bytes of them
+    /// (at least one). `next` says where the following page starts, when there is one.
+    pub fn job(&self, id: &str, after: u64, budget: usize) -> Result<JobPage, StoreError> {
+        let mut used = 0;
+        let record = if after == 0 {
+            let text: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT record FROM jobs WHERE id = ?1",
+                    params![id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(|e| self.fail(e))?;
+            used += text.as_ref().map_or(0, String::len);
+            text.and_then(|text| JobRecord::decode(text.as_bytes()).ok())
+        } else {
+            None
+        };
         let mut select = self
             .conn
-            .prepare_cached("SELECT event FROM job_events WHERE id = ?1 ORDER BY rowid")
+            .prepare_cached(
+                "SELECT event FROM job_events WHERE id = ?1 ORDER BY rowid LIMIT -1 OFFSET ?2",
+            )
             .map_err(|e| self.fail(e))?;
-        let rows = select
-            .query_map(params![id], |row| row.get::<_, String>(0))
+        let offset = i64::try_from(after).unwrap_or(i64::MAX);
+        let mut rows = select
+            .query(params![id, offset])
             .map_err(|e| self.fail(e))?;
         let mut events = Vec::new();
-        for row in rows {
-            let text = row.map_err(|e| self.fail(e))?;
+        let mut taken = 0u64;
+        let mut next = None;
+        while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
+            let text: String = row.get(0).map_err(|e| self.fail(e))?;
+            if taken > 0 && used + text.len() > budget {
+                next = Some(after + taken);
+                break;
+            }
+            used += text.len() + 1;
+            taken += 1;
             if let Ok(event) = serde_json::from_str(&text) {
                 events.push(event);
             }
         }
-        Ok((record, events))
+        Ok(JobPage {
+            record,
+            events,
+            next,
+        })
     }
 
     /// How many nodes are stored.
@@ -491,5 +525,59 @@ mod tests {
         )
         .unwrap();
         assert!(Store::open(&garbage).is_err());
+    }
+
+    #[test]
+    fn collected_requests_come_back_in_pages() {
+        use muster_proto::job::{EventKind, JOB_PROTOCOL};
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("r.sqlite")).unwrap();
+        let job = JobRecord {
+            protocol: JOB_PROTOCOL.to_string(),
+            id: "j1".into(),
+            time: 1.0,
+            agent: "rpcutil".into(),
+            action: "ping".into(),
+            caller: String::new(),
+            data: json!({}),
+            filter: Filter::default(),
+            expected: vec!["a".into()],
+            absent: vec![],
+            last_seen: Default::default(),
+            batch_size: None,
+            timeout_ms: 1000,
+            retry_of: None,
+            not_connected: vec![],
+        };
+        let events: Vec<(String, JobEvent)> = (0..40)
+            .map(|i| {
+                let event = JobEvent {
+                    part: i.to_string(),
+                    kind: EventKind::Ack,
+                    identity: Some(format!("node{i:02}")),
+                    received: 2.0,
+                    reply: None,
+                };
+                ("j1".to_string(), event)
+            })
+            .collect();
+        store.record_jobs(&[(job.clone(), 1.0)], &events).unwrap();
+        let mut again = job.clone();
+        again.not_connected = vec!["a".into()];
+        store.record_jobs(&[(again.clone(), 3.0)], &[]).unwrap();
+        let first = store.job("j1", 0, 1000).unwrap();
+        assert_eq!(first.record, Some(again), "the later announcement wins");
+        let mut got = first.events.len();
+        let mut next = first.next;
+        while let Some(after) = next {
+            let page = store.job("j1", after, 1000).unwrap();
+            assert!(page.record.is_none());
+            assert_eq!(page.events[0].part, after.to_string());
+            got += page.events.len();
+            next = page.next;
+        }
+        assert_eq!(got, 40);
+        let none = store.job("nope", 0, 1000).unwrap();
+        assert_eq!((none.record, none.events.len(), none.next), (None, 0, None));
     }
 }

@@ -358,3 +358,39 @@ on_both_brokers! {
         Ok(())
     }
 }
+
+on_both_brokers! {
+    /// The replies of thousands of nodes are more than one message can carry: the registry
+    /// answers in pages, and `show` reports every node.
+    fn a_collected_request_to_thousands_of_nodes_reports_every_one() -> Result<()> {
+        let Some(nats) = fixture::broker()? else {
+            return Ok(());
+        };
+        let url = nats.url();
+        let dir = tempfile::tempdir()?;
+        let nodes = dir.path().join("nodes.txt");
+        let _registry = fixture::registry(
+            &dir.path().join("registry.sqlite"),
+            &url,
+            &dir.path().join("registry.log"),
+        )?;
+        let _sim = fixture::Background::start(
+            &["sim".as_ref(), "--nodes".as_ref(), "4000".as_ref(), "--write-nodes".as_ref(), nodes.as_os_str()],
+            &url,
+            &dir.path().join("sim.log"),
+        )?;
+        let list = nodes.display().to_string();
+        wait_for("4000 simulated nodes to answer", Duration::from_secs(30), || {
+            muster(&["ping", "--nodes", &list, "-t", "10", "--journal", "off"]).broker(&url).run().code == Some(0)
+        })?;
+        let sent = muster(&["rpc", "rpcutil", "ping", "--no-results", "--nodes", &list, "-t", "2", "--journal", "off"])
+            .broker(&url)
+            .run();
+        let id = sent.code(0).stdout.trim().to_string();
+        wait_for("the registry to have all 4000 replies", Duration::from_secs(30), || {
+            let shown = muster(&["show", &id, "--json", "--journal", "off"]).broker(&url).run();
+            shown.code == Some(0) && shown.json()["stats"]["ok"] == 4000
+        })?;
+        Ok(())
+    }
+}
