@@ -45,6 +45,57 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the embedded broker (the NATS client protocol, single node).
     Broker(BrokerArgs),
+    /// Make an ed25519 key pair: the private key (mode 0600) and, beside it, the public key.
+    Keygen(KeygenArgs),
+    /// The organisation's issuer: make its key, and issue credentials with it.
+    #[command(subcommand)]
+    Issuer(IssuerCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// The private key file to write; the public key goes beside it with `.pub` for its
+    /// extension. Never overwritten.
+    #[arg(long, default_value = "muster.key")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IssuerCommand {
+    /// Make the issuer's key pair: issuer.key (keep it offline) and issuer.pub (give it to
+    /// every node and client).
+    Init {
+        /// The directory to write them in.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Issue a credential for a caller's or a node's public key.
+    Issue(IssueArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// A caller's credential, for this name (the caller policies name).
+    #[arg(long, required_unless_present = "node", conflicts_with = "node")]
+    pub caller: Option<String>,
+    /// A node's credential, for this identity.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// The holder's public key file (from `muster keygen`).
+    #[arg(long, value_name = "FILE")]
+    pub pubkey: PathBuf,
+    /// How long it is valid, e.g. 30d, 12h.
+    #[arg(long, default_value = "30d", value_name = "DURATION")]
+    pub valid: String,
+    /// Limit a caller to these agents (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub agents: Vec<String>,
+    /// The issuer's private key.
+    #[arg(long, default_value = "issuer.key", value_name = "FILE")]
+    pub issuer_key: PathBuf,
+    /// Where to write the credential (default: NAME.cred).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -142,7 +193,7 @@ pub struct RequestArgs {
     )]
     pub brokers: Vec<String>,
     /// Client config file (TOML).
-    #[arg(long)]
+    #[arg(long, env = "MUSTER_CONFIG")]
     pub config: Option<PathBuf>,
     /// Seconds to wait for replies.
     #[arg(short = 't', long, value_name = "SECS")]
@@ -413,6 +464,10 @@ pub struct RegistryArgs {
     /// Records of nodes not seen for this long are deleted, e.g. 7d.
     #[arg(long, default_value = "7d")]
     pub retention: String,
+    /// The issuer's public key: accept only registrations and replies signed by nodes it
+    /// vouches for.
+    #[arg(long, value_name = "FILE")]
+    pub issuer: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

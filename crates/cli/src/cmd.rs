@@ -23,6 +23,7 @@ pub mod facts;
 pub mod find;
 pub mod inventory;
 pub mod journal;
+pub mod keys;
 pub mod ping;
 pub mod plugin;
 pub mod registry;
@@ -201,9 +202,12 @@ impl RequestArgs {
         }
         let nodes = self.node_list()?;
         let pacing = self.pacing_flags()?;
+        let (signing, verifier) = trust(&config)?;
         let client = Client::connect(&ConnectConfig {
             brokers: config.brokers.clone(),
             collective: config.collective.clone(),
+            signing,
+            verifier,
             ..ConnectConfig::default()
         })
         .await?;
@@ -359,6 +363,36 @@ impl Session {
         Ok(RegistryView { fresh, stale })
     }
 
+    /// Says that nothing matched (exit 4), and when requests are not signed that nodes in
+    /// signed mode do not answer them.
+    pub fn no_match(&self, json: bool) -> ExitStatus {
+        if !json && !self.client.signs() {
+            eprintln!(
+                "muster: note: requests are not signed (no key and credential in the client \
+                 config); nodes with security = \"signed\" do not answer them"
+            );
+        }
+        no_match(json)
+    }
+
+    /// Says on stderr what the report cannot: replies that were ignored as untrusted, and
+    /// why nobody may have answered an unsigned request.
+    pub fn trust_notes(&self, report: &muster_client::Report) {
+        let untrusted = self.client.untrusted();
+        if untrusted > 0 {
+            eprintln!(
+                "muster: warning: {untrusted} acknowledgements or replies were ignored: not signed \
+                 by a node the issuer vouches for, or signed by another node than the sender"
+            );
+        }
+        if !self.client.signs() && report.stats.expected > 0 && report.stats.responded == 0 {
+            eprintln!(
+                "muster: note: the request was not signed (no key and credential in the client \
+                 config); nodes with security = \"signed\" drop unsigned requests"
+            );
+        }
+    }
+
     /// Request options from the config and the flags, for `expected` nodes.
     pub fn request_options(&self, expected: usize) -> RequestOptions {
         let pacing = match (self.pacing.window, self.pacing.batch) {
@@ -377,6 +411,41 @@ impl Session {
         }
     }
 }
+
+/// The caller's key and credential, and the issuer to check replies against, from the client
+/// config.
+fn trust(
+    config: &ClientConfig,
+) -> Result<
+    (
+        Option<muster_client::Signing>,
+        Option<muster_security::Verifier>,
+    ),
+    Failure,
+> {
+    let signing = match (&config.key, &config.credential) {
+        (Some(key), Some(credential)) => Some(muster_client::Signing::load(key, credential)?),
+        (None, None) => None,
+        _ => {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "the client config gives only one of key and credential: requests are signed \
+                 with the key, and nodes need the credential to check the signature"
+            )));
+        }
+    };
+    let verifier = match &config.issuer {
+        Some(path) => {
+            let issuer = muster_security::PublicKey::read(path)
+                .map_err(|e| Failure::usage(anyhow::anyhow!("issuer: {e}")))?;
+            Some(muster_security::Verifier::new(issuer, CLOCK_SKEW_SECS))
+        }
+        None => None,
+    };
+    Ok((signing, verifier))
+}
+
+/// How far the client lets a node's clock differ when checking its credential.
+const CLOCK_SKEW_SECS: f64 = 30.0;
 
 /// The DDLs this machine has, by agent name: the built-in agents', the simulator's, and those
 /// in the client config's `ddl_directory`.

@@ -79,5 +79,8 @@ async fn run(cli: Cli) -> Result<ExitStatus, Failure> {
         Command::Registry(args) => cmd::registry::run(args).await,
         Command::Demo(args) => cmd::demo::run(args).await,
         Command::Broker(args) => cmd::broker::run(args).await,
+        Command::Keygen(args) => cmd::keys::keygen(args),
+        Command::Issuer(args::IssuerCommand::Init { dir }) => cmd::keys::issuer_init(&dir),
+        Command::Issuer(args::IssuerCommand::Issue(args)) => cmd::keys::issue(args),
     }
 }

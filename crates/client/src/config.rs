@@ -31,6 +31,12 @@ pub struct ClientConfig {
     /// DDLs of agents this machine does not ship (external agents): `NAME.json` files, used to
     /// validate inputs, label outputs and document the agent.
     pub ddl_directory: Option<PathBuf>,
+    /// The caller's private key (PEM, mode 0600): requests are signed with it.
+    pub key: Option<PathBuf>,
+    /// The caller's credential, issued for that key (`muster issuer issue --caller`).
+    pub credential: Option<PathBuf>,
+    /// The issuer's public key: only replies signed by nodes it vouches for are accepted.
+    pub issuer: Option<PathBuf>,
 }
 
 impl Default for ClientConfig {
@@ -44,6 +50,9 @@ impl Default for ClientConfig {
             direct_limit: 1000,
             expect_seen: Duration::from_secs(300),
             ddl_directory: None,
+            key: None,
+            credential: None,
+            issuer: None,
         }
     }
 }

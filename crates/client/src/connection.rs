@@ -1,9 +1,14 @@
 //! The connection to the broker.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_nats::ConnectOptions;
-use muster_proto::subject;
+use muster_proto::{Request, Response, SecureEnvelope, subject};
+use muster_security::signed::{SignedMessage, sign_request};
+use muster_security::{Credential, SecretKey, Verifier};
+use tracing::debug;
 
 use crate::exit::ExitStatus;
 
@@ -18,6 +23,55 @@ pub struct ConnectConfig {
     pub caller: String,
     /// How long to wait for the broker.
     pub connect_timeout: Duration,
+    /// Sign requests with this key and credential (the caller becomes the credential's name).
+    pub signing: Option<Signing>,
+    /// Accept only replies signed by nodes whose credentials this issuer signed.
+    pub verifier: Option<Verifier>,
+}
+
+/// The caller's key and credential.
+#[derive(Debug, Clone)]
+pub struct Signing {
+    /// The private key.
+    pub key: Arc<SecretKey>,
+    /// The credential token.
+    pub credential: String,
+    /// The credential's name.
+    pub caller: String,
+}
+
+impl Signing {
+    /// Reads the caller's key and credential files; the credential must be for that key.
+    pub fn load(
+        key: &std::path::Path,
+        credential: &std::path::Path,
+    ) -> Result<Signing, ClientError> {
+        let secret = SecretKey::read(key).map_err(|e| ClientError::Invalid(format!("key: {e}")))?;
+        let token = std::fs::read_to_string(credential)
+            .map_err(|e| {
+                ClientError::Invalid(format!(
+                    "cannot read the credential {}: {e}",
+                    credential.display()
+                ))
+            })?
+            .trim()
+            .to_string();
+        let (claimed, _, _) = Credential::decode_unverified(&token).map_err(|e| {
+            ClientError::Invalid(format!("credential {}: {e}", credential.display()))
+        })?;
+        if claimed.key().ok() != Some(secret.public()) {
+            return Err(ClientError::Invalid(format!(
+                "the credential {} is for another key than {}",
+                credential.display(),
+                key.display()
+            )));
+        }
+        Ok(Signing {
+            key: Arc::new(secret),
+            credential: token,
+            caller: claimed.name,
+        })
+    }
 }
 
 impl Default for ConnectConfig {
@@ -27,6 +81,8 @@ impl Default for ConnectConfig {
             collective: subject::DEFAULT_COLLECTIVE.to_string(),
             caller: std::env::var("USER").unwrap_or_else(|_| "operator".to_string()),
             connect_timeout: Duration::from_secs(3),
+            signing: None,
+            verifier: None,
         }
     }
 }
@@ -89,6 +145,9 @@ pub struct Client {
     pub(crate) collective: String,
     pub(crate) caller: String,
     pub(crate) sender: String,
+    pub(crate) signing: Option<Signing>,
+    pub(crate) verifier: Option<Verifier>,
+    untrusted: Arc<AtomicUsize>,
 }
 
 impl Client {
@@ -125,8 +184,14 @@ impl Client {
         Ok(Client {
             nats,
             collective: config.collective.clone(),
-            caller: config.caller.clone(),
+            caller: config
+                .signing
+                .as_ref()
+                .map_or_else(|| config.caller.clone(), |s| s.caller.clone()),
             sender,
+            signing: config.signing.clone(),
+            verifier: config.verifier.clone(),
+            untrusted: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -138,6 +203,64 @@ impl Client {
     /// The caller's name, sent in every request.
     pub fn caller(&self) -> &str {
         &self.caller
+    }
+
+    /// How many acknowledgements and replies were ignored because they were not signed by a
+    /// node the issuer vouches for (or claimed another sender than the signer).
+    pub fn untrusted(&self) -> usize {
+        self.untrusted.load(Ordering::Relaxed)
+    }
+
+    /// Whether requests are signed.
+    pub fn signs(&self) -> bool {
+        self.signing.is_some()
+    }
+
+    /// The request in its envelope: signed when the client has a key.
+    pub(crate) fn envelope(&self, request: &Request) -> SecureEnvelope {
+        match &self.signing {
+            Some(s) => sign_request(request, &s.key, &s.credential),
+            None => SecureEnvelope::unsigned(request),
+        }
+    }
+
+    /// An acknowledgement or reply from the network, if it can be trusted: with an issuer
+    /// configured it must be signed by a node credential naming its sender.
+    pub(crate) fn open(&self, payload: &[u8], now: f64) -> Option<Response> {
+        let signed = SignedMessage::is_signed(payload);
+        let opened = match (&self.verifier, signed) {
+            (Some(verifier), true) => match verifier.message(payload, now) {
+                Ok((inner, credential)) => match Response::decode(inner.as_bytes()) {
+                    Ok(r) if r.sender() == credential.name => Some(r),
+                    Ok(r) => {
+                        debug!(sender = r.sender(), signer = %credential.name, "a reply signed by another node");
+                        None
+                    }
+                    Err(_) => None,
+                },
+                Err(e) => {
+                    debug!(reason = e.reason(), error = %e, "an untrusted reply");
+                    None
+                }
+            },
+            (Some(_), false) => {
+                // Not a signed message: garbage, or a reply anyone could have forged.
+                if Response::decode(payload).is_ok() {
+                    debug!("an unsigned reply, and replies must be signed");
+                } else {
+                    return None;
+                }
+                None
+            }
+            (None, true) => serde_json::from_slice::<SignedMessage>(payload)
+                .ok()
+                .and_then(|s| Response::decode(s.message.as_bytes()).ok()),
+            (None, false) => return Response::decode(payload).ok(),
+        };
+        if opened.is_none() {
+            self.untrusted.fetch_add(1, Ordering::Relaxed);
+        }
+        opened
     }
 
     /// The collective requests go to.

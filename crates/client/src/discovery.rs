@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use muster_proto::{Filter, Response, SecureEnvelope, StatusCode, subject};
+use muster_proto::{Filter, Response, StatusCode, subject};
 
 use crate::connection::{Client, ClientError};
 use crate::report::{Report, Tally};
@@ -83,7 +83,7 @@ impl Client {
             .publish_with_reply(
                 subject::broadcast(&self.collective, "rpcutil"),
                 inbox,
-                SecureEnvelope::unsigned(&request).to_bytes().into(),
+                self.envelope(&request).to_bytes().into(),
             )
             .await
             .map_err(|e| ClientError::Broker(e.to_string()))?;
@@ -106,7 +106,9 @@ impl Client {
             if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
                 break;
             }
-            let Ok(Response::Reply(reply)) = Response::decode(&message.payload) else {
+            let Some(Response::Reply(reply)) =
+                self.open(&message.payload, crate::request::unix_now())
+            else {
                 continue;
             };
             if reply.request_id != request.id || reply.statuscode != StatusCode::Ok {

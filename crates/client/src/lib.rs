@@ -19,7 +19,7 @@ pub mod request;
 pub mod selection;
 
 pub use config::ClientConfig;
-pub use connection::{Client, ClientError, ConnectConfig};
+pub use connection::{Client, ClientError, ConnectConfig, Signing};
 pub use discovery::{Discovery, DiscoveryOptions};
 pub use exit::ExitStatus;
 pub use report::{Missing, NodeReply, Outcome, Report, Stats};

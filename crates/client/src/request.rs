@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::{FutureExt, StreamExt};
 use muster_proto::envelope::REQUEST_PROTOCOL;
-use muster_proto::{Filter, Request, Response, SecureEnvelope, subject};
+use muster_proto::{Filter, Request, Response, subject};
 use serde_json::Value;
 use tracing::debug;
 
@@ -370,7 +370,7 @@ impl Client {
         // The same id for every part, with a fresh time so a long paced run stays within ttl.
         let mut request = self.build_request(call, filter, options.ttl, options.ack);
         request.id = id.to_string();
-        let payload: bytes::Bytes = SecureEnvelope::unsigned(&request).to_bytes().into();
+        let payload: bytes::Bytes = self.envelope(&request).to_bytes().into();
         let publish_err = |e: async_nats::PublishError| ClientError::Broker(e.to_string());
         if direct {
             for &i in which {
@@ -434,13 +434,13 @@ impl Client {
         if message.status.is_some() {
             return;
         }
-        match Response::decode(&message.payload) {
-            Ok(response) if response.request_id() != id => {
+        match self.open(&message.payload, unix_now()) {
+            Some(response) if response.request_id() != id => {
                 debug!(sender = response.sender(), "reply to another request");
             }
-            Ok(Response::Ack(ack)) => tally.ack(&ack.sender),
-            Ok(Response::Reply(reply)) => tally.reply(reply, millis(started.elapsed())),
-            Err(e) => debug!(error = %e, "ignored an undecodable reply"),
+            Some(Response::Ack(ack)) => tally.ack(&ack.sender),
+            Some(Response::Reply(reply)) => tally.reply(reply, millis(started.elapsed())),
+            None => debug!("ignored an undecodable or untrusted reply"),
         }
     }
 }

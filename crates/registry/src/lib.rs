@@ -38,6 +38,8 @@ use muster_proto::filter::lookup;
 use muster_proto::job::{EventKind, JobAnswer, JobEvent, JobQuery, JobRecord};
 use muster_proto::registration::{Registration, RegistryAnswer, RegistryQuery};
 use muster_proto::subject;
+use muster_security::Verifier;
+use muster_security::signed::SignedMessage;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -68,6 +70,9 @@ pub struct RegistryConfig {
     pub retention: Duration,
     /// How often old records are deleted.
     pub prune_interval: Duration,
+    /// When set, registrations, acknowledgements and replies must be signed by a node whose
+    /// credential this issuer signed, for the identity they carry; others are dropped.
+    pub issuer: Option<muster_security::PublicKey>,
 }
 
 impl RegistryConfig {
@@ -80,6 +85,7 @@ impl RegistryConfig {
             collective: subject::DEFAULT_COLLECTIVE.to_string(),
             retention: Duration::from_secs(7 * 24 * 3600),
             prune_interval: Duration::from_secs(600),
+            issuer: None,
         }
     }
 
@@ -243,6 +249,31 @@ enum Write {
     Prune(f64),
 }
 
+/// How far the registry lets a node's clock differ when checking its credential.
+const CLOCK_SKEW_SECS: f64 = 30.0;
+
+/// The message a node sent, checked: with an issuer, it must be signed by a node credential
+/// (whose name the caller then compares with the sender); without, a signed message is
+/// unwrapped unchecked. Returns the inner JSON and the signer's name, if signed.
+pub fn open_node_message(
+    verifier: Option<&Verifier>,
+    bytes: &[u8],
+    now: f64,
+) -> Result<(Vec<u8>, Option<String>), &'static str> {
+    let signed = SignedMessage::is_signed(bytes);
+    match (verifier, signed) {
+        (Some(verifier), true) => verifier
+            .message(bytes, now)
+            .map(|(inner, credential)| (inner.into_bytes(), Some(credential.name)))
+            .map_err(|e| e.reason()),
+        (Some(_), false) => Err("unsigned"),
+        (None, true) => serde_json::from_slice::<SignedMessage>(bytes)
+            .map(|s| (s.message.into_bytes(), None))
+            .map_err(|_| "malformed"),
+        (None, false) => Ok((bytes.to_vec(), None)),
+    }
+}
+
 /// What arrived on `subject` (below `muster.<collective>.replies.`, given as `prefix` with its
 /// trailing dot) as an event of the request its id names: a no-responders status for a part,
 /// or an acknowledgement or reply of that very request. `Err` says why it is not one.
@@ -252,6 +283,7 @@ pub fn event_from(
     no_responders: bool,
     payload: &[u8],
     received: f64,
+    verifier: Option<&Verifier>,
 ) -> Result<(String, JobEvent), &'static str> {
     let rest = subject.strip_prefix(prefix).ok_or("not a reply subject")?;
     let (id, part) = rest.split_once('.').ok_or("no part in the subject")?;
@@ -268,9 +300,13 @@ pub fn event_from(
     if no_responders {
         return Ok((id.to_string(), event(EventKind::NotConnected, None, None)));
     }
-    let response = Response::decode(payload).map_err(|_| "not an acknowledgement or reply")?;
+    let (inner, signer) = open_node_message(verifier, payload, received)?;
+    let response = Response::decode(&inner).map_err(|_| "not an acknowledgement or reply")?;
     if response.request_id() != id {
         return Err("answers another request");
+    }
+    if signer.as_deref().is_some_and(|s| s != response.sender()) {
+        return Err("signed by another node than the sender");
     }
     let identity = Some(response.sender().to_string());
     Ok((
@@ -282,12 +318,28 @@ pub fn event_from(
     ))
 }
 
+/// A registration from the network, checked as [`open_node_message`] says; a signed one must
+/// be signed for the identity it carries.
+pub fn registration_from(
+    verifier: Option<&Verifier>,
+    bytes: &[u8],
+    now: f64,
+) -> Result<Registration, &'static str> {
+    let (inner, signer) = open_node_message(verifier, bytes, now)?;
+    let registration = Registration::decode(&inner).map_err(|e| e.reason())?;
+    if signer.is_some_and(|s| s != registration.identity) {
+        return Err("signed by another node than the one it registers");
+    }
+    Ok(registration)
+}
+
 /// The writer thread: decodes queued registrations and stores each burst in one transaction.
 fn write_loop(
     mut store: Store,
     mut queue: mpsc::Receiver<Write>,
     stats: Arc<Stats>,
     replies_prefix: String,
+    verifier: Option<Verifier>,
 ) {
     let mut batch = Vec::new();
     let mut jobs = Vec::new();
@@ -297,16 +349,25 @@ fn write_loop(
         let mut next = Some(first);
         while let Some(write) = next.take() {
             match write {
-                Write::Registration(bytes, seen) => match Registration::decode(&bytes) {
-                    Ok(registration) => batch.push((registration, seen)),
-                    Err(e) => {
-                        Stats::add(&stats.invalid, 1);
-                        debug!(reason = e.reason(), error = %e, "dropped a registration");
+                Write::Registration(bytes, seen) => {
+                    match registration_from(verifier.as_ref(), &bytes, seen) {
+                        Ok(registration) => batch.push((registration, seen)),
+                        Err(reason) => {
+                            Stats::add(&stats.invalid, 1);
+                            debug!(reason, "dropped a registration");
+                        }
                     }
-                },
+                }
                 Write::Job(job, received) => jobs.push((*job, received)),
                 Write::Event(subject, no_responders, payload, received) => {
-                    match event_from(&replies_prefix, &subject, no_responders, &payload, received) {
+                    match event_from(
+                        &replies_prefix,
+                        &subject,
+                        no_responders,
+                        &payload,
+                        received,
+                        verifier.as_ref(),
+                    ) {
                         Ok(event) => events.push(event),
                         Err(reason) => {
                             Stats::add(&stats.bad_events, 1);
@@ -469,9 +530,12 @@ impl Registry {
         let writer = {
             let stats = stats.clone();
             let prefix = format!("{}.", subject::all_replies(&config.collective));
+            let verifier = config
+                .issuer
+                .map(|issuer| Verifier::new(issuer, CLOCK_SKEW_SECS));
             std::thread::Builder::new()
                 .name("registry-writer".into())
-                .spawn(move || write_loop(writer_store, receiver, stats, prefix))
+                .spawn(move || write_loop(writer_store, receiver, stats, prefix, verifier))
                 .map_err(|e| RegistryError::Config(format!("cannot start a thread: {e}")))?
         };
         Ok(Registry {
@@ -827,19 +891,40 @@ mod tests {
             serde_json::json!({}),
         ))
         .unwrap();
-        let (id, event) =
-            event_from(prefix, "muster.muster.replies.01ab.3", false, &ack, 5.0).unwrap();
+        let (id, event) = event_from(
+            prefix,
+            "muster.muster.replies.01ab.3",
+            false,
+            &ack,
+            5.0,
+            None,
+        )
+        .unwrap();
         assert_eq!(
             (id.as_str(), event.part.as_str(), event.kind),
             ("01ab", "3", EventKind::Ack)
         );
         assert_eq!(event.identity.as_deref(), Some("web1"));
-        let (_, event) =
-            event_from(prefix, "muster.muster.replies.01ab.b0", false, &reply, 5.0).unwrap();
+        let (_, event) = event_from(
+            prefix,
+            "muster.muster.replies.01ab.b0",
+            false,
+            &reply,
+            5.0,
+            None,
+        )
+        .unwrap();
         assert_eq!(event.kind, EventKind::Reply);
         assert_eq!(event.reply.unwrap().sender, "web1");
-        let (_, event) =
-            event_from(prefix, "muster.muster.replies.01ab.b0", true, b"", 5.0).unwrap();
+        let (_, event) = event_from(
+            prefix,
+            "muster.muster.replies.01ab.b0",
+            true,
+            b"",
+            5.0,
+            None,
+        )
+        .unwrap();
         assert_eq!(
             (event.kind, event.identity),
             (EventKind::NotConnected, None)
@@ -872,7 +957,7 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                event_from(prefix, subject, false, payload, 5.0).unwrap_err(),
+                event_from(prefix, subject, false, payload, 5.0, None).unwrap_err(),
                 why,
                 "{subject}"
             );

@@ -1,11 +1,14 @@
-//! Deciding whether a message is a request this node should run: size, envelope, security
-//! mode, request fields, collective, time window, reply subject, filter. Pure: the caller gives
-//! the time and counts the drops. The daemon and the fleet simulator share it.
+//! Deciding whether a message is a request this node should run, in DESIGN §7's order: size,
+//! envelope, signature and credential (in signed mode), request fields, caller, collective,
+//! time window, reply subject, filter. Pure: the caller gives the time, counts the drops and
+//! keeps the replay cache. The daemon and the fleet simulator share it.
 
 use std::time::Duration;
 
 use muster_proto::envelope::{Reply, Request, SecureEnvelope};
 use muster_proto::{CompiledFilter, DecodeError, StatusCode};
+use muster_security::signed::check_caller;
+use muster_security::{Credential, Verifier};
 use serde_json::json;
 
 use crate::config::{Security, ServerConfig};
@@ -22,6 +25,8 @@ pub struct Admission {
     pub max_request_bytes: usize,
     /// Allowed clock difference, added to each request's ttl.
     pub clock_skew: Duration,
+    /// Checks signatures and credentials (signed mode).
+    pub verifier: Option<Verifier>,
 }
 
 impl Admission {
@@ -32,6 +37,7 @@ impl Admission {
             collective: config.collective.clone(),
             max_request_bytes: config.max_request_bytes,
             clock_skew: config.clock_skew,
+            verifier: None,
         }
     }
 }
@@ -43,21 +49,27 @@ pub struct Admitted {
     pub request: Request,
     /// Its filter, ready to match nodes.
     pub filter: CompiledFilter,
+    /// The caller's credential (signed mode).
+    pub credential: Option<Credential>,
 }
 
-/// A dropped message: why, and a detail for the debug log.
+/// A dropped message: why, a detail for the log, and the request as far as it could be read
+/// (unverified: for the audit log).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dropped {
     /// Why.
     pub reason: DropReason,
     /// A detail for the log.
     pub detail: String,
+    /// The request it claimed to be, when it decoded.
+    pub claimed: Option<Box<Request>>,
 }
 
 fn dropped(reason: DropReason, detail: impl ToString) -> Dropped {
     Dropped {
         reason,
         detail: detail.to_string(),
+        claimed: None,
     }
 }
 
@@ -78,32 +90,67 @@ impl Admission {
         }
         let envelope =
             SecureEnvelope::decode(payload).map_err(|e| dropped(decode_reason(&e), &e))?;
-        if self.security == Security::Signed {
-            let reason = if envelope.is_signed() {
-                DropReason::Unverifiable
-            } else {
-                DropReason::Unsigned
-            };
-            return Err(dropped(reason, "this node requires signed requests"));
-        }
+        // What the request claims to be, for the audit log of a drop: read, never trusted.
+        let claim = |mut d: Dropped| {
+            d.claimed = Request::decode(&envelope.request).ok().map(Box::new);
+            d
+        };
+        let credential = match (self.security, &self.verifier) {
+            (Security::Insecure, _) => None,
+            (Security::Signed, Some(verifier)) => Some(
+                verifier
+                    .request(&envelope, now)
+                    .map_err(|e| claim(dropped(DropReason::untrusted(&e), &e)))?,
+            ),
+            (Security::Signed, None) => {
+                return Err(claim(dropped(
+                    DropReason::Unsigned,
+                    "no issuer key to check signatures with",
+                )));
+            }
+        };
         let request =
             Request::decode(&envelope.request).map_err(|e| dropped(decode_reason(&e), &e))?;
+        let known = |d: Dropped| Dropped {
+            claimed: Some(Box::new(request.clone())),
+            ..d
+        };
+        if let Some(credential) = &credential {
+            check_caller(&request, credential)
+                .map_err(|e| known(dropped(DropReason::untrusted(&e), &e)))?;
+        }
         if request.collective != self.collective {
-            return Err(dropped(DropReason::WrongCollective, &request.collective));
+            return Err(known(dropped(
+                DropReason::WrongCollective,
+                &request.collective,
+            )));
         }
         if !request.is_current(now, self.clock_skew.as_secs_f64()) {
-            return Err(dropped(DropReason::Expired, &request.id));
+            return Err(known(dropped(
+                DropReason::Expired,
+                format!(
+                    "request time {} is outside ±{} s of now",
+                    request.time, request.ttl
+                ),
+            )));
         }
         if !has_reply {
-            return Err(dropped(DropReason::NoReplySubject, &request.id));
+            return Err(known(dropped(DropReason::NoReplySubject, &request.id)));
         }
         let filter = request
             .filter
             .compile()
-            .map_err(|e| dropped(DropReason::BadFilter, &e))?;
-        Ok(Admitted { request, filter })
+            .map_err(|e| known(dropped(DropReason::BadFilter, &e)))?;
+        Ok(Admitted {
+            request,
+            filter,
+            credential,
+        })
     }
 }
+
+/// How many bytes a signature and a credential add around a signed message, at most.
+pub const SIGNING_ROOM: usize = muster_security::credential::MAX_CREDENTIAL_BYTES + 1024;
 
 /// Encodes a reply, replacing it with an error reply when it is larger than `max_payload`
 /// (0 means no limit).
@@ -138,6 +185,7 @@ mod tests {
             collective: "muster".into(),
             max_request_bytes: 10_000,
             clock_skew: Duration::from_secs(5),
+            verifier: None,
         }
     }
 

@@ -29,6 +29,22 @@ pub struct ServerConfig {
     pub brokers: Vec<String>,
     /// `signed` (default) or `insecure`.
     pub security: Security,
+    /// The issuer's public key (PEM): the node trusts the credentials it signed. Needed with
+    /// `security = "signed"`.
+    pub issuer: Option<PathBuf>,
+    /// This node's private key (PEM, mode 0600): it signs replies, acknowledgements and
+    /// registrations. Needed with `security = "signed"`.
+    pub key: Option<PathBuf>,
+    /// This node's credential, issued for its identity (`muster issuer issue --node`). Needed
+    /// with `security = "signed"`.
+    pub credential: Option<PathBuf>,
+    /// Where the action policies are: `<agent>.policy` per agent. An agent without a policy
+    /// file denies every request (with `security = "signed"`).
+    pub policy_directory: PathBuf,
+    /// The audit log: one JSON line per decision (allowed, denied, dropped). None: no audit log.
+    pub audit_log: Option<PathBuf>,
+    /// How many request ids the replay cache holds (each for its request's time window).
+    pub replay_cache: usize,
     /// YAML or JSON files of facts, merged in order (later files win).
     pub facts_files: Vec<PathBuf>,
     /// A command whose standard output is a JSON object of facts (e.g. `facter -j`).
@@ -62,6 +78,12 @@ impl Default for ServerConfig {
             collective: muster_proto::subject::DEFAULT_COLLECTIVE.to_string(),
             brokers: vec!["nats://127.0.0.1:4222".to_string()],
             security: Security::Signed,
+            issuer: None,
+            key: None,
+            credential: None,
+            policy_directory: PathBuf::from("/etc/muster/policies"),
+            audit_log: None,
+            replay_cache: 100_000,
             facts_files: Vec::new(),
             facts_command: None,
             classes_file: None,
@@ -164,6 +186,30 @@ impl ServerConfig {
                 "brokers is empty: give at least one broker URL".into(),
             ));
         }
+        if self.security == Security::Signed {
+            let missing: Vec<&str> = [
+                ("issuer", self.issuer.is_none()),
+                ("key", self.key.is_none()),
+                ("credential", self.credential.is_none()),
+            ]
+            .iter()
+            .filter(|(_, missing)| *missing)
+            .map(|(name, _)| *name)
+            .collect();
+            if !missing.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "security = \"signed\" needs {} in the config: the issuer's public key, this \
+                     node's private key and its credential (see the README, \"Security\"); or set \
+                     security = \"insecure\" on a test network",
+                    missing.join(", ")
+                )));
+            }
+        }
+        if self.replay_cache == 0 {
+            return Err(ConfigError::Invalid(
+                "replay_cache is 0: it must hold at least one request id".into(),
+            ));
+        }
         if self.max_concurrent == 0 {
             return Err(ConfigError::Invalid(
                 "max_concurrent is 0: at least one action must be able to run".into(),
@@ -205,6 +251,12 @@ identity = "web1"
 collective = "dc1"
 brokers = ["nats://a:4222", "nats://b:4222"]
 security = "insecure"
+issuer = "/etc/muster/issuer.pub"
+key = "/etc/muster/node.key"
+credential = "/etc/muster/node.cred"
+policy_directory = "/etc/muster/policies"
+audit_log = "/var/log/muster/audit.log"
+replay_cache = 1000
 facts_files = ["/etc/muster/facts.yaml"]
 facts_command = "facter -j"
 classes_file = "/var/lib/puppet/classes.txt"
@@ -246,8 +298,15 @@ registration_interval = "5m"
         let path = dir.path().join("server.toml");
         std::fs::write(&path, "identity = \"a\"\nmax_concurrent = 0\n").unwrap();
         let err = ServerConfig::load(Some(&path), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("issuer, key, credential"), "{err}");
+        std::fs::write(
+            &path,
+            "identity = \"a\"\nsecurity = \"insecure\"\nmax_concurrent = 0\n",
+        )
+        .unwrap();
+        let err = ServerConfig::load(Some(&path), &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("max_concurrent"), "{err}");
-        std::fs::write(&path, "identity = \"a\"\n").unwrap();
+        std::fs::write(&path, "identity = \"a\"\nsecurity = \"insecure\"\n").unwrap();
         let c = ServerConfig::load(
             Some(&path),
             &Overrides {

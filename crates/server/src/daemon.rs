@@ -1,5 +1,7 @@
-//! The receive loop: envelope → request → collective → time window → filter → ack → run →
-//! reply. Every step that rejects a message counts it by reason and moves on.
+//! The receive loop, in DESIGN §7's order: envelope → signature → credential → request →
+//! collective → time window → replay cache → filter → policy → ack → input validation and run
+//! → signed reply. Every step that rejects a message counts it by reason, writes the decision
+//! to the audit log, and moves on.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -14,11 +16,13 @@ use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, error, info, warn};
 
-use crate::admission::{Admission, Admitted, encode_reply};
+use crate::admission::{Admission, Admitted, Dropped, encode_reply};
+use crate::audit::{AuditLog, Decision, Record};
 use crate::config::{ConfigError, Security, ServerConfig};
 use crate::facts::{self, FactsError};
 use crate::registration::Registrar;
-use crate::stats::Stats;
+use crate::stats::{DropReason, Stats};
+use crate::trust::{NodeSigner, NodeTrust};
 
 /// What the daemon can be told while it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +56,17 @@ pub enum ServerError {
     /// Talking to the broker failed in a way that cannot be retried.
     #[error("broker: {0}")]
     Broker(String),
+    /// The keys, credential or issuer key cannot be used.
+    #[error("security: {0}")]
+    Trust(#[from] crate::trust::TrustSetupError),
+    /// The audit log cannot be opened.
+    #[error("cannot open the audit log {path}: {message}")]
+    Audit {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
 }
 
 fn now() -> f64 {
@@ -72,6 +87,8 @@ struct Node {
     stats: Arc<Stats>,
     slots: Arc<Semaphore>,
     admission: Admission,
+    trust: Option<NodeTrust>,
+    audit: Option<AuditLog>,
 }
 
 /// Runs the daemon until [`Control::Shutdown`] arrives or the control channel closes.
@@ -87,10 +104,7 @@ pub async fn run(
              requests; anyone who can publish to the broker can run actions here. Use it only on \
              a test network."
         ),
-        Security::Signed => warn!(
-            "security = \"signed\": this version cannot verify request signatures yet, so every \
-             request will be dropped; set security = \"insecure\" on a test network to use it"
-        ),
+        Security::Signed => {}
     }
 
     let mut agents: BTreeMap<String, Arc<dyn Agent>> = muster_agent::builtin(&config.agents)
@@ -112,6 +126,23 @@ pub async fn run(
     }
     let agent_infos = Arc::new(agents.values().map(|a| AgentInfo::of(a.as_ref())).collect());
     let inventory = load_inventory(&config, &identity, &agents).await?;
+    let agent_names: Vec<String> = agents.keys().cloned().collect();
+    let trust = match config.security {
+        Security::Signed => Some(NodeTrust::load(&config, &identity, &agent_names, now())?),
+        Security::Insecure => None,
+    };
+    let audit = match &config.audit_log {
+        Some(path) => Some(AuditLog::open(path).map_err(|e| ServerError::Audit {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?),
+        None => {
+            warn!("no audit_log in the config: decisions about requests are not recorded");
+            None
+        }
+    };
+    let mut admission = Admission::from_config(&config);
+    admission.verifier = trust.as_ref().map(|t| t.verifier.clone());
 
     for url in &config.brokers {
         url.parse::<async_nats::ServerAddr>()
@@ -156,7 +187,9 @@ pub async fn run(
         inventory: RwLock::new(Arc::new(inventory)),
         stats,
         slots,
-        admission: Admission::from_config(&config),
+        admission,
+        trust,
+        audit,
         config,
     });
 
@@ -185,6 +218,7 @@ pub async fn run(
             subject::registration(&node.config.collective),
             node.config.registration_interval,
             started,
+            node.signer(),
             move || source.inventory(),
         )
     });
@@ -258,7 +292,48 @@ impl Node {
         }
     }
 
+    fn signer(&self) -> Option<Arc<NodeSigner>> {
+        self.trust.as_ref().map(|t| t.signer.clone())
+    }
+
+    /// A message to send: signed when this node has a key.
+    fn seal(&self, message: Vec<u8>) -> Vec<u8> {
+        match self.signer() {
+            Some(signer) => signer.seal(String::from_utf8(message).unwrap_or_default()),
+            None => message,
+        }
+    }
+
+    /// Writes a decision to the audit log, if there is one.
+    fn audit(&self, decision: Decision, reason: String, request: Option<&Request>) {
+        if let Some(audit) = &self.audit {
+            let mut record = Record::now(decision, reason);
+            if let Some(r) = request {
+                record.request_id = Some(r.id.clone());
+                record.caller = Some(r.caller.clone());
+                record.agent = Some(r.agent.clone());
+                record.action = Some(r.action.clone());
+            }
+            audit.record(&record);
+        }
+    }
+
+    /// Counts and records a dropped message.
+    fn drop_message(&self, dropped: Dropped) {
+        self.stats.dropped(dropped.reason);
+        debug!(reason = dropped.reason.name(), detail = %dropped.detail, "dropped a message");
+        self.audit(
+            Decision::Dropped,
+            format!("{}: {}", dropped.reason.name(), dropped.detail),
+            dropped.claimed.as_deref(),
+        );
+    }
+
     async fn reload(&self) {
+        if let Some(trust) = &self.trust {
+            let agents: Vec<String> = self.agents.keys().cloned().collect();
+            trust.reload_policies(&agents);
+        }
         match load_inventory(&self.config, &self.identity, &self.agents).await {
             Ok(inventory) => {
                 info!(
@@ -278,18 +353,27 @@ impl Node {
     /// Checks one message and, if it is a request for this node, starts its action.
     async fn handle(self: Arc<Self>, message: Message) {
         self.stats.received();
-        let Admitted { request, filter } = match self.admission.check(
-            &message.payload,
-            message.reply.is_some(),
-            now(),
-        ) {
+        let now = now();
+        let Admitted {
+            request,
+            filter,
+            credential,
+        } = match self
+            .admission
+            .check(&message.payload, message.reply.is_some(), now)
+        {
             Ok(admitted) => admitted,
-            Err(dropped) => {
-                self.stats.dropped(dropped.reason);
-                debug!(reason = dropped.reason.name(), detail = %dropped.detail, "dropped a message");
-                return;
-            }
+            Err(dropped) => return self.drop_message(dropped),
         };
+        if let Some(trust) = &self.trust
+            && let Err(e) = trust.admit_id(&request, self.config.clock_skew.as_secs_f64(), now)
+        {
+            return self.drop_message(Dropped {
+                reason: DropReason::replay(e),
+                detail: e.to_string(),
+                claimed: Some(Box::new(request)),
+            });
+        }
         let Some(reply_to) = message.reply else {
             return;
         };
@@ -298,10 +382,36 @@ impl Node {
             self.stats.filtered();
             return;
         }
+        match (&self.trust, &credential) {
+            (Some(trust), Some(credential)) => {
+                match trust.authorize(credential, &request, inventory.as_ref()) {
+                    Ok(why) => self.audit(Decision::Allowed, why, Some(&request)),
+                    Err(why) => {
+                        warn!(request_id = %request.id, caller = %request.caller, agent = %request.agent, action = %request.action, reason = %why, "denied a request");
+                        self.audit(Decision::Denied, why.clone(), Some(&request));
+                        let reply = Reply::new(
+                            &request.id,
+                            &self.identity,
+                            now,
+                            StatusCode::NotAuthorized,
+                            format!("not authorized: {why}"),
+                            json!({}),
+                        );
+                        return self.send_reply(reply_to, reply).await;
+                    }
+                }
+            }
+            _ => self.audit(
+                Decision::Allowed,
+                "insecure mode: no signature or policy checked".to_string(),
+                Some(&request),
+            ),
+        }
 
         if request.ack {
             let ack =
                 serde_json::to_vec(&Ack::new(&request.id, &self.identity)).unwrap_or_default();
+            let ack = self.seal(ack);
             if let Err(e) = self.client.publish(reply_to.clone(), ack.into()).await {
                 warn!(error = %e, request_id = %request.id, "cannot send the acknowledgement");
             }
@@ -351,7 +461,15 @@ impl Node {
     }
 
     async fn send_reply(&self, reply_to: async_nats::Subject, reply: Reply) {
-        let bytes = encode_reply(&reply, self.client.server_info().max_payload, now());
+        // Room for the signature and credential around a signed reply.
+        let max = match self.client.server_info().max_payload {
+            0 => 0,
+            max if self.trust.is_some() => {
+                max.saturating_sub(crate::admission::SIGNING_ROOM).max(1)
+            }
+            max => max,
+        };
+        let bytes = self.seal(encode_reply(&reply, max, now()));
         match self.client.publish(reply_to, bytes.into()).await {
             Ok(()) => self.stats.served(),
             Err(e) => warn!(error = %e, request_id = %reply.request_id, "cannot send the reply"),

@@ -79,20 +79,25 @@ pub struct Registrar {
 }
 
 impl Registrar {
-    /// Starts publishing to `subject` at once and then every `interval` (jittered). `inventory`
-    /// is called for each registration, so facts reloaded with SIGHUP are sent the next time.
+    /// Starts publishing to `subject` at once and then every `interval` (jittered), signed by
+    /// `signer` when there is one. `inventory` is called for each registration, so facts
+    /// reloaded with SIGHUP are sent the next time.
     pub fn spawn(
         client: Client,
         subject: String,
         interval: Duration,
         started: u64,
+        signer: Option<Arc<crate::trust::NodeSigner>>,
         inventory: impl Fn() -> Arc<Inventory> + Send + 'static,
     ) -> Registrar {
         let (stop, mut stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
             let mut jitter = Jitter::seeded(&inventory().identity);
             loop {
-                let payload = registration(&inventory(), started, now()).to_bytes();
+                let mut payload = registration(&inventory(), started, now()).to_bytes();
+                if let Some(signer) = &signer {
+                    payload = signer.seal(String::from_utf8(payload).unwrap_or_default());
+                }
                 match client.publish(subject.clone(), payload.into()).await {
                     Ok(()) => debug!(%subject, "published the registration"),
                     Err(e) => warn!(error = %e, %subject, "cannot publish the registration"),

@@ -23,8 +23,26 @@ pub enum DropReason {
     InvalidField,
     /// Unsigned, and the node requires signatures.
     Unsigned,
-    /// Signed, but this node cannot verify signatures yet.
-    Unverifiable,
+    /// Signed, but without the credential that names the key.
+    NoCredential,
+    /// The signature is not the credential key's over the request.
+    BadSignature,
+    /// The credential does not decode.
+    BadCredential,
+    /// The credential is not signed by the issuer this node trusts.
+    UnknownIssuer,
+    /// The credential has expired.
+    CredentialExpired,
+    /// The credential's validity starts in the future.
+    CredentialNotYetValid,
+    /// A node's credential used to send a request.
+    WrongCredentialKind,
+    /// The request's caller is not the credential's name.
+    CallerMismatch,
+    /// The request id was admitted before, within its window.
+    Replayed,
+    /// The replay cache is full of unexpired ids.
+    ReplayCacheFull,
     /// For another collective.
     WrongCollective,
     /// `time` outside ±(ttl + skew).
@@ -36,6 +54,32 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// The reason for a request that is not trusted.
+    pub fn untrusted(e: &muster_security::TrustError) -> DropReason {
+        use muster_security::TrustError as T;
+        use muster_security::credential::CredentialError as C;
+        match e {
+            T::Unsigned => DropReason::Unsigned,
+            T::NoCredential => DropReason::NoCredential,
+            T::Malformed(_) => DropReason::Malformed,
+            T::BadSignature { .. } => DropReason::BadSignature,
+            T::CallerMismatch { .. } => DropReason::CallerMismatch,
+            T::Credential(C::Malformed(_)) => DropReason::BadCredential,
+            T::Credential(C::UnknownIssuer { .. }) => DropReason::UnknownIssuer,
+            T::Credential(C::Expired { .. }) => DropReason::CredentialExpired,
+            T::Credential(C::NotYetValid { .. }) => DropReason::CredentialNotYetValid,
+            T::Credential(C::WrongKind { .. }) => DropReason::WrongCredentialKind,
+        }
+    }
+
+    /// The reason for a request id the replay cache refuses.
+    pub fn replay(e: muster_security::replay::ReplayError) -> DropReason {
+        match e {
+            muster_security::replay::ReplayError::Seen => DropReason::Replayed,
+            muster_security::replay::ReplayError::Full => DropReason::ReplayCacheFull,
+        }
+    }
+
     /// The stable name.
     pub fn name(self) -> &'static str {
         match self {
@@ -44,7 +88,16 @@ impl DropReason {
             DropReason::WrongProtocol => "wrong_protocol",
             DropReason::InvalidField => "invalid_field",
             DropReason::Unsigned => "unsigned",
-            DropReason::Unverifiable => "unverifiable",
+            DropReason::NoCredential => "no_credential",
+            DropReason::BadSignature => "bad_signature",
+            DropReason::BadCredential => "bad_credential",
+            DropReason::UnknownIssuer => "unknown_issuer",
+            DropReason::CredentialExpired => "credential_expired",
+            DropReason::CredentialNotYetValid => "credential_not_yet_valid",
+            DropReason::WrongCredentialKind => "wrong_credential_kind",
+            DropReason::CallerMismatch => "caller_mismatch",
+            DropReason::Replayed => "replayed",
+            DropReason::ReplayCacheFull => "replay_cache_full",
             DropReason::WrongCollective => "wrong_collective",
             DropReason::Expired => "expired",
             DropReason::NoReplySubject => "no_reply_subject",

@@ -342,17 +342,18 @@ async fn flap(
 
 async fn handle(group: &Arc<Group>, client: &Client, message: Message) {
     group.stats.received();
-    let Admitted { request, filter } =
-        match group
-            .admission
-            .check(&message.payload, message.reply.is_some(), now())
-        {
-            Ok(a) => a,
-            Err(dropped) => {
-                group.stats.dropped(dropped.reason);
-                return;
-            }
-        };
+    let Admitted {
+        request, filter, ..
+    } = match group
+        .admission
+        .check(&message.payload, message.reply.is_some(), now())
+    {
+        Ok(a) => a,
+        Err(dropped) => {
+            group.stats.dropped(dropped.reason);
+            return;
+        }
+    };
     let Some(reply_to) = message.reply else {
         return;
     };

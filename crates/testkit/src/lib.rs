@@ -18,6 +18,7 @@ use tempfile::TempDir;
 pub use nix::sys::signal::Signal as UnixSignal;
 
 pub mod embedded;
+pub mod pki;
 pub use embedded::EmbeddedBroker;
 
 /// Waits until `condition` returns true, checking every few milliseconds, or fails after
@@ -266,7 +267,14 @@ pub struct Daemon {
     broker: String,
     /// Its identity.
     pub identity: String,
+    /// In signed mode it does not answer an unsigned ping: readiness is read from its log.
+    signed: bool,
+    /// How many times its log said it was ready before the last launch.
+    ready_before: usize,
 }
+
+/// What the daemon logs once it serves requests.
+const READY: &str = "ready: serving requests";
 
 impl Daemon {
     /// Writes the daemon's files and starts it against `broker`; does not wait for it.
@@ -292,6 +300,8 @@ impl Daemon {
             muster: muster.to_path_buf(),
             broker: broker.to_string(),
             identity: spec.identity.clone(),
+            signed: spec.security == "signed",
+            ready_before: 0,
         };
         daemon.launch()?;
         Ok(daemon)
@@ -305,6 +315,7 @@ impl Daemon {
     }
 
     fn launch(&mut self) -> Result<()> {
+        self.ready_before = self.log().matches(READY).count();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -344,10 +355,18 @@ impl Daemon {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    /// Waits until the daemon answers `muster ping` on its own subject.
+    /// Waits until the daemon answers `muster ping` on its own subject (in signed mode: until
+    /// its log says it serves requests).
     pub fn wait_ready(&self, deadline: Duration) -> Result<()> {
         let what = format!("daemon {} to answer a ping", self.identity);
-        wait_for(&what, deadline, || self.answers_ping()).map_err(|e| {
+        let ready = || {
+            if self.signed {
+                self.log().matches(READY).count() > self.ready_before
+            } else {
+                self.answers_ping()
+            }
+        };
+        wait_for(&what, deadline, ready).map_err(|e| {
             anyhow::anyhow!("{e}\n----- log of {} -----\n{}", self.identity, self.log())
         })
     }

@@ -89,7 +89,7 @@ pub async fn run(args: FactsArgs) -> Result<ExitStatus, Failure> {
     }
     let expected = session.expected().await?;
     if expected.is_empty() {
-        return Ok(no_match(request.json));
+        return Ok(session.no_match(request.json));
     }
     let nodes = &expected.nodes;
     let call = Call {

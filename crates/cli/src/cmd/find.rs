@@ -5,7 +5,6 @@ use muster_client::ExitStatus;
 
 use crate::Failure;
 use crate::args::RequestArgs;
-use crate::cmd::no_match;
 
 pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
     let session = args.connect().await?;
@@ -24,7 +23,7 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
         }
     }
     if nodes.is_empty() {
-        return Ok(no_match(args.json));
+        return Ok(session.no_match(args.json));
     }
     Ok(ExitStatus::Ok)
 }

@@ -9,7 +9,7 @@ use muster_client::{Call, Delivery, ExitStatus, RequestOptions};
 
 use crate::Failure;
 use crate::args::{DiscoveryMethod, RequestArgs};
-use crate::cmd::{end_progress, no_match, progress};
+use crate::cmd::{end_progress, progress};
 use crate::render;
 
 pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
@@ -19,7 +19,7 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
     let report = if session.nodes.is_some() || session.method == DiscoveryMethod::Registry {
         let expected = session.expected().await?;
         if expected.is_empty() {
-            return Ok(no_match(args.json));
+            return Ok(session.no_match(args.json));
         }
         let mut report = session
             .client
@@ -80,12 +80,13 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
         if args.json {
             render::json(&report);
         }
-        return Ok(no_match(args.json));
+        return Ok(session.no_match(args.json));
     }
     if args.json {
         render::json(&report);
     } else {
         render::ping(&report, args.verbose);
     }
+    session.trust_notes(&report);
     Ok(report.exit_status())
 }

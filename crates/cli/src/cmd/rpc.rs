@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::Failure;
 use crate::args::{Display, RequestArgs, RpcArgs};
-use crate::cmd::{Expected, Session, end_progress, no_match, progress};
+use crate::cmd::{Expected, Session, end_progress, progress};
 use crate::render;
 
 /// Splits `key=value` inputs.
@@ -78,7 +78,7 @@ pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
     let session = request.connect().await?;
     let expected = session.expected().await?;
     if expected.is_empty() {
-        return Ok(no_match(request.json));
+        return Ok(session.no_match(request.json));
     }
     let nodes = &expected.nodes;
     let mut options = session.request_options(nodes.len());
@@ -155,6 +155,7 @@ pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
     }
     crate::cmd::journal::record(request, &call, &session.filter, None, &report);
     show(&report, action.as_ref(), request);
+    session.trust_notes(&report);
     Ok(report.exit_status())
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use muster_testkit::DaemonSpec;
 
 use crate::cli::muster;
-use crate::fixture::{self, arg, text_file};
+use crate::fixture::{self, arg, stand_in, text_file};
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -90,15 +90,6 @@ on_both_brokers! {
             .stdout_has("\"agent\":\"greeter\"");
         Ok(())
     }
-}
-
-/// Writes an executable stand-in script.
-fn stand_in(dir: &Path, name: &str, body: &str) -> anyhow::Result<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n"))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-    Ok(path.display().to_string())
 }
 
 on_both_brokers! {

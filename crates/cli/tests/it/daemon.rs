@@ -374,8 +374,14 @@ fn server_config_errors_exit_2() -> Result<()> {
             "open",
         ),
         (
-            format!("identity = \"web1\"\nbrokers = [{broker:?}]\nmax_concurrent = 0\n"),
+            format!(
+                "identity = \"web1\"\nbrokers = [{broker:?}]\nsecurity = \"insecure\"\nmax_concurrent = 0\n"
+            ),
             "max_concurrent",
+        ),
+        (
+            format!("identity = \"web1\"\nbrokers = [{broker:?}]\n"),
+            "security = \"signed\" needs issuer, key, credential",
         ),
         (
             format!("identity = \"bad name\"\nbrokers = [{broker:?}]\n"),

@@ -259,3 +259,13 @@ pub fn registry(db: &Path, url: &str, log: &Path) -> Result<Background> {
         log,
     )
 }
+
+/// An executable shell script `name` in `dir` with this body: a harmless stand-in for a
+/// system command. Returns its path.
+pub fn stand_in(dir: &Path, name: &str, body: &str) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n"))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    Ok(path.display().to_string())
+}

@@ -49,3 +49,4 @@ mod outcomes;
 mod pacing;
 mod plugin;
 mod registry;
+mod security;

@@ -101,16 +101,12 @@ on_both_brokers! {
 }
 
 /// A daemon that is connected but never answers: it requires signed requests and drops the
-/// client's unsigned ones. It never answers a ping, so wait for its log to say it is ready.
-fn silent_node(identity: &str, broker: &str) -> Result<Daemon> {
-    let node = Daemon::spawn(bin(), broker, &DaemonSpec::new(identity).security("signed"))?;
-    wait_for(
-        "the silent node to be ready",
-        Duration::from_secs(20),
-        || node.log().contains("ready"),
-    )
-    .with_context(|| node.log())?;
-    Ok(node)
+/// client's unsigned ones. (Its keys are throwaway ones, returned so they live as long.)
+fn silent_node(identity: &str, broker: &str) -> Result<(Daemon, muster_testkit::pki::Pki)> {
+    let pki = muster_testkit::pki::Pki::new()?;
+    let node = Daemon::start(bin(), broker, &pki.signed(DaemonSpec::new(identity))?)
+        .with_context(|| format!("the silent node {identity}"))?;
+    Ok((node, pki))
 }
 
 on_both_brokers! {
@@ -119,7 +115,7 @@ on_both_brokers! {
         let Some(fleet) = fixture::fleet(&[DaemonSpec::new("web1")])? else {
             return Ok(());
         };
-        let silent = silent_node("quiet1", &fleet.url())?;
+        let (silent, _keys) = silent_node("quiet1", &fleet.url())?;
         let nodes = node_list(&["web1", "quiet1"])?;
 
         let run = fleet

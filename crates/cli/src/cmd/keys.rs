@@ -1,0 +1,122 @@
+//! `muster keygen`, `muster issuer init` and `muster issuer issue`: the keys and credentials of
+//! DESIGN §7.
+
+use std::path::{Path, PathBuf};
+
+use muster_client::ExitStatus;
+use muster_security::credential::{Credential, Kind};
+use muster_security::{PublicKey, SecretKey};
+
+use crate::Failure;
+use crate::args::{IssueArgs, KeygenArgs};
+
+/// `PATH` with `.pub` for its extension.
+fn public_path(private: &Path) -> PathBuf {
+    private.with_extension("pub")
+}
+
+fn write_pair(key: &SecretKey, private: &Path) -> Result<PathBuf, Failure> {
+    let public = public_path(private);
+    if private.exists() {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "{} exists; a key is never overwritten (move it away, or give --out another file)",
+            private.display()
+        )));
+    }
+    key.write_new(private).map_err(Failure::usage)?;
+    key.public().write(&public).map_err(Failure::usage)?;
+    Ok(public)
+}
+
+/// `muster keygen`.
+pub fn keygen(args: KeygenArgs) -> Result<ExitStatus, Failure> {
+    let key = SecretKey::generate();
+    let public = write_pair(&key, &args.out)?;
+    println!(
+        "private key: {} (mode 0600: keep it to yourself)",
+        args.out.display()
+    );
+    println!("public key:  {}", public.display());
+    println!(
+        "Have the issuer make a credential for it: muster issuer issue --caller NAME --pubkey {}",
+        public.display()
+    );
+    Ok(ExitStatus::Ok)
+}
+
+/// `muster issuer init`.
+pub fn issuer_init(dir: &Path) -> Result<ExitStatus, Failure> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::usage(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
+    let key = SecretKey::generate();
+    let private = dir.join("issuer.key");
+    let public = write_pair(&key, &private)?;
+    println!(
+        "issuer private key: {} — keep it offline; it makes credentials",
+        private.display()
+    );
+    println!(
+        "issuer public key:  {} — every node and client gets it (issuer = \"…\" in their config)",
+        public.display()
+    );
+    Ok(ExitStatus::Ok)
+}
+
+/// `muster issuer issue`.
+pub fn issue(args: IssueArgs) -> Result<ExitStatus, Failure> {
+    let (kind, name) = match (&args.caller, &args.node) {
+        (Some(caller), None) => (Kind::Caller, caller.clone()),
+        (None, Some(node)) => (Kind::Node, node.clone()),
+        _ => {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "give --caller NAME or --node IDENTITY"
+            )));
+        }
+    };
+    if kind == Kind::Node {
+        muster_proto::subject::check_identity(&name).map_err(Failure::usage)?;
+        if !args.agents.is_empty() {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "--agents limits what a caller may run; a node's credential has no such limit"
+            )));
+        }
+    }
+    let valid = humantime::parse_duration(&args.valid).map_err(|e| {
+        Failure::usage(anyhow::anyhow!(
+            "--valid {:?}: {e}; write a duration such as 30d or 12h",
+            args.valid
+        ))
+    })?;
+    if valid.is_zero() {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--valid 0: a credential must be valid for some time"
+        )));
+    }
+    let issuer = SecretKey::read(&args.issuer_key).map_err(Failure::usage)?;
+    let holder = PublicKey::read(&args.pubkey).map_err(Failure::usage)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let agents = (!args.agents.is_empty()).then(|| args.agents.clone());
+    let credential = Credential::new(kind, &name, &holder, now, valid.as_secs(), agents)
+        .map_err(|e| Failure::usage(anyhow::anyhow!("{e}")))?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{name}.cred")));
+    std::fs::write(&out, format!("{}\n", credential.issue(&issuer)))
+        .map_err(|e| Failure::usage(anyhow::anyhow!("cannot write {}: {e}", out.display())))?;
+    let until = std::time::UNIX_EPOCH + std::time::Duration::from_secs(credential.expires);
+    println!(
+        "{} credential for {name:?}: {} (valid until {}{})",
+        kind.name(),
+        out.display(),
+        humantime::format_rfc3339_seconds(until),
+        credential
+            .agents
+            .as_ref()
+            .map(|a| format!(", agents {}", a.join(", ")))
+            .unwrap_or_default()
+    );
+    Ok(ExitStatus::Ok)
+}
