@@ -9,6 +9,8 @@
 pub mod ddl;
 pub mod envelope;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod job;
 pub mod registration;
 pub mod status;

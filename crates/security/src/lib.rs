@@ -14,6 +14,8 @@
 //! Time is always a parameter; nothing here reads the clock.
 
 pub mod credential;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod keys;
 pub mod policy;
 pub mod replay;
