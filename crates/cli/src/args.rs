@@ -468,6 +468,9 @@ pub struct RegistryArgs {
     /// vouches for.
     #[arg(long, value_name = "FILE")]
     pub issuer: Option<PathBuf>,
+    /// A client config file whose `[transport]` (TLS, NATS credentials) the registry uses.
+    #[arg(long, value_name = "FILE", env = "MUSTER_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

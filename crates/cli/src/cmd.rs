@@ -208,6 +208,7 @@ impl RequestArgs {
             collective: config.collective.clone(),
             signing,
             verifier,
+            transport: config.transport.clone(),
             ..ConnectConfig::default()
         })
         .await?;

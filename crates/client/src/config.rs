@@ -37,6 +37,8 @@ pub struct ClientConfig {
     pub credential: Option<PathBuf>,
     /// The issuer's public key: only replies signed by nodes it vouches for are accepted.
     pub issuer: Option<PathBuf>,
+    /// TLS and NATS credentials for the broker connection (`[transport]`).
+    pub transport: muster_security::Transport,
 }
 
 impl Default for ClientConfig {
@@ -53,6 +55,7 @@ impl Default for ClientConfig {
             key: None,
             credential: None,
             issuer: None,
+            transport: Default::default(),
         }
     }
 }

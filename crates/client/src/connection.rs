@@ -27,6 +27,8 @@ pub struct ConnectConfig {
     pub signing: Option<Signing>,
     /// Accept only replies signed by nodes whose credentials this issuer signed.
     pub verifier: Option<Verifier>,
+    /// TLS and NATS credentials.
+    pub transport: muster_security::Transport,
 }
 
 /// The caller's key and credential.
@@ -83,6 +85,7 @@ impl Default for ConnectConfig {
             connect_timeout: Duration::from_secs(3),
             signing: None,
             verifier: None,
+            transport: Default::default(),
         }
     }
 }
@@ -165,7 +168,11 @@ impl Client {
                     })?;
             addrs.push(addr);
         }
-        let nats = ConnectOptions::new()
+        let options = config
+            .transport
+            .apply(ConnectOptions::new())
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let nats = options
             .name("muster-client")
             .connection_timeout(config.connect_timeout)
             // Large fleets answer at once: a subscriber that falls behind loses messages.

@@ -73,6 +73,8 @@ pub struct RegistryConfig {
     /// When set, registrations, acknowledgements and replies must be signed by a node whose
     /// credential this issuer signed, for the identity they carry; others are dropped.
     pub issuer: Option<muster_security::PublicKey>,
+    /// TLS and NATS credentials for the broker connection.
+    pub transport: muster_security::Transport,
 }
 
 impl RegistryConfig {
@@ -86,6 +88,7 @@ impl RegistryConfig {
             retention: Duration::from_secs(7 * 24 * 3600),
             prune_interval: Duration::from_secs(600),
             issuer: None,
+            transport: Default::default(),
         }
     }
 
@@ -458,7 +461,11 @@ impl Registry {
                 }
             })?);
         }
-        let client = ConnectOptions::new()
+        let options = config
+            .transport
+            .apply(ConnectOptions::new())
+            .map_err(|e| RegistryError::Config(e.to_string()))?;
+        let client = options
             .name("muster-registry")
             .connection_timeout(Duration::from_secs(3))
             .subscription_capacity(QUEUE_CAPACITY)

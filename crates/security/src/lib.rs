@@ -10,6 +10,7 @@
 //! - [`replay`]: the bounded cache of request ids a node has run, entries expiring with their
 //!   request's time window.
 //! - [`policy`]: MCollective's actionpolicy files, parsed and evaluated.
+//! - [`transport`]: TLS and NATS credentials for the connection to the broker.
 //!
 //! Time is always a parameter; nothing here reads the clock.
 
@@ -20,9 +21,11 @@ pub mod keys;
 pub mod policy;
 pub mod replay;
 pub mod signed;
+pub mod transport;
 
 pub use credential::{Credential, CredentialError, Kind};
 pub use keys::{KeyError, PublicKey, SecretKey};
 pub use policy::{Decision, Policy, PolicyError};
 pub use replay::ReplayCache;
 pub use signed::{TrustError, Verifier};
+pub use transport::Transport;

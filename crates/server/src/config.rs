@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub audit_log: Option<PathBuf>,
     /// How many request ids the replay cache holds (each for its request's time window).
     pub replay_cache: usize,
+    /// TLS and NATS credentials for the broker connection (`[transport]`).
+    pub transport: muster_security::Transport,
     /// YAML or JSON files of facts, merged in order (later files win).
     pub facts_files: Vec<PathBuf>,
     /// A command whose standard output is a JSON object of facts (e.g. `facter -j`).
@@ -84,6 +86,7 @@ impl Default for ServerConfig {
             policy_directory: PathBuf::from("/etc/muster/policies"),
             audit_log: None,
             replay_cache: 100_000,
+            transport: Default::default(),
             facts_files: Vec::new(),
             facts_command: None,
             classes_file: None,
@@ -205,6 +208,9 @@ impl ServerConfig {
                 )));
             }
         }
+        self.transport
+            .check()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if self.replay_cache == 0 {
             return Err(ConfigError::Invalid(
                 "replay_cache is 0: it must hold at least one request id".into(),

@@ -151,7 +151,11 @@ pub async fn run(
                 message: e.to_string(),
             })?;
     }
-    let client = ConnectOptions::new()
+    let options = config
+        .transport
+        .apply(ConnectOptions::new())
+        .map_err(|e| ServerError::Config(ConfigError::Invalid(e.to_string())))?;
+    let client = options
         .name(format!("muster-server {identity}"))
         .retry_on_initial_connect()
         .max_reconnects(None)

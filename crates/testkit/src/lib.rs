@@ -19,6 +19,7 @@ pub use nix::sys::signal::Signal as UnixSignal;
 
 pub mod embedded;
 pub mod pki;
+pub mod tls;
 pub use embedded::EmbeddedBroker;
 
 /// Waits until `condition` returns true, checking every few milliseconds, or fails after

@@ -28,6 +28,9 @@ pub fn config(args: &RegistryArgs) -> Result<RegistryConfig, Failure> {
         collective: args.collective.clone(),
         retention,
         prune_interval: RegistryConfig::prune_interval_for(retention),
+        transport: muster_client::ClientConfig::load(args.config.as_deref())
+            .map_err(Failure::usage)?
+            .transport,
         issuer: match &args.issuer {
             Some(path) => Some(muster_security::PublicKey::read(path).map_err(Failure::usage)?),
             None => None,

@@ -424,3 +424,55 @@ on_both_brokers! {
         Ok(())
     }
 }
+
+/// TLS to the broker with a client certificate, and a NATS user and password: daemon and
+/// client connect with them, and without them the client cannot. (nats-server serves the TLS.)
+#[test]
+fn tls_with_client_certificates_and_broker_credentials() -> Result<()> {
+    let certs = muster_testkit::tls::TestCerts::new()?;
+    let (server_cert, server_key) = certs.server();
+    let conf = format!(
+        "tls {{\n  cert_file: {server_cert:?}\n  key_file: {server_key:?}\n  ca_file: {:?}\n  verify: true\n  timeout: 5\n}}\nauthorization {{\n  user: muster\n  password: s3cret\n}}\n",
+        certs.ca()
+    );
+    let Some(nats) = muster_testkit::NatsServerProcess::start_with_config(Some(&conf))? else {
+        return Ok(());
+    };
+    let url = nats.url();
+    let (cert, key) = certs.client();
+    let transport = |with_cert: bool, password: &str| {
+        let mut t = format!(
+            "[transport]\ntls_ca = {:?}\nuser = \"muster\"\npassword = {password:?}\n",
+            certs.ca()
+        );
+        if with_cert {
+            t.push_str(&format!("tls_cert = {cert:?}\ntls_key = {key:?}\n"));
+        }
+        t
+    };
+    let pki = Pki::new()?;
+    pki.policy("rpcutil", "policy default allow\n")?;
+    let spec = pki
+        .signed(DaemonSpec::new("web1"))?
+        .config(&transport(true, "s3cret"));
+    let _daemon = muster_testkit::Daemon::start(crate::cli::bin(), &url, &spec)?;
+    let alice = pki.caller("alice", None)?;
+    let nodes = fixture::node_list(&["web1"])?;
+    let ping = |extra: &str, name: &str| -> Result<crate::cli::Run> {
+        let config = pki.client_config(&alice, name, extra)?;
+        Ok(muster(&[
+            "ping",
+            "--nodes",
+            fixture::arg(&nodes),
+            "--config",
+            config.to_str().unwrap_or_default(),
+        ])
+        .broker(&url)
+        .run())
+    };
+    ping(&transport(true, "s3cret"), "good")?.code(0);
+    ping(&transport(false, "s3cret"), "no-cert")?.code(5);
+    ping(&transport(true, "wrong"), "bad-password")?.code(5);
+    ping("", "plain")?.code(5);
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! How a client, daemon or registry connects to the broker: TLS (the CA the broker's
+//! certificate must chain to, and optionally a client certificate) and NATS credentials (a
+//! user and password, or a token). The `[transport]` table of `server.toml` and
+//! `client.toml`:
+//!
+//! ```toml
+//! [transport]
+//! tls_ca = "/etc/muster/ca.pem"        # set: TLS is required
+//! tls_cert = "/etc/muster/web1.crt"    # a client certificate, when the broker asks for one
+//! tls_key = "/etc/muster/web1.key.pem"
+//! user = "muster"
+//! password = "…"                       # or: token = "…"
+//! ```
+//!
+//! TLS is rustls with the ring provider, the one crypto provider in the whole build.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Transport settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Transport {
+    /// CA certificates (PEM) that sign the broker's certificate. Set: TLS is required.
+    pub tls_ca: Option<PathBuf>,
+    /// A client certificate (PEM), for brokers that verify clients.
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// NATS user name (with `password`).
+    pub user: Option<String>,
+    /// NATS password.
+    pub password: Option<String>,
+    /// NATS token (instead of user and password).
+    pub token: Option<String>,
+}
+
+/// Transport settings that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("transport: {0}")]
+pub struct TransportError(pub String);
+
+impl Transport {
+    /// Checks the settings go together and the files exist.
+    pub fn check(&self) -> Result<(), TransportError> {
+        let fail = |m: &str| Err(TransportError(m.to_string()));
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return fail("tls_cert and tls_key go together: give both or neither");
+        }
+        if self.tls_cert.is_some() && self.tls_ca.is_none() {
+            return fail("a client certificate needs tls_ca: TLS is set up with the CA");
+        }
+        if self.user.is_some() != self.password.is_some() {
+            return fail("user and password go together: give both or neither");
+        }
+        if self.token.is_some() && self.user.is_some() {
+            return fail("give a token or a user and password, not both");
+        }
+        for path in [&self.tls_ca, &self.tls_cert, &self.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            if !path.is_file() {
+                return Err(TransportError(format!(
+                    "{} is not a readable file",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether TLS is used.
+    pub fn tls(&self) -> bool {
+        self.tls_ca.is_some()
+    }
+
+    /// Applies the settings to connection options.
+    pub fn apply(
+        &self,
+        mut options: async_nats::ConnectOptions,
+    ) -> Result<async_nats::ConnectOptions, TransportError> {
+        self.check()?;
+        if let Some(ca) = &self.tls_ca {
+            options = options.require_tls(true).add_root_certificates(ca.clone());
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+        if let (Some(user), Some(password)) = (&self.user, &self.password) {
+            options = options.user_and_password(user.clone(), password.clone());
+        }
+        if let Some(token) = &self.token {
+            options = options.token(token.clone());
+        }
+        Ok(options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_that_do_not_go_together_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ca.pem");
+        std::fs::write(&file, "x").unwrap();
+        let ok = Transport {
+            tls_ca: Some(file.clone()),
+            tls_cert: Some(file.clone()),
+            tls_key: Some(file.clone()),
+            user: Some("u".into()),
+            password: Some("p".into()),
+            token: None,
+        };
+        assert_eq!(ok.check(), Ok(()));
+        for (t, needle) in [
+            (
+                Transport {
+                    tls_key: None,
+                    ..ok.clone()
+                },
+                "go together",
+            ),
+            (
+                Transport {
+                    tls_ca: None,
+                    ..ok.clone()
+                },
+                "needs tls_ca",
+            ),
+            (
+                Transport {
+                    password: None,
+                    ..ok.clone()
+                },
+                "user and password",
+            ),
+            (
+                Transport {
+                    token: Some("t".into()),
+                    ..ok.clone()
+                },
+                "not both",
+            ),
+            (
+                Transport {
+                    tls_ca: Some(dir.path().join("none")),
+                    ..ok.clone()
+                },
+                "not a readable file",
+            ),
+        ] {
+            let err = t.check().unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+    }
+}
