@@ -826,6 +826,12 @@ pub struct ServerInfo {
     /// Whether `CONNECT` must authenticate.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub auth_required: bool,
+    /// Whether the client must start TLS after this INFO.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_required: bool,
+    /// Whether the client must present a certificate.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_verify: bool,
 }
 
 /// Appends `INFO {json}\r\n`.

@@ -33,6 +33,20 @@ impl Auth {
     }
 }
 
+/// TLS for every client connection (`[tls]`): the broker's certificate and key, and a CA to
+/// require and verify client certificates with.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// The broker's certificate chain (PEM).
+    pub cert: std::path::PathBuf,
+    /// Its private key (PEM).
+    pub key: std::path::PathBuf,
+    /// Set: clients must present a certificate this CA (PEM) signed.
+    #[serde(default)]
+    pub ca: Option<std::path::PathBuf>,
+}
+
 /// Configuration of one broker. The listen address is not here: [`crate::run`] takes an
 /// already-bound listener.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -59,6 +73,11 @@ pub struct BrokerConfig {
     pub auth_timeout: Duration,
     /// How clients authenticate.
     pub auth: Auth,
+    /// TLS for client connections; none: plain TCP.
+    pub tls: Option<Tls>,
+    /// Confine each client to the reply inboxes (`_INBOX.<token>`) it subscribed to first:
+    /// no client can subscribe to another's inbox, or to wildcards that would cover it.
+    pub private_inboxes: bool,
 }
 
 /// `nats-server`'s `MAX_PAYLOAD_SIZE`.
@@ -80,6 +99,8 @@ impl Default for BrokerConfig {
             write_deadline: Duration::from_secs(10),
             auth_timeout: Duration::from_secs(2),
             auth: Auth::None,
+            tls: None,
+            private_inboxes: false,
         }
     }
 }

@@ -14,9 +14,14 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// A connection's reading side: a TCP stream's, or a TLS session's.
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+/// A connection's writing side.
+type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -241,6 +246,8 @@ struct Connection {
     decoder: Decoder,
     options: Negotiated,
     pings_out: u32,
+    /// Inbox tokens this client owns (`private_inboxes`).
+    claims: Vec<Bytes>,
     /// Time spent stalled since the last socket read.
     stalled_for: Duration,
     scratch: Scratch,
@@ -250,10 +257,11 @@ struct Connection {
 /// Serves one accepted connection until it closes.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
     shutdown: CancellationToken,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     let _ = stream.set_nodelay(true);
     let id = shared.next_client_id();
@@ -275,12 +283,43 @@ pub(crate) async fn serve(
         client_id: id,
         client_ip: peer.ip().to_string(),
         auth_required: config.auth.required(),
+        tls_required: tls.is_some(),
+        tls_verify: config.tls.as_ref().is_some_and(|t| t.ca.is_some()),
     };
     let mut info_bytes = BytesMut::new();
     codec::encode_info(&info, &mut info_bytes);
-    client.send(&info_bytes, &shared.counters);
-
-    let (mut reader, writer) = stream.into_split();
+    let (mut reader, writer): (Reader, Writer) = match tls {
+        Some(acceptor) => {
+            // INFO in plain text, then the client starts the handshake.
+            let handshake = async {
+                stream.write_all(&info_bytes).await?;
+                acceptor.accept(stream).await
+            };
+            match tokio::time::timeout(config.auth_timeout.max(Duration::from_secs(2)), handshake)
+                .await
+            {
+                Ok(Ok(session)) => {
+                    let (r, w) = tokio::io::split(session);
+                    (Box::new(r), Box::new(w))
+                }
+                Ok(Err(e)) => {
+                    Counters::decr(&shared.counters.connections, 1);
+                    tracing::debug!(client = id, %peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    Counters::decr(&shared.counters.connections, 1);
+                    tracing::debug!(client = id, %peer, "TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+        None => {
+            client.send(&info_bytes, &shared.counters);
+            let (r, w) = stream.into_split();
+            (Box::new(r), Box::new(w))
+        }
+    };
     let writer = tokio::spawn(write_loop(Arc::clone(&client), writer, Arc::clone(&shared)));
 
     let mut decoder = Decoder::new(Limits {
@@ -301,6 +340,7 @@ pub(crate) async fn serve(
             no_responders: false,
         },
         pings_out: 0,
+        claims: Vec::new(),
         stalled_for: Duration::ZERO,
         tally: Tally::default(),
     };
@@ -309,11 +349,7 @@ pub(crate) async fn serve(
 }
 
 impl Connection {
-    async fn read_loop(
-        &mut self,
-        reader: &mut OwnedReadHalf,
-        shutdown: &CancellationToken,
-    ) -> Close {
+    async fn read_loop(&mut self, reader: &mut Reader, shutdown: &CancellationToken) -> Close {
         let config = &self.shared.config;
         let mut buf = BytesMut::with_capacity(4096);
         let interval = config.ping_interval.max(Duration::from_millis(1));
@@ -525,7 +561,41 @@ impl Connection {
         None
     }
 
+    /// With `private_inboxes`: whether this client may subscribe to `subject`, claiming the
+    /// inbox token it names if nobody owns it yet.
+    fn inbox_allowed(&mut self, subject: &Bytes) -> bool {
+        match inbox_scope(subject) {
+            InboxScope::Unrelated => true,
+            InboxScope::Several => false,
+            InboxScope::One(token) => {
+                let mut owners = match self.shared.inbox_owners.lock() {
+                    Ok(o) => o,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                match owners.get(&token) {
+                    Some(owner) => *owner == self.client.id,
+                    None if self.claims.len() >= MAX_INBOX_CLAIMS => false,
+                    None => {
+                        owners.insert(token.clone(), self.client.id);
+                        self.claims.push(token);
+                        true
+                    }
+                }
+            }
+        }
+    }
+
     fn subscribe(&mut self, subject: Bytes, queue: Option<Bytes>, sid: Bytes) {
+        if self.shared.config.private_inboxes && !self.inbox_allowed(&subject) {
+            // nats-server's wording; the connection stays open.
+            let text = format!(
+                "Permissions Violation for Subscription to \"{}\"",
+                String::from_utf8_lossy(&subject)
+            );
+            Counters::incr(&self.shared.counters.permission_violations);
+            self.client.send_err(&text, &self.shared.counters);
+            return;
+        }
         // nats-server keeps the first subscription of a reused sid.
         let added = match self.client.lock_subs().entry(sid) {
             Entry::Occupied(_) => None,
@@ -610,13 +680,22 @@ impl Connection {
         self.client.send(&out, &self.shared.counters);
     }
 
-    async fn teardown(
-        self,
-        close: Close,
-        writer: tokio::task::JoinHandle<()>,
-        mut reader: OwnedReadHalf,
-    ) {
-        let Connection { shared, client, .. } = self;
+    async fn teardown(self, close: Close, writer: tokio::task::JoinHandle<()>, mut reader: Reader) {
+        let Connection {
+            shared,
+            client,
+            claims,
+            ..
+        } = self;
+        if !claims.is_empty() {
+            let mut owners = match shared.inbox_owners.lock() {
+                Ok(o) => o,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            for token in &claims {
+                owners.remove(token);
+            }
+        }
         let subs: Vec<Arc<Subscription>> = client.lock_subs().drain().map(|(_, s)| s).collect();
         let removed = shared.router.unsubscribe(&subs);
         Counters::decr(&shared.counters.subscriptions, removed);
@@ -660,9 +739,37 @@ fn authorized(auth: &Auth, connect: &Connect) -> bool {
     }
 }
 
+/// The most inbox tokens one client may own.
+const MAX_INBOX_CLAIMS: usize = 100_000;
+
+/// What part of the inbox space (`_INBOX.<token>.…`) a subscription covers.
+#[derive(Debug, PartialEq, Eq)]
+enum InboxScope {
+    /// None of it.
+    Unrelated,
+    /// The inbox of one token.
+    One(Bytes),
+    /// Several clients' inboxes (`>`, `_INBOX.>`, `_INBOX.*.x`, `*.t.>`…).
+    Several,
+}
+
+fn inbox_scope(subject: &Bytes) -> InboxScope {
+    let mut tokens = subject.split(|b| *b == b'.');
+    let first = tokens.next().unwrap_or_default();
+    let second = tokens.next();
+    match (first, second) {
+        (b">", _) => InboxScope::Several,
+        (b"_INBOX" | b"*", None) => InboxScope::Unrelated,
+        (_, Some(b"*" | b">")) if matches!(first, b"_INBOX" | b"*") => InboxScope::Several,
+        (b"*", Some(_)) => InboxScope::Several,
+        (b"_INBOX", Some(token)) => InboxScope::One(subject.slice_ref(token)),
+        _ => InboxScope::Unrelated,
+    }
+}
+
 /// Drains the outbound queue into the socket, coalescing whatever accumulated while the last
 /// write was in progress into one vectored write.
-async fn write_loop(client: Arc<Client>, mut socket: OwnedWriteHalf, shared: Arc<Shared>) {
+async fn write_loop(client: Arc<Client>, mut socket: Writer, shared: Arc<Shared>) {
     let mut batch: VecDeque<Bytes> = VecDeque::new();
     loop {
         let closing = {
@@ -719,10 +826,7 @@ async fn write_loop(client: Arc<Client>, mut socket: OwnedWriteHalf, shared: Arc
 }
 
 /// Writes every buffer of `batch`, leaving it empty.
-async fn write_all(
-    socket: &mut OwnedWriteHalf,
-    batch: &mut VecDeque<Bytes>,
-) -> std::io::Result<()> {
+async fn write_all(socket: &mut Writer, batch: &mut VecDeque<Bytes>) -> std::io::Result<()> {
     while !batch.is_empty() {
         if batch.len() == 1 {
             if let Some(mut only) = batch.pop_front() {
@@ -754,4 +858,39 @@ async fn write_all(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod inbox_tests {
+    use super::*;
+
+    #[test]
+    fn which_inboxes_a_subscription_covers() {
+        let scope = |s: &'static str| inbox_scope(&Bytes::from_static(s.as_bytes()));
+        let one = |t: &'static str| InboxScope::One(Bytes::from_static(t.as_bytes()));
+        assert_eq!(scope("_INBOX.abc"), one("abc"));
+        assert_eq!(scope("_INBOX.abc.>"), one("abc"));
+        assert_eq!(scope("_INBOX.abc.*"), one("abc"));
+        for several in [
+            ">",
+            "_INBOX.>",
+            "_INBOX.*",
+            "_INBOX.*.x",
+            "*.abc.>",
+            "*.*",
+            "*.>",
+        ] {
+            assert_eq!(scope(several), InboxScope::Several, "{several}");
+        }
+        for unrelated in [
+            "muster.muster.node.web1",
+            "muster.>",
+            "_INBOX",
+            "*",
+            "foo.*.>",
+            "_INBOXES.x",
+        ] {
+            assert_eq!(scope(unrelated), InboxScope::Unrelated, "{unrelated}");
+        }
+    }
 }

@@ -42,7 +42,8 @@ mod routing;
 pub mod server;
 pub mod stats;
 pub mod subject;
+mod tls;
 
-pub use config::{Auth, BrokerConfig};
+pub use config::{Auth, BrokerConfig, Tls};
 pub use server::{Broker, run};
 pub use stats::Stats;

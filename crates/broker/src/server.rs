@@ -25,6 +25,8 @@ pub(crate) struct Shared {
     pub(crate) router: Router,
     pub(crate) server_id: String,
     next_client_id: AtomicU64,
+    /// With `private_inboxes`: which client owns each inbox token (`_INBOX.<token>`).
+    pub(crate) inbox_owners: std::sync::Mutex<std::collections::HashMap<bytes::Bytes, u64>>,
 }
 
 impl Shared {
@@ -60,6 +62,7 @@ impl Broker {
                 router: Router::default(),
                 server_id,
                 next_client_id: AtomicU64::new(0),
+                inbox_owners: Default::default(),
             }),
         }
     }
@@ -83,7 +86,14 @@ impl Broker {
         shutdown: impl Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
         let local = listener.local_addr()?;
-        tracing::info!(%local, "broker listening");
+        let tls = self
+            .shared
+            .config
+            .tls
+            .as_ref()
+            .map(crate::tls::acceptor)
+            .transpose()?;
+        tracing::info!(%local, tls = tls.is_some(), "broker listening");
         let stop = CancellationToken::new();
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
@@ -98,6 +108,7 @@ impl Broker {
                             peer,
                             local,
                             stop.child_token(),
+                            tls.clone(),
                         ));
                     }
                     Err(error) if is_transient(&error) => {

@@ -30,6 +30,8 @@ pub struct Stats {
     pub protocol_errors: u64,
     /// Connections closed because they stopped answering PINGs.
     pub stale_connections: u64,
+    /// Subscriptions refused: another client's inbox (`private_inboxes`).
+    pub permission_violations: u64,
 }
 
 /// The live counters behind [`Stats`].
@@ -46,6 +48,7 @@ pub(crate) struct Counters {
     pub(crate) auth_failures: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
     pub(crate) stale_connections: AtomicU64,
+    pub(crate) permission_violations: AtomicU64,
 }
 
 /// Message counts gathered by one connection between two flushes into [`Counters`].
@@ -72,6 +75,7 @@ impl Counters {
             auth_failures: get(&self.auth_failures),
             protocol_errors: get(&self.protocol_errors),
             stale_connections: get(&self.stale_connections),
+            permission_violations: get(&self.permission_violations),
         }
     }
 

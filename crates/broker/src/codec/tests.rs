@@ -306,6 +306,8 @@ fn encoders() {
         client_id: 7,
         client_ip: "127.0.0.1".into(),
         auth_required: false,
+        tls_required: false,
+        tls_verify: false,
     };
     encode_info(&info, &mut out);
     let text = std::str::from_utf8(&out).unwrap();

@@ -425,20 +425,9 @@ on_both_brokers! {
     }
 }
 
-/// TLS to the broker with a client certificate, and a NATS user and password: daemon and
-/// client connect with them, and without them the client cannot. (nats-server serves the TLS.)
-#[test]
-fn tls_with_client_certificates_and_broker_credentials() -> Result<()> {
-    let certs = muster_testkit::tls::TestCerts::new()?;
-    let (server_cert, server_key) = certs.server();
-    let conf = format!(
-        "tls {{\n  cert_file: {server_cert:?}\n  key_file: {server_key:?}\n  ca_file: {:?}\n  verify: true\n  timeout: 5\n}}\nauthorization {{\n  user: muster\n  password: s3cret\n}}\n",
-        certs.ca()
-    );
-    let Some(nats) = muster_testkit::NatsServerProcess::start_with_config(Some(&conf))? else {
-        return Ok(());
-    };
-    let url = nats.url();
+/// TLS with a client certificate and a NATS user and password, on `url`: daemon and client
+/// connect with them, and without them the client cannot.
+fn tls_and_credentials(url: &str, certs: &muster_testkit::tls::TestCerts) -> Result<()> {
     let (cert, key) = certs.client();
     let transport = |with_cert: bool, password: &str| {
         let mut t = format!(
@@ -455,7 +444,7 @@ fn tls_with_client_certificates_and_broker_credentials() -> Result<()> {
     let spec = pki
         .signed(DaemonSpec::new("web1"))?
         .config(&transport(true, "s3cret"));
-    let _daemon = muster_testkit::Daemon::start(crate::cli::bin(), &url, &spec)?;
+    let _daemon = muster_testkit::Daemon::start(crate::cli::bin(), url, &spec)?;
     let alice = pki.caller("alice", None)?;
     let nodes = fixture::node_list(&["web1"])?;
     let ping = |extra: &str, name: &str| -> Result<crate::cli::Run> {
@@ -467,12 +456,111 @@ fn tls_with_client_certificates_and_broker_credentials() -> Result<()> {
             "--config",
             config.to_str().unwrap_or_default(),
         ])
-        .broker(&url)
+        .broker(url)
         .run())
     };
     ping(&transport(true, "s3cret"), "good")?.code(0);
     ping(&transport(false, "s3cret"), "no-cert")?.code(5);
     ping(&transport(true, "wrong"), "bad-password")?.code(5);
     ping("", "plain")?.code(5);
+    Ok(())
+}
+
+/// TLS and broker credentials with nats-server serving the TLS.
+#[test]
+fn tls_with_client_certificates_and_broker_credentials_on_nats_server() -> Result<()> {
+    let certs = muster_testkit::tls::TestCerts::new()?;
+    let (server_cert, server_key) = certs.server();
+    let conf = format!(
+        "tls {{\n  cert_file: {server_cert:?}\n  key_file: {server_key:?}\n  ca_file: {:?}\n  verify: true\n  timeout: 5\n}}\nauthorization {{\n  user: muster\n  password: s3cret\n}}\n",
+        certs.ca()
+    );
+    let Some(nats) = muster_testkit::NatsServerProcess::start_with_config(Some(&conf))? else {
+        return Ok(());
+    };
+    tls_and_credentials(&nats.url(), &certs)
+}
+
+/// The same with the embedded broker serving the TLS.
+#[test]
+fn tls_with_client_certificates_and_broker_credentials_on_the_embedded_broker() -> Result<()> {
+    let certs = muster_testkit::tls::TestCerts::new()?;
+    let (cert, key) = certs.server();
+    let broker = muster_testkit::EmbeddedBroker::with_config(muster_broker::BrokerConfig {
+        tls: Some(muster_broker::Tls {
+            cert,
+            key,
+            ca: Some(certs.ca()),
+        }),
+        auth: muster_broker::Auth::UserPassword {
+            user: "muster".into(),
+            password: "s3cret".into(),
+        },
+        ..Default::default()
+    })?;
+    tls_and_credentials(&broker.url(), &certs)
+}
+
+/// With `private_inboxes` the embedded broker lets no client subscribe to another's reply
+/// inbox — not with wildcards, and not by its name after seeing it on a request.
+#[test]
+fn the_embedded_broker_keeps_reply_inboxes_private() -> Result<()> {
+    let broker = muster_testkit::EmbeddedBroker::with_config(muster_broker::BrokerConfig {
+        private_inboxes: true,
+        ..Default::default()
+    })?;
+    let url = broker.url();
+    let _daemon = muster_testkit::Daemon::start(crate::cli::bin(), &url, &DaemonSpec::new("web1"))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let nodes = fixture::node_list(&["web1"])?;
+    let (heard, seen_reply) = runtime.block_on(async {
+        let spy = async_nats_client(&url).await?;
+        let nats = spy.nats();
+        let mut wide = Vec::new();
+        for pattern in [">", "_INBOX.>", "_INBOX.*.>", "*.*.>"] {
+            wide.push(nats.subscribe(pattern.to_string()).await?);
+        }
+        let mut requests = nats
+            .subscribe("muster.muster.node.web1".to_string())
+            .await?;
+        nats.flush().await?;
+        // An operator pings web1; the spy sees the request and its reply subject...
+        let url2 = url.clone();
+        let list = fixture::arg(&nodes).to_string();
+        let ping = tokio::task::spawn_blocking(move || {
+            muster(&["ping", "--nodes", &list, "-t", "5"])
+                .broker(&url2)
+                .run()
+        });
+        let request = tokio::time::timeout(Duration::from_secs(10), requests.next())
+            .await?
+            .context("the spy sees the request")?;
+        let reply_to = request.reply.context("a reply subject")?.to_string();
+        // ...and tries to listen there.
+        let mut targeted = nats.subscribe(reply_to.clone()).await?;
+        let inbox_all = format!(
+            "{}.>",
+            reply_to
+                .rsplit_once('.')
+                .map_or(reply_to.as_str(), |(p, _)| p)
+        );
+        let mut targeted_all = nats.subscribe(inbox_all).await?;
+        let run = ping.await?;
+        run.code(0);
+        nats.flush().await?;
+        let mut heard = 0;
+        for sub in wide.iter_mut().chain([&mut targeted, &mut targeted_all]) {
+            while let Some(Some(_)) = futures::FutureExt::now_or_never(sub.next()) {
+                heard += 1;
+            }
+        }
+        anyhow::Ok((heard, reply_to))
+    })?;
+    assert!(seen_reply.starts_with("_INBOX."), "{seen_reply}");
+    let stats = broker.stats();
+    assert!(stats.permission_violations >= 6, "{stats:?}");
+    // The wide subscriptions would have heard the request itself on web1's subject too; none
+    // was allowed, so nothing at all arrived.
+    assert_eq!(heard, 0, "the spy heard replies");
     Ok(())
 }
