@@ -324,6 +324,29 @@ allow carol status * *
     }
 
     #[test]
+    fn the_shipped_examples_parse_and_say_what_their_comments_say() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies");
+        let read =
+            |name: &str| Policy::parse(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap();
+        let service = read("service.policy");
+        let web = Node {
+            facts: json!({"role": "web"}),
+            classes: vec!["nginx".into()],
+        };
+        let canary = Node {
+            facts: json!({"role": "web"}),
+            classes: vec!["nginx".into(), "canary".into()],
+        };
+        assert!(service.decide("ci", "restart", &web).allows());
+        assert!(!service.decide("ci", "restart", &canary).allows());
+        assert!(!service.decide("ci", "stop", &web).allows());
+        assert!(service.decide("alice", "stop", &canary).allows());
+        let rpcutil = read("rpcutil.policy");
+        assert!(rpcutil.decide("anyone", "ping", &web).allows());
+        assert!(!rpcutil.decide("anyone", "daemon_stats", &web).allows());
+    }
+
+    #[test]
     fn broken_files_name_the_line() {
         for (text, line, needle) in [
             ("policy default maybe", 1, "policy default allow"),
