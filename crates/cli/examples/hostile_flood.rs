@@ -29,7 +29,10 @@ fn muster_binary() -> Result<PathBuf> {
         .and_then(|p| p.parent())
         .context("no target directory")?;
     let bin = dir.join("muster");
-    anyhow::ensure!(bin.exists(), "build the binary first: cargo build --release -p muster-cli");
+    anyhow::ensure!(
+        bin.exists(),
+        "build the binary first: cargo build --release -p muster-cli"
+    );
     Ok(bin)
 }
 
@@ -49,7 +52,13 @@ async fn ping_latencies(client: &Client, n: usize) -> Result<Vec<Duration>> {
     for _ in 0..n {
         let started = Instant::now();
         let report = client
-            .request(&Call::new("rpcutil", "ping"), &nodes, &options, 0, &mut |_| {})
+            .request(
+                &Call::new("rpcutil", "ping"),
+                &nodes,
+                &options,
+                0,
+                &mut |_| {},
+            )
             .await?;
         anyhow::ensure!(report.stats.ok == 1, "an honest ping failed: {report:?}");
         out.push(started.elapsed());
@@ -124,7 +133,11 @@ fn main() -> Result<()> {
         let sender = tokio::spawn(async move {
             for message in flood {
                 attacker
-                    .publish_with_reply(target.clone(), "_INBOX.attacker".to_string(), message.into())
+                    .publish_with_reply(
+                        target.clone(),
+                        "_INBOX.attacker".to_string(),
+                        message.into(),
+                    )
                     .await?;
             }
             attacker.flush().await?;
@@ -138,9 +151,19 @@ fn main() -> Result<()> {
         let nodes = BTreeSet::from(["web1".to_string()]);
         let stats = loop {
             let report = client
-                .request(&Call::new("rpcutil", "daemon_stats"), &nodes, &RequestOptions::default(), 0, &mut |_| {})
+                .request(
+                    &Call::new("rpcutil", "daemon_stats"),
+                    &nodes,
+                    &RequestOptions::default(),
+                    0,
+                    &mut |_| {},
+                )
                 .await?;
-            let data = report.replies.first().map(|r| r.data.clone()).unwrap_or_default();
+            let data = report
+                .replies
+                .first()
+                .map(|r| r.data.clone())
+                .unwrap_or_default();
             if data["drops_total"].as_u64().unwrap_or(0) >= n as u64 {
                 break data;
             }

@@ -20,8 +20,18 @@ impl Client {
         job: &JobRecord,
         timeout: Duration,
     ) -> Result<(), ClientError> {
+        // Signed like the request itself, so a registry that knows the issuer can tell the
+        // caller's own record from a forged one.
+        let bytes = match &self.signing {
+            Some(s) => muster_security::signed::sign_message(
+                String::from_utf8(job.to_bytes()).unwrap_or_default(),
+                &s.key,
+                &s.credential,
+            ),
+            None => job.to_bytes(),
+        };
         let answer = self
-            .ask_job_subject(subject::job_new(&self.collective), job.to_bytes(), timeout)
+            .ask_job_subject(subject::job_new(&self.collective), bytes, timeout)
             .await?;
         match answer.error {
             Some(error) => Err(ClientError::Invalid(format!("the registry said: {error}"))),

@@ -321,6 +321,33 @@ pub fn event_from(
     ))
 }
 
+/// A collected request's record from the network: with an issuer, signed by a caller
+/// credential naming the record's caller; without, a signed record is unwrapped unchecked.
+pub fn job_from(verifier: Option<&Verifier>, bytes: &[u8], now: f64) -> Result<JobRecord, String> {
+    let signed = SignedMessage::is_signed(bytes);
+    let (inner, signer) = match (verifier, signed) {
+        (Some(v), true) => v
+            .message_of(muster_security::Kind::Caller, bytes, now)
+            .map(|(inner, c)| (inner.into_bytes(), Some(c.name)))
+            .map_err(|e| e.to_string())?,
+        (Some(_), false) => return Err("the record is not signed".into()),
+        (None, true) => serde_json::from_slice::<SignedMessage>(bytes)
+            .map(|s| (s.message.into_bytes(), None))
+            .map_err(|e| e.to_string())?,
+        (None, false) => (bytes.to_vec(), None),
+    };
+    let job = JobRecord::decode(&inner).map_err(|e| e.to_string())?;
+    if let Some(signer) = signer
+        && signer != job.caller
+    {
+        return Err(format!(
+            "signed by {signer:?}, but the record says caller {:?}",
+            job.caller
+        ));
+    }
+    Ok(job)
+}
+
 /// A registration from the network, checked as [`open_node_message`] says; a signed one must
 /// be signed for the identity it carries.
 pub fn registration_from(
@@ -588,6 +615,9 @@ impl Registry {
             writer,
             stats,
         } = self;
+        let announce_verifier = config
+            .issuer
+            .map(|issuer| Verifier::new(issuer, CLOCK_SKEW_SECS));
         let mut prune = tokio::time::interval(config.prune_interval);
         prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let retention = config.retention.as_secs_f64();
@@ -617,7 +647,7 @@ impl Registry {
                 },
                 message = announcements.next() => match message {
                     Some(message) => {
-                        let answer = match JobRecord::decode(&message.payload) {
+                        let answer = match job_from(announce_verifier.as_ref(), &message.payload, now()) {
                             Ok(job) => match queue.try_send(Write::Job(Box::new(job), now())) {
                                 Ok(()) => JobAnswer::found(None, Vec::new()),
                                 Err(_) => JobAnswer::error("the registry is overloaded"),
@@ -1013,5 +1043,61 @@ mod tests {
         let all: Vec<String> = (0..50).map(|i| format!("node{i:02}")).collect();
         assert_eq!(seen, all);
         assert!(pages > 5, "{pages} pages");
+    }
+
+    #[test]
+    fn announced_records_must_be_signed_by_their_caller_when_the_issuer_is_known() {
+        use muster_proto::job::JOB_PROTOCOL;
+        use muster_security::SecretKey;
+        use muster_security::credential::{Credential, Kind};
+        use muster_security::signed::sign_message;
+        let issuer = SecretKey::generate();
+        let alice = SecretKey::generate();
+        let token = |kind, name: &str| {
+            Credential::new(kind, name, &alice.public(), 0, 1 << 40, None)
+                .unwrap()
+                .issue(&issuer)
+        };
+        let record = |caller: &str| JobRecord {
+            protocol: JOB_PROTOCOL.to_string(),
+            id: "j1".into(),
+            time: 1.0,
+            agent: "rpcutil".into(),
+            action: "ping".into(),
+            caller: caller.into(),
+            data: serde_json::json!({}),
+            filter: Filter::default(),
+            expected: vec!["web1".into()],
+            absent: vec![],
+            last_seen: Default::default(),
+            batch_size: None,
+            timeout_ms: 1000,
+            retry_of: None,
+            not_connected: vec![],
+        };
+        let signed = |r: &JobRecord, kind| {
+            sign_message(
+                String::from_utf8(r.to_bytes()).unwrap(),
+                &alice,
+                &token(kind, "alice"),
+            )
+        };
+        let v = Verifier::new(issuer.public(), 5.0);
+        assert_eq!(
+            job_from(Some(&v), &signed(&record("alice"), Kind::Caller), 10.0).unwrap(),
+            record("alice")
+        );
+        let err = job_from(Some(&v), &signed(&record("root"), Kind::Caller), 10.0).unwrap_err();
+        assert!(err.contains("signed by \"alice\""), "{err}");
+        assert!(job_from(Some(&v), &signed(&record("alice"), Kind::Node), 10.0).is_err());
+        assert!(job_from(Some(&v), &record("alice").to_bytes(), 10.0).is_err());
+        assert_eq!(
+            job_from(None, &record("bob").to_bytes(), 10.0).unwrap(),
+            record("bob")
+        );
+        assert_eq!(
+            job_from(None, &signed(&record("alice"), Kind::Caller), 10.0).unwrap(),
+            record("alice")
+        );
     }
 }

@@ -170,6 +170,17 @@ impl Verifier {
     /// Checks a node's signed message at `now`; returns the inner JSON text and the node's
     /// credential. The caller must check the credential's name is the message's sender.
     pub fn message(&self, bytes: &[u8], now: f64) -> Result<(String, Credential), TrustError> {
+        self.message_of(Kind::Node, bytes, now)
+    }
+
+    /// Checks a message signed by a holder of a credential of `kind` (a caller announcing a
+    /// collected request, say).
+    pub fn message_of(
+        &self,
+        kind: Kind,
+        bytes: &[u8],
+        now: f64,
+    ) -> Result<(String, Credential), TrustError> {
         let signed: SignedMessage =
             serde_json::from_slice(bytes).map_err(|e| TrustError::Malformed(e.to_string()))?;
         if signed.protocol != SIGNED_PROTOCOL {
@@ -179,7 +190,7 @@ impl Verifier {
             signed.message.as_bytes(),
             &signed.signature,
             &signed.credential,
-            Kind::Node,
+            kind,
             now,
         )?;
         Ok((signed.message, credential))

@@ -330,6 +330,20 @@ on_both_brokers! {
         })?;
         let known = registry_view().json();
         assert_eq!(known, json!(["web1"]), "neither web2 (unsigned) nor web9 (forged)");
+
+        // A collected request in a signed fleet: the registry takes the caller's signed record
+        // and web1's signed reply.
+        let web1 = fixture::node_list(&["web1"])?;
+        let sent = muster(&["rpc", "rpcutil", "ping", "--no-results", "--nodes", fixture::arg(&web1), "-t", "1", "--config", config, "--journal", "off"])
+            .broker(&url)
+            .run();
+        let id = sent.code(0).stdout.trim().to_string();
+        wait_for("the registry to have web1's signed reply", Duration::from_secs(15), || {
+            let shown = muster(&["show", &id, "--json", "--journal", "off", "--config", config])
+                .broker(&url)
+                .run();
+            shown.code == Some(0) && shown.json()["stats"]["ok"] == 1
+        })?;
         Ok(())
     }
 }
