@@ -90,10 +90,15 @@ impl SecretKey {
         STANDARD.encode(self.0.sign(bytes).to_bytes())
     }
 
-    /// The key as a PKCS#8 PEM document.
+    /// The key as a PKCS#8 PEM document, in its first version (RFC 8410 without the public
+    /// key beside the private one), which every tool reads, OpenSSL 3.0 among them.
     pub fn to_pem(&self) -> String {
+        let bytes = ed25519_dalek::pkcs8::KeypairBytes {
+            secret_key: self.0.to_bytes(),
+            public_key: None,
+        };
         // Encoding 32 bytes into a fixed structure does not fail.
-        self.0
+        bytes
             .to_pkcs8_pem(LineEnding::LF)
             .map(|pem| pem.to_string())
             .unwrap_or_default()
@@ -234,6 +239,16 @@ mod tests {
         assert!(
             PublicKey::read(&path).is_err(),
             "a private key is not a public key"
+        );
+        // Keys written with the public key beside the private one (PKCS#8 v2) read too.
+        let v2 = key.0.to_pkcs8_pem(LineEnding::LF).unwrap();
+        let v2_path = dir.path().join("v2.pem");
+        std::fs::write(&v2_path, v2.as_bytes()).unwrap();
+        std::fs::set_permissions(&v2_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(SecretKey::read(&v2_path).unwrap().public(), key.public());
+        assert!(
+            key.to_pem().len() < v2.len(),
+            "written as PKCS#8 v1, without the public key"
         );
     }
 
