@@ -236,10 +236,24 @@ pub async fn run(
         });
     }
 
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let checking = Arc::new(Semaphore::new(4 * parallel));
     loop {
         tokio::select! {
             message = messages.next() => match message {
-                Some(message) => node.clone().handle(message).await,
+                Some(message) => {
+                    // Checking a message (an ed25519 verification, in signed mode) runs on
+                    // the worker threads, a bounded number at once: a flood of hostile
+                    // messages is dropped on every core, and the loop waits when all are busy.
+                    let Ok(permit) = checking.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let node = node.clone();
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        node.handle(message).await;
+                    });
+                }
                 None => {
                     error!("the broker connection closed for good");
                     break;
