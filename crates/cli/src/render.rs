@@ -65,6 +65,8 @@ pub fn report(report: &Report, display: Display, action: Option<&Action>, verbos
 pub fn aggregates(results: &[AggregateResult]) {
     for result in results {
         match (&result.counts, result.average) {
+            // Nothing to summarise (no node replied with the output): no empty heading.
+            (Some(counts), _) if counts.is_empty() => {}
             (Some(counts), _) => {
                 println!("Summary of {}:", result.label);
                 println!();

@@ -185,6 +185,14 @@ on_both_brokers! {
             assert!(report["replies"][0]["statusmsg"].as_str().unwrap_or("").starts_with("not authorized"), "{run}");
         }
 
+        // For people: the denial, and no empty summary of outputs nobody returned.
+        let bob_config = config(&bob, "bob")?;
+        let human = muster(&["rpc", "service", "restart", "service=nginx", "--nodes", fixture::arg(&nodes), "-t", "2", "--config", bob_config.to_str().unwrap_or_default()])
+            .broker(&url)
+            .run();
+        human.code(1).stdout_has("web1: FAILED (status 6): not authorized: policy service: the default");
+        assert!(!human.stdout.contains("Summary of"), "{human}");
+
         // Forged and bent requests, sent raw.
         let restart_as = |caller: &str| request(caller, "service", "restart", json!({"service": "nginx"}));
         let mallory = SecretKey::generate();
