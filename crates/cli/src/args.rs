@@ -176,11 +176,9 @@ pub enum Display {
     None,
 }
 
-/// Where the brokers are and how to talk to the nodes.
-#[derive(Debug, Args, Clone)]
-pub struct RequestArgs {
-    #[command(flatten)]
-    pub filter: FilterArgs,
+/// Which broker and collective a client command talks to, and its config file.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConnectionArgs {
     /// The collective to address.
     #[arg(short = 'T', long = "target", value_name = "COLLECTIVE")]
     pub collective: Option<String>,
@@ -195,6 +193,15 @@ pub struct RequestArgs {
     /// Client config file (TOML).
     #[arg(long, env = "MUSTER_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+/// Where the brokers are and how to talk to the nodes.
+#[derive(Debug, Args, Clone)]
+pub struct RequestArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// Seconds to wait for replies.
     #[arg(short = 't', long, value_name = "SECS")]
     pub timeout: Option<f64>,
@@ -248,9 +255,7 @@ impl RequestArgs {
     pub fn for_display() -> Self {
         RequestArgs {
             filter: FilterArgs::default(),
-            collective: None,
-            brokers: Vec::new(),
-            config: None,
+            connection: ConnectionArgs::default(),
             timeout: None,
             discovery_timeout: None,
             discovery_method: None,
@@ -385,20 +390,9 @@ pub struct ShowArgs {
     /// Ask a registry even when the journal has the request.
     #[arg(long)]
     pub from_registry: bool,
-    /// The collective (for a registry).
-    #[arg(short = 'T', long = "target", value_name = "COLLECTIVE")]
-    pub collective: Option<String>,
-    /// Broker URL (for a registry; repeatable; comma-separated in MUSTER_BROKER).
-    #[arg(
-        long = "broker",
-        value_name = "URL",
-        env = "MUSTER_BROKER",
-        value_delimiter = ','
-    )]
-    pub brokers: Vec<String>,
-    /// Client config file (TOML).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+    /// The broker and collective of the registry to ask.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// The journal file (default: the XDG data directory).
     #[arg(long, value_name = "PATH", env = "MUSTER_JOURNAL")]
     pub journal: Option<PathBuf>,

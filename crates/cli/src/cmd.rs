@@ -168,11 +168,13 @@ fn seconds(flag: &str, secs: f64) -> Result<Duration, Failure> {
 impl RequestArgs {
     /// Loads the config, applies the flags, checks the filter and connects.
     pub async fn connect(&self) -> Result<Session, Failure> {
-        let mut config = ClientConfig::load(self.config.as_deref()).map_err(Failure::usage)?;
-        if !self.brokers.is_empty() {
-            config.brokers = self.brokers.clone();
+        let connection = &self.connection;
+        let mut config =
+            ClientConfig::load(connection.config.as_deref()).map_err(Failure::usage)?;
+        if !connection.brokers.is_empty() {
+            config.brokers = connection.brokers.clone();
         }
-        if let Some(c) = &self.collective {
+        if let Some(c) = &connection.collective {
             config.collective = c.clone();
         }
         if let Some(t) = self.timeout {
@@ -438,15 +440,15 @@ fn trust(
         Some(path) => {
             let issuer = muster_security::PublicKey::read(path)
                 .map_err(|e| Failure::usage(anyhow::anyhow!("issuer: {e}")))?;
-            Some(muster_security::Verifier::new(issuer, CLOCK_SKEW_SECS))
+            Some(muster_security::Verifier::new(
+                issuer,
+                muster_security::signed::PEER_CLOCK_SKEW_SECS,
+            ))
         }
         None => None,
     };
     Ok((signing, verifier))
 }
-
-/// How far the client lets a node's clock differ when checking its credential.
-const CLOCK_SKEW_SECS: f64 = 30.0;
 
 /// The DDLs this machine has, by agent name: the built-in agents', the simulator's, and those
 /// in the client config's `ddl_directory`.

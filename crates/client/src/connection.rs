@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use async_nats::ConnectOptions;
 use muster_proto::{Request, Response, SecureEnvelope, subject};
-use muster_security::signed::{SignedMessage, sign_request};
-use muster_security::{Credential, SecretKey, Verifier};
+use muster_security::signed::{self, sign_request};
+use muster_security::{Credential, Kind, SecretKey, TrustError, Verifier};
 use tracing::debug;
 
 use crate::exit::ExitStatus;
@@ -234,40 +234,26 @@ impl Client {
     /// An acknowledgement or reply from the network, if it can be trusted: with an issuer
     /// configured it must be signed by a node credential naming its sender.
     pub(crate) fn open(&self, payload: &[u8], now: f64) -> Option<Response> {
-        let signed = SignedMessage::is_signed(payload);
-        let opened = match (&self.verifier, signed) {
-            (Some(verifier), true) => match verifier.message(payload, now) {
-                Ok((inner, credential)) => match Response::decode(inner.as_bytes()) {
-                    Ok(r) if r.sender() == credential.name => Some(r),
-                    Ok(r) => {
-                        debug!(sender = r.sender(), signer = %credential.name, "a reply signed by another node");
-                        None
-                    }
-                    Err(_) => None,
-                },
-                Err(e) => {
-                    debug!(reason = e.reason(), error = %e, "an untrusted reply");
-                    None
-                }
-            },
-            (Some(_), false) => {
-                // Not a signed message: garbage, or a reply anyone could have forged.
-                if Response::decode(payload).is_ok() {
-                    debug!("an unsigned reply, and replies must be signed");
-                } else {
-                    return None;
-                }
-                None
-            }
-            (None, true) => serde_json::from_slice::<SignedMessage>(payload)
-                .ok()
-                .and_then(|s| Response::decode(s.message.as_bytes()).ok()),
-            (None, false) => return Response::decode(payload).ok(),
-        };
-        if opened.is_none() {
+        let untrusted = |why: &dyn std::fmt::Display| {
+            debug!(%why, "ignored an untrusted acknowledgement or reply");
             self.untrusted.fetch_add(1, Ordering::Relaxed);
+            None
+        };
+        match signed::open(self.verifier.as_ref(), Kind::Node, payload, now) {
+            Ok((inner, signer)) => match (Response::decode(&inner), signer) {
+                (Ok(r), Some(signer)) if signer != r.sender() => {
+                    untrusted(&format!("{} signed a reply of {}", signer, r.sender()))
+                }
+                (Ok(r), _) => Some(r),
+                // Unwrapped from a signed message, and nothing usable inside.
+                (Err(e), _) if matches!(inner, std::borrow::Cow::Owned(_)) => untrusted(&e),
+                (Err(_), _) => None,
+            },
+            // Unsigned garbage is only garbage; an unsigned reply, where replies must be
+            // signed, is one anybody could have forged.
+            Err(TrustError::Unsigned) if Response::decode(payload).is_err() => None,
+            Err(e) => untrusted(&e),
         }
-        opened
     }
 
     /// The collective requests go to.

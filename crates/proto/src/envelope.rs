@@ -60,7 +60,8 @@ impl DecodeError {
     }
 }
 
-fn from_json<'a, T: Deserialize<'a>>(
+/// Decodes JSON into `T`, any failure a [`DecodeError::Malformed`] naming `what`.
+pub(crate) fn from_json<'a, T: Deserialize<'a>>(
     bytes: &'a [u8],
     what: &'static str,
 ) -> Result<T, DecodeError> {
@@ -70,7 +71,8 @@ fn from_json<'a, T: Deserialize<'a>>(
     })
 }
 
-fn check_protocol(found: &str, expected: &'static str) -> Result<(), DecodeError> {
+/// Checks a message's `protocol` field.
+pub(crate) fn check_protocol(found: &str, expected: &'static str) -> Result<(), DecodeError> {
     if found == expected {
         Ok(())
     } else {

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::envelope::{DecodeError, Reply};
+use crate::envelope::{DecodeError, Reply, check_protocol, from_json};
 use crate::filter::Filter;
 
 /// `protocol` of a job record.
@@ -39,27 +39,6 @@ pub const JOB_PROTOCOL: &str = "muster:job:1";
 pub const JOB_QUERY_PROTOCOL: &str = "muster:job-query:1";
 /// `protocol` of a job answer.
 pub const JOB_ANSWER_PROTOCOL: &str = "muster:job-answer:1";
-
-fn from_json<'a, T: Deserialize<'a>>(
-    bytes: &'a [u8],
-    what: &'static str,
-) -> Result<T, DecodeError> {
-    serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
-        what,
-        detail: e.to_string(),
-    })
-}
-
-fn check_protocol(found: &str, expected: &'static str) -> Result<(), DecodeError> {
-    if found == expected {
-        Ok(())
-    } else {
-        Err(DecodeError::WrongProtocol {
-            found: found.chars().take(64).collect(),
-            expected,
-        })
-    }
-}
 
 /// A request id as a subject token: 1 to 64 ASCII letters, digits, `-` or `_`.
 pub fn check_id(id: &str) -> Result<(), DecodeError> {

@@ -25,7 +25,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::envelope::DecodeError;
+use crate::envelope::{DecodeError, check_protocol, from_json};
 use crate::filter::{Filter, NodeView};
 use crate::subject;
 
@@ -35,27 +35,6 @@ pub const REGISTRATION_PROTOCOL: &str = "muster:registration:1";
 pub const QUERY_PROTOCOL: &str = "muster:registry-query:1";
 /// `protocol` of a registry answer.
 pub const ANSWER_PROTOCOL: &str = "muster:registry-answer:1";
-
-fn from_json<'a, T: Deserialize<'a>>(
-    bytes: &'a [u8],
-    what: &'static str,
-) -> Result<T, DecodeError> {
-    serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed {
-        what,
-        detail: e.to_string(),
-    })
-}
-
-fn check_protocol(found: &str, expected: &'static str) -> Result<(), DecodeError> {
-    if found == expected {
-        Ok(())
-    } else {
-        Err(DecodeError::WrongProtocol {
-            found: found.chars().take(64).collect(),
-            expected,
-        })
-    }
-}
 
 fn check_time(field: &'static str, value: f64) -> Result<(), DecodeError> {
     if value.is_finite() && value >= 0.0 {

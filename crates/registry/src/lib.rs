@@ -38,8 +38,8 @@ use muster_proto::filter::lookup;
 use muster_proto::job::{EventKind, JobAnswer, JobEvent, JobQuery, JobRecord};
 use muster_proto::registration::{Registration, RegistryAnswer, RegistryQuery};
 use muster_proto::subject;
-use muster_security::Verifier;
-use muster_security::signed::SignedMessage;
+use muster_security::signed::open;
+use muster_security::{Kind, Verifier};
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
@@ -252,31 +252,6 @@ enum Write {
     Prune(f64),
 }
 
-/// How far the registry lets a node's clock differ when checking its credential.
-const CLOCK_SKEW_SECS: f64 = 30.0;
-
-/// The message a node sent, checked: with an issuer, it must be signed by a node credential
-/// (whose name the caller then compares with the sender); without, a signed message is
-/// unwrapped unchecked. Returns the inner JSON and the signer's name, if signed.
-pub fn open_node_message(
-    verifier: Option<&Verifier>,
-    bytes: &[u8],
-    now: f64,
-) -> Result<(Vec<u8>, Option<String>), &'static str> {
-    let signed = SignedMessage::is_signed(bytes);
-    match (verifier, signed) {
-        (Some(verifier), true) => verifier
-            .message(bytes, now)
-            .map(|(inner, credential)| (inner.into_bytes(), Some(credential.name)))
-            .map_err(|e| e.reason()),
-        (Some(_), false) => Err("unsigned"),
-        (None, true) => serde_json::from_slice::<SignedMessage>(bytes)
-            .map(|s| (s.message.into_bytes(), None))
-            .map_err(|_| "malformed"),
-        (None, false) => Ok((bytes.to_vec(), None)),
-    }
-}
-
 /// What arrived on `subject` (below `muster.<collective>.replies.`, given as `prefix` with its
 /// trailing dot) as an event of the request its id names: a no-responders status for a part,
 /// or an acknowledgement or reply of that very request. `Err` says why it is not one.
@@ -303,7 +278,7 @@ pub fn event_from(
     if no_responders {
         return Ok((id.to_string(), event(EventKind::NotConnected, None, None)));
     }
-    let (inner, signer) = open_node_message(verifier, payload, received)?;
+    let (inner, signer) = open(verifier, Kind::Node, payload, received).map_err(|e| e.reason())?;
     let response = Response::decode(&inner).map_err(|_| "not an acknowledgement or reply")?;
     if response.request_id() != id {
         return Err("answers another request");
@@ -324,18 +299,7 @@ pub fn event_from(
 /// A collected request's record from the network: with an issuer, signed by a caller
 /// credential naming the record's caller; without, a signed record is unwrapped unchecked.
 pub fn job_from(verifier: Option<&Verifier>, bytes: &[u8], now: f64) -> Result<JobRecord, String> {
-    let signed = SignedMessage::is_signed(bytes);
-    let (inner, signer) = match (verifier, signed) {
-        (Some(v), true) => v
-            .message_of(muster_security::Kind::Caller, bytes, now)
-            .map(|(inner, c)| (inner.into_bytes(), Some(c.name)))
-            .map_err(|e| e.to_string())?,
-        (Some(_), false) => return Err("the record is not signed".into()),
-        (None, true) => serde_json::from_slice::<SignedMessage>(bytes)
-            .map(|s| (s.message.into_bytes(), None))
-            .map_err(|e| e.to_string())?,
-        (None, false) => (bytes.to_vec(), None),
-    };
+    let (inner, signer) = open(verifier, Kind::Caller, bytes, now).map_err(|e| e.to_string())?;
     let job = JobRecord::decode(&inner).map_err(|e| e.to_string())?;
     if let Some(signer) = signer
         && signer != job.caller
@@ -348,14 +312,14 @@ pub fn job_from(verifier: Option<&Verifier>, bytes: &[u8], now: f64) -> Result<J
     Ok(job)
 }
 
-/// A registration from the network, checked as [`open_node_message`] says; a signed one must
-/// be signed for the identity it carries.
+/// A registration from the network, checked as [`open`] says for nodes; a signed one must be
+/// signed for the identity it carries.
 pub fn registration_from(
     verifier: Option<&Verifier>,
     bytes: &[u8],
     now: f64,
 ) -> Result<Registration, &'static str> {
-    let (inner, signer) = open_node_message(verifier, bytes, now)?;
+    let (inner, signer) = open(verifier, Kind::Node, bytes, now).map_err(|e| e.reason())?;
     let registration = Registration::decode(&inner).map_err(|e| e.reason())?;
     if signer.is_some_and(|s| s != registration.identity) {
         return Err("signed by another node than the one it registers");
@@ -566,7 +530,7 @@ impl Registry {
             let prefix = format!("{}.", subject::all_replies(&config.collective));
             let verifier = config
                 .issuer
-                .map(|issuer| Verifier::new(issuer, CLOCK_SKEW_SECS));
+                .map(|issuer| Verifier::new(issuer, muster_security::signed::PEER_CLOCK_SKEW_SECS));
             std::thread::Builder::new()
                 .name("registry-writer".into())
                 .spawn(move || write_loop(writer_store, receiver, stats, prefix, verifier))
@@ -617,7 +581,7 @@ impl Registry {
         } = self;
         let announce_verifier = config
             .issuer
-            .map(|issuer| Verifier::new(issuer, CLOCK_SKEW_SECS));
+            .map(|issuer| Verifier::new(issuer, muster_security::signed::PEER_CLOCK_SKEW_SECS));
         let mut prune = tokio::time::interval(config.prune_interval);
         prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let retention = config.retention.as_secs_f64();
@@ -733,31 +697,51 @@ async fn handle_query(
         }
     };
     let budget = answer_budget(&client);
-    let answer = tokio::task::spawn_blocking(move || {
-        let store = match reader.lock() {
-            Ok(store) => store,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        answer(&store, &query, now(), budget)
-    })
-    .await
-    .unwrap_or_else(|e| RegistryAnswer::error(format!("the query failed: {e}")));
+    let answer = read_store(reader, move |store| answer(store, &query, now(), budget))
+        .await
+        .unwrap_or_else(|e| RegistryAnswer::error(format!("the query failed: {e}")));
     if answer.error.is_some() {
         Stats::add(&stats.bad_queries, 1);
     }
     Stats::add(&stats.queries, 1);
-    let mut bytes = answer.to_bytes();
+    send_answer(&client, reply, answer.to_bytes(), |e| {
+        RegistryAnswer::error(e).to_bytes()
+    })
+    .await;
+}
+
+/// Runs `read` on the store, off the async threads.
+async fn read_store<T: Send + 'static>(
+    reader: Arc<Mutex<Store>>,
+    read: impl FnOnce(&Store) -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(move || {
+        let store = match reader.lock() {
+            Ok(store) => store,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        read(&store)
+    })
+    .await
+}
+
+/// Sends an answer; one larger than the broker takes (a single record or event over the
+/// budget of a page) is replaced by the error answer `error` makes.
+async fn send_answer(
+    client: &Client,
+    reply: async_nats::Subject,
+    mut bytes: Vec<u8>,
+    error: impl FnOnce(String) -> Vec<u8>,
+) {
     let max = client.server_info().max_payload;
     if max > 0 && bytes.len() > max {
-        bytes = RegistryAnswer::error(format!(
-            "the answer ({} nodes, {} bytes) is larger than the broker's max payload ({max} bytes); narrow the filter",
-            answer.nodes.len(),
+        bytes = error(format!(
+            "the answer ({} bytes) is larger than the broker's max payload ({max} bytes)",
             bytes.len()
-        ))
-        .to_bytes();
+        ));
     }
     if let Err(e) = client.publish(reply, bytes.into()).await {
-        warn!(error = %e, "cannot send a registry answer");
+        warn!(error = %e, "cannot send an answer");
     }
 }
 
@@ -788,11 +772,7 @@ async fn handle_job_query(
     Stats::add(&stats.queries, 1);
     let budget = answer_budget(&client);
     let answer = match JobQuery::decode(&message.payload) {
-        Ok(query) => tokio::task::spawn_blocking(move || {
-            let store = match reader.lock() {
-                Ok(store) => store,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+        Ok(query) => read_store(reader, move |store| {
             match store.job(&query.id, query.after, budget) {
                 Ok(page) => {
                     let mut answer = JobAnswer::found(page.record, page.events);
@@ -810,19 +790,10 @@ async fn handle_job_query(
             JobAnswer::error(format!("invalid job query: {e}"))
         }
     };
-    let mut bytes = answer.to_bytes();
-    let max = client.server_info().max_payload;
-    if max > 0 && bytes.len() > max {
-        bytes = JobAnswer::error(format!(
-            "the answer ({} events, {} bytes) is larger than the broker's max payload ({max} bytes)",
-            answer.events.len(),
-            bytes.len()
-        ))
-        .to_bytes();
-    }
-    if let Err(e) = client.publish(reply, bytes.into()).await {
-        warn!(error = %e, "cannot send a job answer");
-    }
+    send_answer(&client, reply, answer.to_bytes(), |e| {
+        JobAnswer::error(e).to_bytes()
+    })
+    .await;
 }
 
 /// Runs a registry with `config` until `shutdown` completes.

@@ -204,11 +204,35 @@ impl Credential {
         skew: f64,
     ) -> Result<Credential, CredentialError> {
         let (credential, json, signature) = Credential::decode_unverified(token)?;
-        if !issuer.verifies(&json, signature) {
-            return Err(CredentialError::UnknownIssuer {
-                name: credential.name,
-            });
+        credential.vouched(&json, signature, issuer, kind, now, skew)
+    }
+
+    /// Checks a credential read with [`Credential::decode_unverified`] from `json` and
+    /// `signature`, as [`Credential::verify`] does.
+    pub(crate) fn vouched(
+        self,
+        json: &[u8],
+        signature: &str,
+        issuer: &PublicKey,
+        kind: Kind,
+        now: f64,
+        skew: f64,
+    ) -> Result<Credential, CredentialError> {
+        if !issuer.verifies(json, signature) {
+            return Err(CredentialError::UnknownIssuer { name: self.name });
         }
+        self.valid_as(kind, now, skew)
+    }
+
+    /// Checks a credential the issuer is known to have signed: of `kind`, valid at `now`
+    /// (Unix seconds) give or take `skew` seconds.
+    pub(crate) fn valid_as(
+        self,
+        kind: Kind,
+        now: f64,
+        skew: f64,
+    ) -> Result<Credential, CredentialError> {
+        let credential = self;
         if credential.kind != kind {
             return Err(CredentialError::WrongKind {
                 name: credential.name,

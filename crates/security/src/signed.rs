@@ -7,11 +7,17 @@
 //!   [`SignedMessage`] with its node credential; clients and registries check it with
 //!   [`Verifier::message`], and that the credential's name is the sender's.
 
+use std::collections::HashMap;
+
 use muster_proto::{Request, SecureEnvelope};
 use serde::{Deserialize, Serialize};
 
 use crate::credential::{Credential, CredentialError, Kind};
 use crate::keys::{PublicKey, SecretKey};
+
+/// How far a client or registry lets a node's (or caller's) clock differ when checking its
+/// credential's validity.
+pub const PEER_CLOCK_SKEW_SECS: f64 = 30.0;
 
 /// `protocol` of a message signed by a node.
 pub const SIGNED_PROTOCOL: &str = "muster:signed:1";
@@ -108,12 +114,19 @@ pub fn sign_message(message: String, key: &SecretKey, credential: &str) -> Vec<u
     serde_json::to_vec(&signed).unwrap_or_default()
 }
 
-/// Checks signatures and credentials against one issuer.
+/// Checks signatures and credentials against one issuer. Every message carries its sender's
+/// credential, the same token each time: the credentials whose issuer signature checked out are
+/// remembered (a bounded number), so each message costs one signature check, not two. Expiry
+/// and kind are checked every time.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     issuer: PublicKey,
     skew: f64,
+    vouched: std::sync::Arc<std::sync::Mutex<HashMap<String, Credential>>>,
 }
+
+/// The most credentials a [`Verifier`] remembers; when full it starts afresh.
+const MAX_VOUCHED: usize = 65_536;
 
 impl Verifier {
     /// Trusts credentials signed by `issuer`, allowing clocks to differ by `skew_secs`.
@@ -121,6 +134,14 @@ impl Verifier {
         Verifier {
             issuer,
             skew: skew_secs,
+            vouched: Default::default(),
+        }
+    }
+
+    fn vouched(&self) -> std::sync::MutexGuard<'_, HashMap<String, Credential>> {
+        match self.vouched.lock() {
+            Ok(v) => v,
+            Err(poisoned) => poisoned.into_inner(),
         }
     }
 
@@ -135,18 +156,32 @@ impl Verifier {
     ) -> Result<Credential, TrustError> {
         // The key the message claims to be signed with comes from the credential: check the
         // signature with it first, then that the issuer vouches for the credential.
-        let (claimed, _, _) = Credential::decode_unverified(token)?;
+        let known = self.vouched().get(token).cloned();
+        let (claimed, issuer_signed) = match known {
+            Some(credential) => (credential, None),
+            None => {
+                let (claimed, json, issuer_signature) = Credential::decode_unverified(token)?;
+                (claimed, Some((json, issuer_signature)))
+            }
+        };
         let key = claimed.key()?;
         if !key.verifies(bytes, signature) {
             return Err(TrustError::BadSignature { name: claimed.name });
         }
-        Ok(Credential::verify(
-            token,
-            &self.issuer,
-            kind,
-            now,
-            self.skew,
-        )?)
+        let Some((json, issuer_signature)) = issuer_signed else {
+            return Ok(claimed.valid_as(kind, now, self.skew)?);
+        };
+        if !self.issuer.verifies(&json, issuer_signature) {
+            return Err(CredentialError::UnknownIssuer { name: claimed.name }.into());
+        }
+        {
+            let mut vouched = self.vouched();
+            if vouched.len() >= MAX_VOUCHED {
+                vouched.clear();
+            }
+            vouched.insert(token.to_string(), claimed.clone());
+        }
+        Ok(claimed.valid_as(kind, now, self.skew)?)
     }
 
     /// Checks a request envelope at `now`: signed by the key of a caller credential the issuer
@@ -194,6 +229,30 @@ impl Verifier {
             now,
         )?;
         Ok((signed.message, credential))
+    }
+}
+
+/// A message from a peer that may sign it, as far as it can be trusted: with a verifier it
+/// must be signed by a credential of `kind` that the issuer vouches for; without one, a signed
+/// message is unwrapped unchecked and an unsigned one taken as it is. Returns the inner JSON
+/// and the checked signer's name — which the caller compares with the name the message
+/// carries (its sender, identity or caller).
+pub fn open<'a>(
+    verifier: Option<&Verifier>,
+    kind: Kind,
+    bytes: &'a [u8],
+    now: f64,
+) -> Result<(std::borrow::Cow<'a, [u8]>, Option<String>), TrustError> {
+    match (verifier, SignedMessage::is_signed(bytes)) {
+        (Some(verifier), true) => {
+            let (inner, credential) = verifier.message_of(kind, bytes, now)?;
+            Ok((inner.into_bytes().into(), Some(credential.name)))
+        }
+        (Some(_), false) => Err(TrustError::Unsigned),
+        (None, true) => serde_json::from_slice::<SignedMessage>(bytes)
+            .map(|s| (s.message.into_bytes().into(), None))
+            .map_err(|e| TrustError::Malformed(e.to_string())),
+        (None, false) => Ok((bytes.into(), None)),
     }
 }
 
@@ -309,6 +368,35 @@ mod tests {
     }
 
     #[test]
+    fn open_checks_what_it_can_and_unwraps_the_rest() {
+        let w = world();
+        let v = Verifier::new(w.issuer.public(), 5.0);
+        let inner = r#"{"protocol":"muster:ack:1","request_id":"x","sender":"web1"}"#;
+        let signed = sign_message(inner.to_string(), &w.node, &w.node_credential);
+        let reason = |r: Result<_, TrustError>| r.map(|_| ()).unwrap_err().reason();
+        let (got, signer) = open(Some(&v), Kind::Node, &signed, 1000.0).unwrap();
+        assert_eq!((&*got, signer.as_deref()), (inner.as_bytes(), Some("web1")));
+        assert_eq!(
+            reason(open(Some(&v), Kind::Caller, &signed, 1000.0)),
+            "wrong_credential_kind"
+        );
+        assert_eq!(
+            reason(open(Some(&v), Kind::Node, inner.as_bytes(), 1000.0)),
+            "unsigned"
+        );
+        let (got, signer) = open(None, Kind::Node, &signed, 1000.0).unwrap();
+        assert_eq!(
+            (&*got, signer),
+            (inner.as_bytes(), None),
+            "unwrapped, not checked"
+        );
+        let (got, signer) = open(None, Kind::Node, inner.as_bytes(), 1000.0).unwrap();
+        assert_eq!((&*got, signer), (inner.as_bytes(), None));
+        let broken = br#"{"protocol":"muster:signed:1"}"#;
+        assert_eq!(reason(open(None, Kind::Node, broken, 1000.0)), "malformed");
+    }
+
+    #[test]
     fn node_messages_are_signed_and_checked() {
         let w = world();
         let v = Verifier::new(w.issuer.public(), 5.0);
@@ -322,7 +410,7 @@ mod tests {
             (inner.as_str(), "web1")
         );
 
-        let forged = String::from_utf8(bytes)
+        let forged = String::from_utf8(bytes.clone())
             .unwrap()
             .replace("web1\\\"}", "web2\\\"}");
         assert_eq!(
@@ -342,5 +430,16 @@ mod tests {
             v.message(b"\xff", 1000.0).unwrap_err().reason(),
             "malformed"
         );
+        // web1's credential is remembered now; kind and validity are still checked each time.
+        let request = sign_request(&request("web1"), &w.node, &w.node_credential);
+        assert_eq!(
+            v.request(&request, 1000.0).unwrap_err().reason(),
+            "wrong_credential_kind"
+        );
+        assert_eq!(
+            v.message(&bytes, 1e9).unwrap_err().reason(),
+            "credential_expired"
+        );
+        assert!(v.message(&bytes, 1000.0).is_ok());
     }
 }

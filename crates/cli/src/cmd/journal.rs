@@ -2,7 +2,6 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use muster_client::collect::{report_from_job, still_running};
 use muster_client::journal::{Entry, Journal, JournalError};
@@ -13,7 +12,7 @@ use serde_json::json;
 
 use crate::Failure;
 use crate::args::{HistoryArgs, RequestArgs, RetryArgs, ShowArgs};
-use crate::cmd::{ddl_for, end_progress, progress};
+use crate::cmd::{ddl_for, end_progress, progress, rfc3339, unix_now};
 
 /// `--journal off` (or `MUSTER_JOURNAL=off`) records nothing.
 const OFF: &str = "off";
@@ -48,9 +47,7 @@ pub fn record(
         // Nothing matched and nothing was sent: nothing to remember.
         return;
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
+    let now = unix_now();
     write(
         request,
         &Entry {
@@ -106,11 +103,6 @@ fn write(request: &RequestArgs, entry: &Entry) {
     }
 }
 
-fn time_text(unix: f64) -> String {
-    let t = UNIX_EPOCH + Duration::from_secs_f64(unix.max(0.0));
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 /// `muster history`.
 pub fn history(args: HistoryArgs) -> Result<ExitStatus, Failure> {
     let journal = open_existing(args.journal.as_deref())?;
@@ -121,7 +113,7 @@ pub fn history(args: HistoryArgs) -> Result<ExitStatus, Failure> {
             .map(|e| {
                 json!({
                     "request_id": e.report.request_id,
-                    "time": time_text(e.time),
+                    "time": rfc3339(e.time),
                     "agent": e.report.agent,
                     "action": e.report.action,
                     "stats": e.report.stats,
@@ -153,7 +145,7 @@ pub fn history(args: HistoryArgs) -> Result<ExitStatus, Failure> {
             println!(
                 "{:<32}  {:<20}  {:<28}  {:>8}  replies in the registry (muster show){retry}",
                 e.report.request_id,
-                time_text(e.time),
+                rfc3339(e.time),
                 request,
                 s.expected,
             );
@@ -162,7 +154,7 @@ pub fn history(args: HistoryArgs) -> Result<ExitStatus, Failure> {
         println!(
             "{:<32}  {:<20}  {:<28}  {:>8}  {:>4}  {:>6}  {:>7}{retry}",
             e.report.request_id,
-            time_text(e.time),
+            rfc3339(e.time),
             request,
             s.expected,
             s.ok,
@@ -234,7 +226,7 @@ async fn lookup(
     if let Some(action) = ddl.as_ref().and_then(|d| d.action(&report.action)) {
         report.aggregates = aggregate::compute(action, &report);
     }
-    let running = still_running(&job, crate::cmd::unix_now());
+    let running = still_running(&job, unix_now());
     Ok((
         Entry {
             time: job.time,
@@ -255,9 +247,7 @@ pub async fn show(args: ShowArgs) -> Result<ExitStatus, Failure> {
         display: args.display,
         verbose: args.verbose,
         journal: args.journal.clone(),
-        brokers: args.brokers.clone(),
-        collective: args.collective.clone(),
-        config: args.config.clone(),
+        connection: args.connection.clone(),
         ..RequestArgs::for_display()
     };
     let (entry, running) = lookup(&args.id, &request, args.from_registry).await?;
@@ -281,7 +271,7 @@ pub async fn show(args: ShowArgs) -> Result<ExitStatus, Failure> {
             report.agent,
             report.action,
             entry.data,
-            time_text(entry.time)
+            rfc3339(entry.time)
         );
         println!();
     }
