@@ -4,7 +4,7 @@
 //! them. Needs the release binary beside it:
 //!
 //! ```sh
-//! cargo build --release -p muster-cli --examples
+//! cargo build --release -p muster-cli --bins --examples
 //! target/release/examples/hostile_flood [N]
 //! ```
 
