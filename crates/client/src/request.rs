@@ -303,30 +303,12 @@ impl Client {
             .subscribe(format!("{prefix}.>"))
             .await
             .map_err(|e| ClientError::Broker(e.to_string()))?;
-        // A message to ourselves, sent after the request: the broker handles a connection's
-        // messages in order, so once it comes back every no-responders status it sent for the
-        // request has arrived. (Flushing only empties our write buffer.)
-        let echo = self.nats.new_inbox();
-        let mut marker = self
-            .nats
-            .subscribe(echo.clone())
-            .await
-            .map_err(|e| ClientError::Broker(e.to_string()))?;
         self.launch(call, options, id, &prefix, &targets, &all, direct, 0)
             .await?;
-        self.nats
-            .publish(echo, bytes::Bytes::new())
-            .await
-            .map_err(|e| ClientError::Broker(e.to_string()))?;
-        self.nats
-            .flush()
-            .await
-            .map_err(|e| ClientError::Broker(e.to_string()))?;
-        if tokio::time::timeout(options.timeout, marker.next())
-            .await
-            .is_err()
-        {
-            debug!(request_id = %id, "the broker did not echo in time; not-connected nodes may be missed");
+        // Once the broker has handled the request, every no-responders status it sent for it
+        // has arrived.
+        if let Err(e) = muster_security::transport::round_trip(&self.nats, options.timeout).await {
+            debug!(request_id = %id, error = %e, "not-connected nodes may be missed");
         }
         let mut tally = Tally::new(expected.clone());
         let batches = [all.clone()];

@@ -518,8 +518,8 @@ impl Registry {
                 .map_err(|e| RegistryError::Broker(e.to_string()))?,
             direct,
         );
-        client
-            .flush()
+        // When `start` returns, the broker has the subscriptions: nothing sent after is missed.
+        muster_security::transport::round_trip(&client, Duration::from_secs(5))
             .await
             .map_err(|e| RegistryError::Broker(e.to_string()))?;
 

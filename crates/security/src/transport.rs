@@ -98,6 +98,29 @@ impl Transport {
     }
 }
 
+/// Waits until the broker has handled everything `client` sent before — its subscriptions, its
+/// publishes — by sending a message to itself and waiting for it: a broker handles one
+/// connection's messages in order. (`flush` only empties the client's own buffer.)
+pub async fn round_trip(
+    client: &async_nats::Client,
+    timeout: std::time::Duration,
+) -> Result<(), TransportError> {
+    use futures::StreamExt;
+    let fail = |e: &dyn std::fmt::Display| TransportError(format!("round trip to the broker: {e}"));
+    let echo = client.new_inbox();
+    let mut back = client.subscribe(echo.clone()).await.map_err(|e| fail(&e))?;
+    client
+        .publish(echo, Default::default())
+        .await
+        .map_err(|e| fail(&e))?;
+    client.flush().await.map_err(|e| fail(&e))?;
+    match tokio::time::timeout(timeout, back.next()).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(fail(&"the connection closed")),
+        Err(_) => Err(fail(&format!("no echo within {timeout:?}"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -230,7 +230,11 @@ pub async fn run(
         let client = client.clone();
         let identity = identity.clone();
         tokio::spawn(async move {
-            if client.flush().await.is_ok() {
+            // "ready" only once the broker has the subscriptions.
+            if muster_security::transport::round_trip(&client, Duration::from_secs(10))
+                .await
+                .is_ok()
+            {
                 info!(%identity, subjects = ?subjects, "ready: serving requests");
             }
         });
