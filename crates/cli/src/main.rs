@@ -39,6 +39,20 @@ impl From<muster_client::ClientError> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A command whose output goes into `head` ends quietly when the reader closes the pipe,
+    // as Unix tools do, instead of panicking on the failed write. Not the long-running
+    // services: they write to sockets and to agents' pipes, and a reader going away must
+    // never kill them.
+    if !matches!(
+        cli.command,
+        Command::Server(_)
+            | Command::Broker(_)
+            | Command::Registry(_)
+            | Command::Sim(_)
+            | Command::Demo(_)
+    ) {
+        sigpipe::reset();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

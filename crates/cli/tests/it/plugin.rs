@@ -23,3 +23,22 @@ fn plugin_doc_lists_and_documents_agents() {
         .code(2)
         .stderr_has("no DDL for agent \"nosuch\" on this machine; known agents: rpcutil, service, package, shell, file, cm, health, sim");
 }
+
+/// `muster … | head` ends quietly when the reader goes away, as Unix tools do, instead of
+/// panicking on the failed write.
+#[test]
+fn a_closed_output_pipe_ends_the_command_quietly() -> anyhow::Result<()> {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(crate::cli::bin())
+        .args(["plugin", "doc", "service"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // The reader is gone before the first write.
+    drop(child.stdout.take());
+    let output = child.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(output.status.code(), Some(101), "{stderr}");
+    Ok(())
+}
