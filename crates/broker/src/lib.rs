@@ -16,6 +16,9 @@
 //!   the few wildcard subscriptions (client inboxes) — and the fan-out.
 //! - `connection`: one reader task and one writer task per client connection, with a
 //!   byte-bounded outbound queue that drops a slow consumer instead of stalling the fan-out.
+//! - `tls`: the rustls acceptor (ring provider) for `[tls]`, optionally requiring client
+//!   certificates signed by a CA; `INFO` goes out in plain text first, as nats-server does
+//!   without `handshake_first`.
 //! - [`server`]: the accept loop, the cheap-to-clone [`Broker`] handle and graceful shutdown.
 //! - [`config`]: [`BrokerConfig`], every key with `nats-server`'s default.
 //! - [`stats`]: counters and the [`Stats`] snapshot.
@@ -32,8 +35,10 @@
 //! # }
 //! ```
 //!
-//! Not implemented (yet): TLS, nkey/JWT authentication, subject permissions, clustering,
-//! JetStream.
+//! It serves TLS, token or user/password authentication, and private reply inboxes
+//! (`private_inboxes`: each client owns the `_INBOX.<token>` subjects it subscribed to first).
+//! Not implemented: nkey/JWT authentication, several users, general subject permissions,
+//! clustering, leaf nodes, JetStream — run a `nats-server` cluster for those.
 
 pub mod codec;
 pub mod config;

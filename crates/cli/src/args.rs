@@ -1,4 +1,6 @@
-//! The command line (DESIGN §4): one definition per flag, shared by the subcommands that take it.
+//! The command line (docs/design.md §4). The flags the client commands share are defined once
+//! (`FilterArgs`, `ConnectionArgs`, `RequestArgs`) and flattened into each; the services
+//! (`server`, `sim`, `registry`) define their own `--broker` and `-T`.
 
 use std::path::PathBuf;
 

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::args::Display;
 
-/// The report as exactly one JSON object on stdout (DESIGN §3).
+/// The report as exactly one JSON object on stdout (docs/design.md §3).
 pub fn json(report: &Report) {
     println!("{}", serde_json::to_string(report).unwrap_or_default());
 }

@@ -1,4 +1,4 @@
-//! The exit codes of DESIGN §3, one enum for every command.
+//! The exit codes of docs/design.md §3, one enum for every command.
 
 /// How a command ended. The numbers are a contract: scripts branch on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

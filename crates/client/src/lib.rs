@@ -2,8 +2,8 @@
 //! a request to an expected set, collect every acknowledgement and reply, and account for each
 //! expected node with exactly one [`Outcome`] in a [`Report`].
 //!
-//! The report, its JSON form and the [`ExitStatus`] codes are the contract of DESIGN §3. This
-//! crate never prints: the CLI renders what it returns.
+//! The report, its JSON form and the [`ExitStatus`] codes are the contract of docs/design.md
+//! §3. This crate never prints: the CLI renders what it returns.
 
 pub mod aggregate;
 pub mod collect;

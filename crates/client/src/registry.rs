@@ -1,4 +1,4 @@
-//! Inventory queries to `muster registry` (DESIGN §2): which nodes matching a filter have
+//! Inventory queries to `muster registry` (docs/design.md §2): which nodes matching a filter have
 //! registered, and when each was last seen.
 
 use std::time::Duration;

@@ -1,5 +1,5 @@
-//! The report of one request (DESIGN §3, contract): one outcome per expected node, replies from
-//! nodes outside the expected set kept as `unexpected`, and the counts.
+//! The report of one request (docs/design.md §3, contract): one outcome per expected node,
+//! replies from nodes outside the expected set kept as `unexpected`, and the counts.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -157,7 +157,7 @@ impl Report {
         });
     }
 
-    /// The exit status DESIGN §3 gives this report.
+    /// The exit status docs/design.md §3 gives this report.
     pub fn exit_status(&self) -> ExitStatus {
         if self.stats.expected == 0 {
             ExitStatus::NoMatch

@@ -1,5 +1,5 @@
-//! The messages of the wire protocol (DESIGN §2): the secure envelope a request travels in, the
-//! inner request, the acknowledgement and the reply.
+//! The messages of the wire protocol (docs/design.md §2): the secure envelope a request travels
+//! in, the inner request, the acknowledgement and the reply.
 //!
 //! Every `decode` takes untrusted bytes and returns a [`DecodeError`] whose
 //! [`reason`](DecodeError::reason) is a short, stable name the daemon counts drops by.

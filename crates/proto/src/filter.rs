@@ -1,7 +1,7 @@
 //! The filter engine: which nodes a request is for.
 //!
-//! A [`Filter`] is the wire form (DESIGN §2): identity, fact, class and agent lists plus an
-//! optional compound expression (the `-S` language, see [`compound`]). [`Filter::compile`]
+//! A [`Filter`] is the wire form (docs/design.md §2): identity, fact, class and agent lists plus
+//! an optional compound expression (the `-S` language, see [`compound`]). [`Filter::compile`]
 //! turns it into a [`CompiledFilter`] once (regexes built, identity literals hashed), which
 //! then matches any number of nodes without allocating much and without ever failing.
 //!
@@ -33,7 +33,8 @@ pub(crate) mod tests;
 /// The largest compiled size, in bytes, of any regex in a filter. Larger patterns are errors.
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-/// A request's filter (DESIGN §2). A filter matches when every non-empty part matches.
+/// A request's filter (docs/design.md §2). A filter matches when every non-empty part
+/// matches.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {

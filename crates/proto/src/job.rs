@@ -1,5 +1,5 @@
-//! Collected requests (DESIGN §3): a request whose replies a registry keeps, so `muster show
-//! ID` can tell from any operator's machine who got it and who did not.
+//! Collected requests (docs/design.md §3): a request whose replies a registry keeps, so
+//! `muster show ID` can tell from any operator's machine who got it and who did not.
 //!
 //! - The client announces the request as a [`JobRecord`] on `muster.<collective>.registry.job.new`
 //!   (every registry stores it and answers; the client takes the first answer as proof that

@@ -2,9 +2,13 @@
 //! they travel on, and the one filter engine (with its compound language) that every discovery
 //! source and every node uses.
 //!
-//! This crate does no I/O: no sockets, no files, no clock reads. Time is a parameter. It is the
-//! only home of serde wire types, and everything that decodes network input here returns an
-//! error instead of panicking.
+//! This crate does no I/O: no sockets, no files, no clock reads. Time is a parameter. It holds
+//! the serde types of every message on the wire (docs/design.md §2) except the two that exist
+//! only to carry signatures, which live in `muster-security` beside the code that signs and
+//! checks them: the signed envelope nodes (and callers of collected requests) send,
+//! `security::signed::SignedMessage` (`muster:signed:1`), and the credential
+//! (`muster:credential:1`). Everything that decodes network input here returns an error
+//! instead of panicking.
 
 pub mod ddl;
 pub mod envelope;

@@ -1,6 +1,6 @@
-//! Node registration and inventory queries (DESIGN §2): what a node publishes about itself on
-//! `muster.<collective>.registration`, and the request/reply pair a registry answers on
-//! `muster.<collective>.registry.query`.
+//! Node registration and inventory queries (docs/design.md §2): what a node publishes about
+//! itself on `muster.<collective>.registration`, and the request/reply pair a registry answers
+//! on `muster.<collective>.registry.query`.
 //!
 //! ```json
 //! {"protocol":"muster:registration:1","identity":"web1","facts":{"role":"web"},
@@ -18,6 +18,11 @@
 //! in one message carries `next`; the query is sent again with `after` set to it.
 //!
 //! ```json
+//! {"protocol":"muster:registry-query:1","filter":{},"records":true}
+//! {"protocol":"muster:registry-answer:1","nodes":[{"identity":"web1",
+//!  "first_seen":1764070001.2,"last_seen":1764072000.6,
+//!  "record":{"protocol":"muster:registration:1","identity":"web1",…}},…],"next":"web2"}
+//! {"protocol":"muster:registry-query:1","filter":{},"records":true,"after":"web2"}
 //! ```
 //!
 //! Every `decode` takes untrusted bytes and returns a [`DecodeError`], never panics.

@@ -1,4 +1,4 @@
-//! Reply status codes (DESIGN §2).
+//! Reply status codes (docs/design.md §2).
 
 use serde::{Deserialize, Serialize};
 

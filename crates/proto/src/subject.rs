@@ -1,4 +1,4 @@
-//! The NATS subjects Muster uses (DESIGN §2) and the rules for identities and collectives.
+//! The NATS subjects Muster uses (docs/design.md §2) and the rules for identities and collectives.
 
 /// The default collective.
 pub const DEFAULT_COLLECTIVE: &str = "muster";

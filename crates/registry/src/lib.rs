@@ -1,5 +1,5 @@
 //! The Muster registry (`muster registry`): collects node registrations into a SQLite
-//! database and answers inventory queries (DESIGN §1–§3).
+//! database and answers inventory queries (docs/design.md §1–§3).
 //!
 //! - Nodes publish a [`Registration`] on `muster.<collective>.registration` at start and every
 //!   interval. The registry keeps the latest record per identity with when it first and last

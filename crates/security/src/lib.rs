@@ -1,18 +1,25 @@
-//! Muster's trust model (DESIGN §7), everything about it that is not I/O on the network:
+//! Muster's trust model (docs/design.md §7), and the settings of the connection to the broker:
 //!
 //! - [`keys`]: ed25519 key pairs in PEM files (PKCS#8 private keys, refused when others can
 //!   read them; SPKI public keys), as `openssl pkey` reads them too.
 //! - [`credential`]: what an issuer vouches for — a caller's or a node's name, public key,
 //!   expiry and optional agent limits — signed by the organisation's issuer key. Nodes and
 //!   clients hold only the issuer's public key, so adding an operator touches no node.
-//! - [`signed`]: requests signed by callers ([`muster_proto::SecureEnvelope`]) and replies,
-//!   acknowledgements and registrations signed by nodes, each checked against the issuer.
+//! - [`signed`]: requests signed by callers ([`muster_proto::SecureEnvelope`]), and the
+//!   [`signed::SignedMessage`] envelope (`muster:signed:1`, docs/design.md §2) in which nodes send
+//!   replies, acknowledgements and registrations and callers send collected requests' records,
+//!   each checked against the issuer.
 //! - [`replay`]: the bounded cache of request ids a node has run, entries expiring with their
 //!   request's time window.
 //! - [`policy`]: MCollective's actionpolicy files, parsed and evaluated.
-//! - [`transport`]: TLS and NATS credentials for the connection to the broker.
+//! - [`transport`]: TLS and NATS credentials applied to a connection's options, and
+//!   [`transport::round_trip`], which waits until the broker has handled what a connection sent
+//!   (it subscribes, publishes to itself and waits, under a timeout, for the echo).
 //!
-//! Time is always a parameter; nothing here reads the clock.
+//! Everything but [`transport`] is free of the network and of clocks: time is a parameter, and
+//! the only I/O is reading and writing key files ([`keys`]). [`transport::round_trip`] is the
+//! exception on both counts — it talks to the broker and its timeout reads the runtime's clock
+//! — which is why this crate depends on async-nats and tokio.
 
 pub mod credential;
 #[doc(hidden)]

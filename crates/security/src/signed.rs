@@ -1,10 +1,11 @@
 //! Signed messages, both ways.
 //!
 //! - A caller signs a request: [`sign_request`] puts the inner request's exact JSON text, the
-//!   caller's signature over it and the caller's credential in a [`SecureEnvelope`] (DESIGN
-//!   §2). A node checks it with [`Verifier::request`].
+//!   caller's signature over it and the caller's credential in a [`SecureEnvelope`]
+//!   (docs/design.md §2). A node checks it with [`Verifier::request`].
 //! - A node signs what it sends — acknowledgements, replies, registrations — the same way in a
-//!   [`SignedMessage`] with its node credential; clients and registries check it with
+//!   [`SignedMessage`] with its node credential; a caller signs a collected request's record
+//!   the same way, with its caller credential. Clients and registries check these with
 //!   [`Verifier::message`], and that the credential's name is the sender's.
 
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
-//! Deciding whether a message is a request this node should run, in DESIGN §7's order: size,
-//! envelope, signature and credential (in signed mode), request fields, caller, collective,
-//! time window, reply subject, filter. Pure: the caller gives the time, counts the drops and
-//! keeps the replay cache. The daemon and the fleet simulator share it.
+//! Deciding whether a message is a request this node should run, in docs/design.md §7's order:
+//! size, envelope, signature and credential (in signed mode), request fields, caller,
+//! collective, time window, reply subject, filter. Pure: the caller gives the time, counts the
+//! drops and keeps the replay cache. The daemon and the fleet simulator share it.
 
 use std::time::Duration;
 

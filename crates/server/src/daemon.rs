@@ -1,7 +1,7 @@
-//! The receive loop, in DESIGN §7's order: envelope → signature → credential → request →
-//! collective → time window → replay cache → filter → policy → ack → input validation and run
-//! → signed reply. Every step that rejects a message counts it by reason, writes the decision
-//! to the audit log, and moves on.
+//! The receive loop, in docs/design.md §7's order: envelope → signature → credential →
+//! request → collective → time window → replay cache → filter → policy → ack → input
+//! validation and run → signed reply. Every step that rejects a message counts it by reason,
+//! writes the decision to the audit log, and moves on.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

@@ -4,8 +4,11 @@
 //! has and to its own direct subject, and for every message: checks the envelope, the
 //! signature and credential, the request, the time window and the replay cache, the filter and
 //! the policy, acknowledges, runs the action (a bounded number at once) and replies, signed.
+//! With `security = "insecure"` the signature, credential, replay cache and policy steps are
+//! skipped and nothing is signed.
 //! Anything it cannot use is dropped and counted by reason, and every decision goes to the
-//! audit log; nothing a message contains can stop it serving.
+//! audit log (a request whose filter does not match this node is only counted); nothing a
+//! message contains can stop it serving. The order of the checks is docs/design.md §7.
 //!
 //! [`run`] takes a loaded [`ServerConfig`] and a channel of [`Control`] messages (the binary
 //! turns SIGHUP and SIGTERM into them), so tests and embedders drive it without signals.

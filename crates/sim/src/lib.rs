@@ -6,8 +6,11 @@
 //! to that node's direct subject (so a request to a node that is not there still gets the
 //! broker's no-responders answer). A broadcast is decoded and its filter compiled once per
 //! group, then matched against each node. Nodes that flap get a connection of their own, which
-//! they drop and re-open. Everything a node does — admission, filters, `rpcutil` — is the
-//! daemon's own code, so the simulator behaves like a fleet of daemons.
+//! they drop and re-open. The admission checks, the filter engine and `rpcutil` are the
+//! daemon's own code, so the simulator behaves like a fleet of daemons in `security =
+//! "insecure"` mode: virtual nodes take unsigned requests and have no replay cache, policies or
+//! audit log. Acknowledging, running the action and replying around them are the simulator's
+//! own.
 
 use std::collections::HashMap;
 use std::sync::Arc;

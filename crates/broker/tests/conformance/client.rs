@@ -231,7 +231,7 @@ async fn request_reply_with_many_replies() -> Result<()> {
                 ensure!(senders.insert(msg.payload.clone()), "duplicate {msg:?}");
             }
         }
-        // request() keeps only the first of them (crate notes §1.1).
+        // request() keeps only the first of them (docs/design.md §2).
         let first = requester
             .request("muster.c.broadcast.rpcutil", "ping".into())
             .await?;

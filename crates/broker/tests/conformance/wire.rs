@@ -343,7 +343,7 @@ fn server_pings_and_accepts_pong() -> Result<()> {
     })
 }
 
-// ----- the error table (crate notes §2.2): the deterministic rows -----
+// ----- nats-server's error table for bad client input: the deterministic rows -----
 
 fn expect_error(connect: Option<&str>, input: &[u8], err: Option<&str>) -> Result<()> {
     each_broker(|broker| {

@@ -1,5 +1,5 @@
 //! `muster keygen`, `muster issuer init` and `muster issuer issue`: the keys and credentials of
-//! DESIGN §7.
+//! docs/design.md §7.
 
 use std::path::{Path, PathBuf};
 

@@ -93,8 +93,9 @@ on_both_brokers! {
 }
 
 on_both_brokers! {
-    /// `muster rpc service restart service=nginx -C web` reports per node and exits by DESIGN
-    /// §3; `muster rpc package status package=openssl` ends with the versions across the fleet.
+    /// `muster rpc service restart service=nginx -C web` reports per node and exits by
+    /// docs/design.md §3; `muster rpc package status package=openssl` ends with the versions
+    /// across the fleet.
     /// Every system command is a stand-in script.
     fn service_and_package_across_a_fleet() -> Result<()> {
         let dir = tempfile::tempdir()?;

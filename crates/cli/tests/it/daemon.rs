@@ -1,4 +1,4 @@
-//! The node daemon (DESIGN §2, §5): it survives garbage and counts it, reconnects after a
+//! The node daemon (docs/design.md §2, §5): it survives garbage and counts it, reconnects after a
 //! broker restart, reloads on SIGHUP, drains and exits on SIGTERM, and rejects bad configs.
 
 use std::io::{BufRead, BufReader, Write};

@@ -1,4 +1,5 @@
-//! Every filter kind (DESIGN §2, §4) picks exactly the right nodes out of five real daemons.
+//! Every filter kind (docs/design.md §2, §4) picks exactly the right nodes out of five real
+//! daemons.
 //!
 //! One fixture (a broker and the five daemons of [`fixture::five_specs`]) serves the whole
 //! table; the cases run concurrently, each as its own `muster find --json` process.

@@ -1,5 +1,5 @@
-//! The `--json` contract (DESIGN §3): exactly one object with exactly these keys, pinned by
-//! snapshots, and `find --json` composing with `--nodes -`.
+//! The `--json` contract (docs/design.md §3): exactly one object with exactly these keys,
+//! pinned by snapshots, and `find --json` composing with `--nodes -`.
 
 use std::collections::BTreeSet;
 

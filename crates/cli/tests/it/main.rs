@@ -1,8 +1,8 @@
 //! Integration tests of the `muster` binary: the real CLI against real `nats-server` brokers
-//! and real `muster server` daemons (DESIGN §2–§5).
+//! and real `muster server` daemons (docs/design.md §2–§5).
 //!
 //! - `filters`: every filter kind and the compound language pick exactly the right nodes;
-//! - `outcomes`: each node outcome and each exit code of DESIGN §3;
+//! - `outcomes`: each node outcome and each exit code of docs/design.md §3;
 //! - `json`: the `--json` contract (snapshots and key sets) and composing commands;
 //! - `human`: what people read (`facts`, `inventory`, `find`);
 //! - `daemon`: the node daemon's robustness, signals, reconnects and config errors.

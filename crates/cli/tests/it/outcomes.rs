@@ -1,4 +1,4 @@
-//! Each outcome of an expected node and each exit code of DESIGN §3.
+//! Each outcome of an expected node and each exit code of docs/design.md §3.
 
 use std::time::Duration;
 
@@ -482,7 +482,7 @@ on_both_brokers! {
 
 on_both_brokers! {
     /// A reply larger than the broker's max_payload is replaced by an error reply saying so
-    /// (DESIGN §2): the node is `failed`, not silently missing.
+    /// (docs/design.md §2): the node is `failed`, not silently missing.
     fn an_oversized_reply_becomes_an_error_reply() -> Result<()> {
         let blob = "x".repeat(1_200_000);
         let Some(fleet) = fixture::fleet(&[DaemonSpec::new("big1").facts(json!({"blob": blob}))])?
@@ -525,7 +525,8 @@ on_both_brokers! {
 }
 
 on_both_brokers! {
-    /// Identities may contain dots (DESIGN §2): such a node is addressed directly like any other.
+    /// Identities may contain dots (docs/design.md §2): such a node is addressed directly like
+    /// any other.
     fn dotted_identities_work() -> Result<()> {
         let Some(fleet) = fixture::fleet(&[
             DaemonSpec::new("web1.example.com").classes(&["nginx"]),

@@ -1,5 +1,5 @@
-//! Signed mode (DESIGN §7) with real daemons: every kind of hostile request is dropped or
-//! denied before anything runs, and leaves its line in the audit log; honest requests run;
+//! Signed mode (docs/design.md §7) with real daemons: every kind of hostile request is dropped
+//! or denied before anything runs, and leaves its line in the audit log; honest requests run;
 //! forged replies and registrations are rejected; a flood of hostile messages does not stop a
 //! node serving.
 
@@ -137,8 +137,9 @@ fn restarts(marker: &Path) -> usize {
 }
 
 on_both_brokers! {
-    /// DESIGN §7's checks with a real daemon: each hostile request is dropped (or denied with
-    /// status 6) and audited, and runs nothing; honest requests run; a replayed one does not.
+    /// docs/design.md §7's checks with a real daemon: each hostile request is dropped (or denied
+    /// with status 6) and audited, and runs nothing; honest requests run; a replayed one does
+    /// not.
     fn hostile_requests_never_run_and_each_leaves_an_audit_line() -> Result<()> {
         let pki = Pki::new()?;
         let dir = tempfile::tempdir()?;
