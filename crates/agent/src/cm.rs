@@ -4,7 +4,7 @@
 //! - `runonce` waits a uniform random delay in `[0, min(splaylimit, max_splay)]` when
 //!   `splay=true` (the splay is further capped at a quarter of the DDL timeout so the run keeps
 //!   most of it), then runs `[agents.cm] command` in the foreground through
-//!   [`command::run`](crate::command::run), under a timeout just under what is left of the DDL
+//!   [`command::run`], under a timeout just under what is left of the DDL
 //!   timeout. Exit status 0 is success. When the configured command contains the argument
 //!   `--detailed-exitcodes` (Puppet's convention), exit status 2 ("changes were applied") is a
 //!   success too; 4 and 6 (failures) are not.

@@ -1,6 +1,6 @@
 //! `health`: runs the node's named Nagios-plugin checks (`[agents.health.checks.NAME]`).
 //!
-//! A check is a plugin run through [`command::run`](crate::command::run) under its configured
+//! A check is a plugin run through [`command::run`] under its configured
 //! timeout (default 30 s, capped just under the DDL timeout). The Nagios plugin convention
 //! decides its state:
 //!

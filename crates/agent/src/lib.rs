@@ -4,9 +4,10 @@
 //! [`dispatch`] (the one path every action runs through: the DDL's validation, the timeout, the
 //! output defaults), [`command`] (running a configured program in its own process group), the
 //! `[agents]` configuration ([`config`]), the built-in agents ([`rpcutil`], [`service`],
-//! [`package`], [`file`], [`shell`], [`cm`], [`health`]; docs/design.md §6) and [`external`]
-//! agents. It knows nothing of NATS or the daemon's I/O: the daemon (`muster-server`) decides
-//! which requests reach an agent, and turns an [`ActionResult`] into a reply.
+//! [`package`], [`file`](mod@file), [`shell`], [`cm`], [`health`]; docs/design.md §6) and
+//! [`external`] agents. It knows nothing of NATS or the daemon's I/O: the daemon
+//! (`muster-server`) decides which requests reach an agent, and turns an [`ActionResult`] into
+//! a reply.
 
 use std::future::Future;
 use std::pin::Pin;

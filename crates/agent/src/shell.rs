@@ -1,7 +1,7 @@
 //! `shell`: runs an arbitrary shell command and reports what it did.
 //!
 //! Only registered when `[agents.shell] enabled = true`. The command runs as
-//! `<config.shell> -c <command>` through [`command::run`](crate::command::run), with standard
+//! `<config.shell> -c <command>` through [`command::run`], with standard
 //! input connected to `/dev/null` and the daemon's environment and working directory. When it
 //! runs past its timeout its whole process group is killed (`SIGTERM`, then `SIGKILL` a second
 //! later), so background jobs it started go too.
