@@ -800,7 +800,8 @@ pub fn put_decimal(out: &mut impl BufMut, n: u64) {
 }
 
 /// The `INFO` a server sends first on every connection. Fields follow `nats-server`'s
-/// `Info`; what `async-nats` reads is in the crate notes (`max_payload` is mandatory).
+/// `Info`. `async-nats` takes every field as optional, but checks each publish against
+/// `max_payload` (absent: 0, so nothing but empty messages could be sent): it is always set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServerInfo {
     /// Unique id of this server instance.
