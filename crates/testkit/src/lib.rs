@@ -1,6 +1,8 @@
-//! Test support for Muster: real `nats-server` processes and real `muster server` daemons on
-//! loopback with ephemeral ports, each in a temporary directory, killed and reaped on drop,
-//! with their logs printed when a test fails.
+//! Test support for Muster: real `nats-server` processes, the embedded broker on its own
+//! runtime thread ([`embedded`]) and real `muster server` daemons on loopback with ephemeral
+//! ports, each in a temporary directory, killed and reaped on drop, with their logs printed
+//! when a test fails; throwaway keys, credentials and policies ([`pki`]) and certificates
+//! ([`tls`]).
 //!
 //! Nothing here waits by sleeping: every wait is for a condition, with a deadline.
 
