@@ -203,14 +203,14 @@ pub async fn run(
         .map_err(|e| ServerError::Broker(e.to_string()))?;
 
     let slots = Arc::new(Semaphore::new(config.max_concurrent));
-    let mut stats = Stats::new(identity.clone(), slots.clone(), config.max_concurrent);
+    let room = config.max_concurrent.saturating_mul(WAITING_PER_SLOT);
+    let waiting = Arc::new(Semaphore::new(room));
+    let mut stats = Stats::new(identity.clone(), slots.clone(), config.max_concurrent)
+        .with_waiting(waiting.clone(), room);
     if let Some(audit) = &audit {
         stats = stats.with_audit_lost(audit.lost());
     }
     let stats = Arc::new(stats);
-    let waiting = Arc::new(Semaphore::new(
-        config.max_concurrent.saturating_mul(WAITING_PER_SLOT),
-    ));
     let node = Arc::new(Node {
         identity: identity.clone(),
         client: client.clone(),

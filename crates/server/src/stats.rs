@@ -141,6 +141,8 @@ pub struct Stats {
     busy: AtomicU64,
     drops: [AtomicU64; DropReason::ALL.len()],
     audit_lost: Option<Arc<AtomicU64>>,
+    /// Room for requests waiting for a slot, and its size.
+    waiting: Option<(Arc<Semaphore>, usize)>,
     slots: Arc<Semaphore>,
     max_concurrent: usize,
 }
@@ -158,6 +160,7 @@ impl Stats {
             busy: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
             audit_lost: None,
+            waiting: None,
             slots,
             max_concurrent,
         }
@@ -166,6 +169,12 @@ impl Stats {
     /// Also reports this count of audit records lost (see [`crate::audit::AuditLog::lost`]).
     pub fn with_audit_lost(mut self, lost: Arc<AtomicU64>) -> Self {
         self.audit_lost = Some(lost);
+        self
+    }
+
+    /// Also reports how many requests wait for a slot: the room in `waiting`, `capacity` in all.
+    pub fn with_waiting(mut self, waiting: Arc<Semaphore>, capacity: usize) -> Self {
+        self.waiting = Some((waiting, capacity));
         self
     }
 
@@ -222,6 +231,9 @@ impl StatsSource for Stats {
             "requests_served": self.served.load(Ordering::Relaxed),
             "requests_filtered": self.filtered.load(Ordering::Relaxed),
             "requests_busy": self.busy.load(Ordering::Relaxed),
+            "requests_waiting": self.waiting.as_ref().map_or(0, |(room, capacity)| {
+                capacity.saturating_sub(room.available_permits())
+            }),
             "drops_total": total,
             "drops": drops,
             "audit_lost": self.audit_lost.as_ref().map_or(0, |n| n.load(Ordering::Relaxed)),
@@ -251,6 +263,7 @@ mod tests {
         assert_eq!(got["drops"], json!({"bad_signature": 2, "bad_filter": 1}));
         assert_eq!(got["drops_total"], 3);
         assert_eq!(got["requests_busy"], 1);
+        assert_eq!(got["requests_waiting"], 2);
         assert_eq!(got["audit_lost"], 3);
         assert_eq!(got["in_flight"], 0);
     }

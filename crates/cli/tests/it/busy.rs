@@ -68,7 +68,8 @@ async fn connect(url: &str) -> Result<Client> {
 on_both_brokers! {
     /// Every action slot busy with a 30 s action: `muster ping` still answers, `daemon_stats`
     /// shows the slots in use, one more action is answered "busy" (status 5, outcome failed)
-    /// once its ttl passes, and stopping the daemon kills the sleeping actions.
+    /// once its ttl passes, and stopping the daemon answers the request still waiting and
+    /// kills the sleeping actions.
     fn a_busy_node_answers_ping_and_says_it_is_busy() -> Result<()> {
         let spec = DaemonSpec::new("web1")
             .config(&format!("max_concurrent = {SLOTS}\ndrain_timeout = \"1s\""))
@@ -162,9 +163,37 @@ on_both_brokers! {
             .run();
         assert_eq!(run.code(0).json()["replies"][0]["data"]["requests_busy"], 1, "{run}");
 
+        // One more, with time to wait: it is still waiting when the daemon stops, and is
+        // answered instead of started during the drain.
+        let waiter = {
+            let (client, web1) = (client.clone(), web1.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                let options = RequestOptions {
+                    timeout: Duration::from_secs(30),
+                    ..Default::default()
+                };
+                let call = Call {
+                    data: json!({"command": "echo too late"}),
+                    ..Call::new("shell", "run")
+                };
+                anyhow::Ok(runtime.block_on(client.request(&call, &web1, &options, 0, &mut |_| {}))?)
+            })
+        };
+        wait_for("a request to wait for a slot", Duration::from_secs(10), || {
+            let run = fleet
+                .muster(&["rpc", "rpcutil", "daemon_stats", "-I", "web1", "--json", "-t", "5"])
+                .run();
+            run.json()["replies"][0]["data"]["requests_waiting"] == 1
+        })?;
+
         // Stopping gives up on the sleeping actions after the drain timeout and kills them.
         let daemon = fleet.daemon("web1");
         daemon.signal(UnixSignal::SIGTERM)?;
+        let report = waiter.join().map_err(|_| anyhow::anyhow!("the waiting request panicked"))??;
+        let reply = report.replies.first().ok_or_else(|| anyhow::anyhow!("no reply: {report:?}"))?;
+        assert_eq!(reply.statuscode, 5, "{reply:?}");
+        assert!(reply.statusmsg.contains("shutting down"), "{reply:?}");
         assert_eq!(daemon.wait_exit(Duration::from_secs(20))?, Some(0), "{}", daemon.log());
         assert!(daemon.log().contains("drain timeout reached"), "{}", daemon.log());
         let left = sleepers.pids();
