@@ -2,6 +2,13 @@
 //! collective → time window → replay cache → filter → policy → ack → input validation and run
 //! → signed reply. Every step that rejects a message counts it by reason, writes the decision
 //! to the audit log, and moves on.
+//!
+//! Nothing slow holds up the loop. Checking and acknowledging take a bounded number of
+//! permits, released before a request waits for its slot: one of `max_concurrent` action
+//! slots, or for `rpcutil` (cheap, built in, read-only) a small lane of its own, so a node whose
+//! every slot is busy still answers ping and discovery. A request that finds no slot within its
+//! ttl is answered busy (status 5), never left in silence. Reloads run beside serving, and the
+//! audit log is written by its own thread.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -453,11 +460,14 @@ impl Node {
     /// Reloads policies, facts and classes. It runs beside serving; each set is swapped in
     /// whole once it is complete, and a set that fails to load keeps the previous one.
     async fn reload(&self) {
-        if let Some(trust) = &self.trust {
-            let agents: Vec<String> = self.agents.keys().cloned().collect();
-            trust.reload_policies(&agents);
+        let agents: Vec<String> = self.agents.keys().cloned().collect();
+        let policies = self.trust.as_ref().map(|t| t.read_policies(&agents));
+        let inventory = load_inventory(&self.config, &self.identity, &self.agents).await;
+        // Everything is read (the facts command may have taken a while): now swap.
+        if let (Some(trust), Some(policies)) = (&self.trust, policies) {
+            trust.set_policies(policies);
         }
-        match load_inventory(&self.config, &self.identity, &self.agents).await {
+        match inventory {
             Ok(inventory) => {
                 info!(
                     facts = inventory.facts.as_object().map_or(0, |f| f.len()),

@@ -253,8 +253,11 @@ mod tests {
             assert_eq!(*reason as usize, i, "{reason:?} is out of place in ALL");
         }
         let lost = Arc::new(AtomicU64::new(3));
-        let stats =
-            Stats::new("web1".into(), Arc::new(Semaphore::new(4)), 4).with_audit_lost(lost.clone());
+        let room = Arc::new(Semaphore::new(8));
+        let stats = Stats::new("web1".into(), Arc::new(Semaphore::new(4)), 4)
+            .with_audit_lost(lost.clone())
+            .with_waiting(room.clone(), 8);
+        let _waiting = room.try_acquire_many(2).unwrap();
         stats.dropped(DropReason::BadSignature);
         stats.dropped(DropReason::BadSignature);
         stats.dropped(DropReason::BadFilter);
