@@ -6,8 +6,10 @@
 //!  "action":"restart","decision":"denied","reason":"policy: rule on line 4"}
 //! ```
 //!
-//! Lines are written as decisions are made, each whole in one `write`, never dropped or
-//! batched away: a failed write is retried once on a freshly opened file and otherwise logged
+//! Lines are handed to one writer thread through a bounded queue, so a slow or stalled disk
+//! never holds up the receive path: when the queue is full the line is lost, counted
+//! (`audit_lost` in `daemon_stats`) and the loss is logged. The writer writes each line whole in
+//! one `write`; a failed write is retried once on a freshly opened file and otherwise logged
 //! with its content. The file is reopened when it has been moved or deleted (log rotation), so
 //! rotation loses nothing.
 
@@ -15,11 +17,13 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use tracing::error;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, error, warn};
 
 /// What was decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,10 +83,31 @@ struct Open {
     ino: u64,
 }
 
-/// An audit log file.
+/// How many lines may wait for the writer thread before further ones are lost.
+pub const QUEUE: usize = 4096;
+
+/// What the writer thread is given.
+enum Entry {
+    /// One JSON line, with its newline.
+    Line(Vec<u8>),
+    /// Answer once everything queued before has been written.
+    Flush(oneshot::Sender<()>),
+}
+
+/// An audit log file and the thread that writes it.
 pub struct AuditLog {
-    path: PathBuf,
-    open: Mutex<Option<Open>>,
+    queue: mpsc::Sender<Entry>,
+    losses: Arc<Losses>,
+}
+
+/// Lines lost because the writer fell behind.
+#[derive(Debug, Default)]
+struct Losses {
+    /// Since the start.
+    lost: Arc<AtomicU64>,
+    /// Whether losses have been logged and the writer has not caught up since: the log says
+    /// so once per episode, not once per line.
+    behind: AtomicBool,
 }
 
 fn open(path: &Path) -> std::io::Result<Open> {
@@ -100,34 +125,115 @@ fn open(path: &Path) -> std::io::Result<Open> {
 }
 
 impl AuditLog {
-    /// Opens (creating it, mode 0600) the audit log at `path`.
+    /// Opens (creating it, mode 0600) the audit log at `path` and starts its writer thread.
     pub fn open(path: &Path) -> std::io::Result<AuditLog> {
-        let file = open(path)?;
-        Ok(AuditLog {
-            path: path.to_path_buf(),
-            open: Mutex::new(Some(file)),
-        })
+        Self::with_queue(path, QUEUE)
     }
 
-    /// Appends one record.
+    /// [`AuditLog::open`] with room for `capacity` waiting lines.
+    pub fn with_queue(path: &Path, capacity: usize) -> std::io::Result<AuditLog> {
+        let file = open(path)?;
+        let (queue, entries) = mpsc::channel(capacity.max(1));
+        let losses = Arc::new(Losses::default());
+        let writer = Writer {
+            path: path.to_path_buf(),
+            open: Some(file),
+            losses: losses.clone(),
+            reported: 0,
+        };
+        std::thread::Builder::new()
+            .name("muster-audit".into())
+            .spawn(move || writer.run(entries))?;
+        Ok(AuditLog { queue, losses })
+    }
+
+    /// Queues one record for the writer; never waits. When the queue is full the record is
+    /// lost: counted, and logged once until the writer catches up.
     pub fn record(&self, record: &Record) {
         let mut line = serde_json::to_vec(record).unwrap_or_default();
         line.push(b'\n');
-        let mut guard = match self.open.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        if let Err(e) = self.queue.try_send(Entry::Line(line)) {
+            let total = self.losses.lost.fetch_add(1, Ordering::Relaxed) + 1;
+            if !self.losses.behind.swap(true, Ordering::Relaxed) {
+                error!(
+                    lost = total,
+                    "the audit log writer is behind ({QUEUE} lines waiting, or it stopped); \
+                     records are being lost until it catches up (daemon_stats: audit_lost)"
+                );
+            }
+            if let mpsc::error::TrySendError::Full(Entry::Line(line))
+            | mpsc::error::TrySendError::Closed(Entry::Line(line)) = e
+            {
+                debug!(line = %String::from_utf8_lossy(&line).trim_end(), "lost audit record");
+            }
+        }
+    }
+
+    /// Waits until every record queued before this call has been written (or given up on).
+    pub async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.queue.send(Entry::Flush(done)).await.is_ok() {
+            let _ = written.await;
+        }
+    }
+
+    /// The counter of records lost since the start, for `daemon_stats`.
+    pub fn lost(&self) -> Arc<AtomicU64> {
+        self.losses.lost.clone()
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    path: PathBuf,
+    open: Option<Open>,
+    losses: Arc<Losses>,
+    /// Losses already reported as over.
+    reported: u64,
+}
+
+impl Writer {
+    /// Writes lines until every [`AuditLog`] handle is gone.
+    fn run(mut self, mut entries: mpsc::Receiver<Entry>) {
+        while let Some(entry) = entries.blocking_recv() {
+            match entry {
+                Entry::Line(line) => self.write(&line),
+                Entry::Flush(done) => {
+                    let _ = done.send(());
+                }
+            }
+            if entries.is_empty() {
+                self.caught_up();
+            }
+        }
+    }
+
+    /// The queue is empty: if lines were lost meanwhile, say how many.
+    fn caught_up(&mut self) {
+        if self.losses.behind.swap(false, Ordering::Relaxed) {
+            let total = self.losses.lost.load(Ordering::Relaxed);
+            warn!(
+                lost = total - self.reported,
+                total,
+                path = %self.path.display(),
+                "the audit log writer caught up; records were lost while it was behind"
+            );
+            self.reported = total;
+        }
+    }
+
+    fn write(&mut self, line: &[u8]) {
         // Rotated away (renamed or deleted)? Start the new file.
-        let moved = match (std::fs::metadata(&self.path), guard.as_ref()) {
+        let moved = match (std::fs::metadata(&self.path), self.open.as_ref()) {
             (Ok(meta), Some(open)) => meta.dev() != open.dev || meta.ino() != open.ino,
             _ => true,
         };
         if moved {
-            *guard = open(&self.path).ok();
+            self.open = open(&self.path).ok();
         }
         for attempt in 0..2 {
-            if let Some(open) = guard.as_mut() {
-                match open.file.write_all(&line) {
+            if let Some(open) = self.open.as_mut() {
+                match open.file.write_all(line) {
                     Ok(()) => return,
                     Err(e) if attempt == 0 => {
                         error!(error = %e, path = %self.path.display(), "cannot write the audit log; reopening it");
@@ -135,12 +241,13 @@ impl AuditLog {
                     Err(_) => break,
                 }
             }
+            // Only this thread waits: the receive path goes on queueing.
             std::thread::sleep(Duration::from_millis(10));
-            *guard = open(&self.path).ok();
+            self.open = open(&self.path).ok();
         }
         error!(
             path = %self.path.display(),
-            line = %String::from_utf8_lossy(&line).trim_end(),
+            line = %String::from_utf8_lossy(line).trim_end(),
             "cannot write the audit log; the record is here instead"
         );
     }
@@ -149,6 +256,10 @@ impl AuditLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn flush(log: &AuditLog) {
+        futures::executor::block_on(log.flush());
+    }
 
     fn lines(path: &Path) -> Vec<serde_json::Value> {
         std::fs::read_to_string(path)
@@ -167,6 +278,7 @@ mod tests {
         record.request_id = Some("01ab".into());
         record.caller = Some("alice".into());
         log.record(&record);
+        flush(&log);
         let got = lines(&path);
         assert_eq!(got.len(), 1);
         assert_eq!(got[0]["decision"], "denied");
@@ -176,15 +288,86 @@ mod tests {
         // logrotate's default: rename, then the writer must start a new file.
         std::fs::rename(&path, dir.path().join("audit.log.1")).unwrap();
         log.record(&Record::now(Decision::Allowed, "policy: the default"));
+        flush(&log);
         assert_eq!(lines(&dir.path().join("audit.log.1")).len(), 1);
         assert_eq!(lines(&path).len(), 1);
         // Deleted outright: the same.
         std::fs::remove_file(&path).unwrap();
         log.record(&Record::now(Decision::Dropped, "replayed"));
+        flush(&log);
         assert_eq!(lines(&path)[0]["reason"], "replayed");
         // copytruncate: appending goes on at the new end.
         std::fs::write(&path, "").unwrap();
         log.record(&Record::now(Decision::Dropped, "bad_signature"));
+        flush(&log);
         assert_eq!(lines(&path).len(), 1);
+    }
+
+    /// The audit file stops taking writes (here a pipe nobody reads): recording goes on
+    /// without waiting for it, what does not fit in the queue is counted as lost, and every
+    /// other record reaches the file, in order, once it takes writes again.
+    #[test]
+    fn a_stalled_audit_file_does_not_block_recording_and_losses_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        // Opening a pipe for writing waits for a reader: open one, and read nothing yet.
+        let reader = {
+            let path = path.clone();
+            std::thread::spawn(move || std::fs::File::open(path).unwrap())
+        };
+        let log = AuditLog::with_queue(&path, 8).unwrap();
+        let mut reader = reader.join().unwrap();
+        let lost = log.lost();
+
+        // Far more than the pipe's buffer (64 KiB) and the queue hold.
+        let total = 400;
+        let (done, finished) = std::sync::mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            for i in 0..total {
+                log.record(&Record::now(Decision::Dropped, format!("{i:01024}")));
+            }
+            done.send(()).unwrap();
+            log
+        });
+        let blocked = finished.recv_timeout(Duration::from_secs(30)).is_err();
+        // Unblock the writer either way, so the test ends.
+        let drain = std::thread::spawn(move || {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut reader, &mut text).unwrap();
+            text
+        });
+        assert!(!blocked, "recording waited for the stalled audit file");
+        let log = writer.join().unwrap();
+        flush(&log);
+        // The writer's end of the pipe closes when the last handle goes.
+        drop(log);
+        let text = drain.join().unwrap();
+        let written: Vec<u64> = text
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["reason"].as_str().unwrap().parse().unwrap()
+            })
+            .collect();
+        let lost = lost.load(Ordering::Relaxed);
+        assert!(
+            lost > 0,
+            "nothing was lost: the test did not stall the writer"
+        );
+        assert_eq!(
+            written.len() as u64 + lost,
+            total,
+            "every record is written or counted"
+        );
+        assert!(
+            written.windows(2).all(|w| w[0] < w[1]),
+            "out of order: {written:?}"
+        );
+        assert_eq!(written.first(), Some(&0));
     }
 }

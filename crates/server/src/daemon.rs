@@ -2,6 +2,13 @@
 //! request → collective → time window → replay cache → filter → policy → ack → input
 //! validation and run → signed reply. Every step that rejects a message counts it by reason,
 //! writes the decision to the audit log, and moves on.
+//!
+//! Nothing slow holds up the loop. Checking and acknowledging take a bounded number of
+//! permits, released before a request waits for its slot: one of `max_concurrent` action
+//! slots, or for `rpcutil` (cheap, built in, read-only) a small lane of its own, so a node whose
+//! every slot is busy still answers ping and discovery. A request that finds no slot within its
+//! ttl is answered busy (status 5), never left in silence. Reloads run beside serving, and the
+//! audit log is written by its own thread.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -9,11 +16,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_nats::{Client, ConnectOptions, Event, Message};
 use futures::StreamExt;
-use muster_agent::{Agent, AgentInfo, Inventory, NodeContext, StatsSource};
+use muster_agent::{Agent, AgentInfo, Inventory, NodeContext};
 use muster_proto::envelope::{Ack, Reply, Request};
 use muster_proto::{StatusCode, subject};
 use serde_json::json;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
 use crate::admission::{Admission, Admitted, Dropped, encode_reply};
@@ -76,6 +84,22 @@ fn now() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// How many `rpcutil` requests run at once, in their own lane beside the action slots: they
+/// are cheap, built in and read-only, so a node whose every slot is busy still answers ping,
+/// discovery and `daemon_stats`.
+const RPCUTIL_LANE: usize = 4;
+
+/// How many requests may wait for an action slot, per slot; past that a request is answered
+/// "busy" at once.
+const WAITING_PER_SLOT: usize = 4;
+
+/// The agent whose requests take the [`RPCUTIL_LANE`].
+const RPCUTIL: &str = "rpcutil";
+
+/// How long the shutdown waits for messages already being checked, and at the end for the
+/// last replies and the audit log.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// Everything the request handlers share.
 struct Node {
     identity: String,
@@ -85,7 +109,15 @@ struct Node {
     agent_infos: Arc<Vec<AgentInfo>>,
     inventory: RwLock<Arc<Inventory>>,
     stats: Arc<Stats>,
+    /// The action slots (`max_concurrent`).
     slots: Arc<Semaphore>,
+    /// The `rpcutil` lane.
+    rpcutil: Arc<Semaphore>,
+    /// Room for requests waiting for a slot.
+    waiting: Arc<Semaphore>,
+    /// Becomes true when the daemon stops: requests still waiting for a slot are answered and
+    /// not started.
+    stopping: watch::Sender<bool>,
     admission: Admission,
     trust: Option<NodeTrust>,
     audit: Option<AuditLog>,
@@ -178,11 +210,14 @@ pub async fn run(
         .map_err(|e| ServerError::Broker(e.to_string()))?;
 
     let slots = Arc::new(Semaphore::new(config.max_concurrent));
-    let stats = Arc::new(Stats::new(
-        identity.clone(),
-        slots.clone(),
-        config.max_concurrent,
-    ));
+    let room = config.max_concurrent.saturating_mul(WAITING_PER_SLOT);
+    let waiting = Arc::new(Semaphore::new(room));
+    let mut stats = Stats::new(identity.clone(), slots.clone(), config.max_concurrent)
+        .with_waiting(waiting.clone(), room);
+    if let Some(audit) = &audit {
+        stats = stats.with_audit_lost(audit.lost());
+    }
+    let stats = Arc::new(stats);
     let node = Arc::new(Node {
         identity: identity.clone(),
         client: client.clone(),
@@ -191,6 +226,9 @@ pub async fn run(
         inventory: RwLock::new(Arc::new(inventory)),
         stats,
         slots,
+        rpcutil: Arc::new(Semaphore::new(RPCUTIL_LANE)),
+        waiting,
+        stopping: watch::Sender::new(false),
         admission,
         trust,
         audit,
@@ -242,20 +280,33 @@ pub async fn run(
 
     let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
     let checking = Arc::new(Semaphore::new(4 * parallel));
+    // Every request's task, so that stopping can wait for them and end those that outlive the
+    // drain (which kills their actions' process groups).
+    let mut tasks = JoinSet::new();
+    // A reload runs in the background; a SIGHUP during one asks for one more after it.
+    let (reloaded, mut reload_done) = mpsc::channel::<()>(1);
+    let mut reloading: Option<tokio::task::JoinHandle<()>> = None;
+    let mut reload_again = false;
     loop {
+        while tasks.try_join_next().is_some() {}
         tokio::select! {
             message = messages.next() => match message {
                 Some(message) => {
                     // Checking a message (an ed25519 verification, in signed mode) runs on
                     // the worker threads, a bounded number at once: a flood of hostile
                     // messages is dropped on every core, and the loop waits when all are busy.
+                    // The permit covers checking and acknowledging only, never the wait for an
+                    // action slot, so busy slots cannot stop the loop.
                     let Ok(permit) = checking.clone().acquire_owned().await else {
                         break;
                     };
                     let node = node.clone();
-                    tokio::spawn(async move {
-                        let _permit = permit;
-                        node.handle(message).await;
+                    tasks.spawn(async move {
+                        let admitted = node.clone().check(message).await;
+                        drop(permit);
+                        if let Some(admitted) = admitted {
+                            node.serve(admitted).await;
+                        }
                     });
                 }
                 None => {
@@ -264,27 +315,82 @@ pub async fn run(
                 }
             },
             command = control.recv() => match command {
-                Some(Control::Reload) => node.reload().await,
+                Some(Control::Reload) if reloading.is_some() => {
+                    if !reload_again {
+                        info!("SIGHUP during a reload: another reload follows this one");
+                    }
+                    reload_again = true;
+                }
+                Some(Control::Reload) => reloading = Some(spawn_reload(&node, &reloaded)),
                 Some(Control::Shutdown) | None => break,
             },
+            Some(()) = reload_done.recv() => {
+                reloading = std::mem::take(&mut reload_again).then(|| spawn_reload(&node, &reloaded));
+            }
         }
     }
 
     info!("shutting down: no new requests; waiting for running actions");
     drop(messages);
+    if let Some(reload) = reloading {
+        reload.abort();
+    }
     if let Some(registrar) = registrar {
         registrar.stop().await;
     }
+    // Messages being checked go on to their slot or their answer first…
+    let checkers = u32::try_from(4 * parallel).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, checking.acquire_many(checkers)).await;
+    // …then whatever still waits for a slot is answered instead of started during the drain.
+    node.stopping.send_replace(true);
     let all = u32::try_from(node.config.max_concurrent).unwrap_or(u32::MAX);
     match tokio::time::timeout(node.config.drain_timeout, node.slots.acquire_many(all)).await {
-        Ok(_) => info!("all actions finished"),
+        Ok(_) => {
+            info!("all actions finished");
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+                while tasks.join_next().await.is_some() {}
+            })
+            .await;
+        }
         Err(_) => warn!(
-            in_flight = node.stats.stats()["in_flight"].as_u64().unwrap_or(0),
-            "drain timeout reached; exiting with actions still running"
+            in_flight = node.stats.in_flight(),
+            "drain timeout reached; exiting with actions still running: they are killed"
         ),
     }
-    let _ = tokio::time::timeout(Duration::from_secs(2), client.flush()).await;
+    // Ending a task drops its action, which kills the action's process group.
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    if let Some(audit) = &node.audit {
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, audit.flush()).await;
+    }
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, client.flush()).await;
     Ok(())
+}
+
+/// Starts a reload in the background; `done` hears when it has finished.
+fn spawn_reload(node: &Arc<Node>, done: &mpsc::Sender<()>) -> tokio::task::JoinHandle<()> {
+    let (node, done) = (node.clone(), done.clone());
+    tokio::spawn(async move {
+        node.reload().await;
+        let _ = done.send(()).await;
+    })
+}
+
+/// A request that passed every check and was acknowledged: it waits for its slot.
+struct Ready {
+    request: Request,
+    reply_to: async_nats::Subject,
+    inventory: Arc<Inventory>,
+}
+
+/// Why a request was answered without being started.
+enum Unstarted {
+    /// No slot in its lane came free within its ttl.
+    Busy,
+    /// Every slot is busy and the waiting room is full.
+    Crowded,
+    /// The daemon is stopping.
+    Stopping,
 }
 
 async fn load_inventory(
@@ -351,12 +457,17 @@ impl Node {
         );
     }
 
+    /// Reloads policies, facts and classes. It runs beside serving; each set is swapped in
+    /// whole once it is complete, and a set that fails to load keeps the previous one.
     async fn reload(&self) {
-        if let Some(trust) = &self.trust {
-            let agents: Vec<String> = self.agents.keys().cloned().collect();
-            trust.reload_policies(&agents);
+        let agents: Vec<String> = self.agents.keys().cloned().collect();
+        let policies = self.trust.as_ref().map(|t| t.read_policies(&agents));
+        let inventory = load_inventory(&self.config, &self.identity, &self.agents).await;
+        // Everything is read (the facts command may have taken a while): now swap.
+        if let (Some(trust), Some(policies)) = (&self.trust, policies) {
+            trust.set_policies(policies);
         }
-        match load_inventory(&self.config, &self.identity, &self.agents).await {
+        match inventory {
             Ok(inventory) => {
                 info!(
                     facts = inventory.facts.as_object().map_or(0, |f| f.len()),
@@ -372,8 +483,9 @@ impl Node {
         }
     }
 
-    /// Checks one message and, if it is a request for this node, starts its action.
-    async fn handle(self: Arc<Self>, message: Message) {
+    /// Checks one message; a request for this node that may run is acknowledged and returned,
+    /// everything else is dropped or answered here.
+    async fn check(self: Arc<Self>, message: Message) -> Option<Ready> {
         self.stats.received();
         let now = now();
         let Admitted {
@@ -385,24 +497,26 @@ impl Node {
             .check(&message.payload, message.reply.is_some(), now)
         {
             Ok(admitted) => admitted,
-            Err(dropped) => return self.drop_message(dropped),
+            Err(dropped) => {
+                self.drop_message(dropped);
+                return None;
+            }
         };
         if let Some(trust) = &self.trust
             && let Err(e) = trust.admit_id(&request, self.config.clock_skew.as_secs_f64(), now)
         {
-            return self.drop_message(Dropped {
+            self.drop_message(Dropped {
                 reason: DropReason::replay(e),
                 detail: e.to_string(),
                 claimed: Some(Box::new(request)),
             });
+            return None;
         }
-        let Some(reply_to) = message.reply else {
-            return;
-        };
+        let reply_to = message.reply?;
         let inventory = self.inventory();
         if !filter.matches(inventory.as_ref()) {
             self.stats.filtered();
-            return;
+            return None;
         }
         match (&self.trust, &credential) {
             (Some(trust), Some(credential)) => {
@@ -419,7 +533,8 @@ impl Node {
                             format!("not authorized: {why}"),
                             json!({}),
                         );
-                        return self.send_reply(reply_to, reply).await;
+                        self.send_reply(reply_to, reply).await;
+                        return None;
                     }
                 }
             }
@@ -439,16 +554,92 @@ impl Node {
             }
         }
 
-        let permit = match self.slots.clone().acquire_owned().await {
-            Ok(p) => p,
-            Err(_) => return,
+        Some(Ready {
+            request,
+            reply_to,
+            inventory,
+        })
+    }
+
+    /// Runs an admitted request in its lane once a slot is free, or answers why not: busy
+    /// (no slot within the request's ttl), or stopping. Never silence.
+    async fn serve(&self, ready: Ready) {
+        let Ready {
+            request,
+            reply_to,
+            inventory,
+        } = ready;
+        let (lane, size, what) = if request.agent == RPCUTIL {
+            (&self.rpcutil, RPCUTIL_LANE, "rpcutil slots")
+        } else {
+            (&self.slots, self.config.max_concurrent, "action slots")
         };
-        let node = self.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let reply = node.execute(&request, inventory).await;
-            node.send_reply(reply_to, reply).await;
-        });
+        match self.slot(lane, &request).await {
+            Ok(_permit) => {
+                let reply = self.execute(&request, inventory).await;
+                self.send_reply(reply_to, reply).await;
+            }
+            Err(why) => {
+                let message = match why {
+                    Unstarted::Busy => format!(
+                        "the node is busy: all {size} {what} in use, and none came free within \
+                         the request's ttl of {}s",
+                        request.ttl
+                    ),
+                    Unstarted::Crowded => format!(
+                        "the node is busy: all {size} {what} in use, and {} requests already \
+                         wait for one",
+                        self.config.max_concurrent.saturating_mul(WAITING_PER_SLOT)
+                    ),
+                    Unstarted::Stopping => {
+                        "the node is shutting down: the request was not started".to_string()
+                    }
+                };
+                if !matches!(why, Unstarted::Stopping) {
+                    self.stats.busy();
+                }
+                warn!(request_id = %request.id, caller = %request.caller, agent = %request.agent, action = %request.action, "{message}");
+                let reply = Reply::new(
+                    &request.id,
+                    &self.identity,
+                    now(),
+                    StatusCode::UnknownError,
+                    message,
+                    json!({}),
+                );
+                self.send_reply(reply_to, reply).await;
+            }
+        }
+    }
+
+    /// A slot in `lane` for `request`: at once if one is free, otherwise once one comes free
+    /// before the request's ttl runs out.
+    async fn slot(
+        &self,
+        lane: &Arc<Semaphore>,
+        request: &Request,
+    ) -> Result<OwnedSemaphorePermit, Unstarted> {
+        let mut stopping = self.stopping.subscribe();
+        if *stopping.borrow_and_update() {
+            return Err(Unstarted::Stopping);
+        }
+        if let Ok(permit) = lane.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        let Ok(_room) = self.waiting.try_acquire() else {
+            return Err(Unstarted::Crowded);
+        };
+        // Until the request expires, and never longer than its ttl (its time may be ahead of
+        // this node's clock by the allowed skew).
+        let ttl = request.ttl as f64;
+        let left = (request.time + ttl - now()).min(ttl);
+        let left = Duration::try_from_secs_f64(left).unwrap_or(Duration::ZERO);
+        tokio::select! {
+            biased;
+            _ = stopping.wait_for(|stop| *stop) => Err(Unstarted::Stopping),
+            permit = lane.clone().acquire_owned() => permit.map_err(|_| Unstarted::Stopping),
+            () = tokio::time::sleep(left) => Err(Unstarted::Busy),
+        }
     }
 
     async fn execute(&self, request: &Request, inventory: Arc<Inventory>) -> Reply {

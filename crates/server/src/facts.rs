@@ -38,8 +38,9 @@ pub enum FactsError {
 /// How long the facts command may run.
 const FACTS_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Loads all facts: built-in facts first, then each file, then the command's output. Later
-/// sources replace top-level keys of earlier ones.
+/// Loads all facts: built-in facts first, then each file, then the command's output. Maps
+/// merge deeply: a later source's value wins at the leaf, so a file that sets `os.patchlevel`
+/// keeps the built-in `os.family`.
 pub async fn load(files: &[PathBuf], command: Option<&str>) -> Result<Value, FactsError> {
     let mut facts = builtin();
     for path in files {
@@ -51,8 +52,17 @@ pub async fn load(files: &[PathBuf], command: Option<&str>) -> Result<Value, Fac
     Ok(Value::Object(facts))
 }
 
+/// Merges `from` into `into`: where both have a map under a key the maps are merged the same
+/// way; anything else (a scalar, a list, or a map meeting a non-map) is replaced by `from`'s.
 fn merge(into: &mut Map<String, Value>, from: Map<String, Value>) {
-    into.extend(from);
+    for (key, value) in from {
+        match (into.get_mut(&key), value) {
+            (Some(Value::Object(old)), Value::Object(new)) => merge(old, new),
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
 }
 
 /// Reads one facts file: `.json` as JSON, anything else as YAML (a superset of JSON).
@@ -263,6 +273,47 @@ mod tests {
         assert_eq!(facts["pkg"]["openssl"], "3.0.11");
         assert_eq!(facts["from_cmd"], 1);
         assert!(facts["cpus"].as_u64().unwrap() >= 1);
+    }
+
+    #[tokio::test]
+    async fn maps_merge_deeply_and_the_later_source_wins_at_the_leaf() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("os.yaml");
+        std::fs::write(
+            &file,
+            "os:\n  patchlevel: 7\n  release: \"12.5\"\nlist: [3]\n",
+        )
+        .unwrap();
+        let built_in = builtin();
+        let facts = load(
+            &[file],
+            Some(r#"echo '{"os": {"extra": {"a": 1}}, "list": [4], "memory": {"total": 5}}'"#),
+        )
+        .await
+        .unwrap();
+        // The file adds a leaf and replaces one; the built-in siblings stay.
+        assert_eq!(facts["os"]["patchlevel"], 7);
+        assert_eq!(facts["os"]["release"], "12.5");
+        assert_eq!(facts["os"]["family"], built_in["os"]["family"]);
+        assert_eq!(facts["os"]["name"], built_in["os"]["name"]);
+        assert_eq!(facts["os"]["extra"]["a"], 1);
+        // Lists and scalars are leaves: replaced whole, also by a map.
+        assert_eq!(facts["list"], json!([4]));
+        assert_eq!(facts["memory"], json!({"total": 5}));
+
+        let mut into = json!({"a": {"b": {"c": 1, "d": 2}, "e": 3}})
+            .as_object()
+            .unwrap()
+            .clone();
+        let from = json!({"a": {"b": {"c": 9}, "e": {"f": 4}}})
+            .as_object()
+            .unwrap()
+            .clone();
+        merge(&mut into, from);
+        assert_eq!(
+            Value::Object(into),
+            json!({"a": {"b": {"c": 9, "d": 2}, "e": {"f": 4}}})
+        );
     }
 
     #[tokio::test]

@@ -1,8 +1,7 @@
 //! The daemon's counters: requests served, drops by reason, uptime. `rpcutil daemon_stats`
 //! reports them.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
@@ -54,6 +53,29 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// Every reason, in the order of their counters.
+    pub const ALL: [DropReason; 19] = [
+        DropReason::TooLarge,
+        DropReason::Malformed,
+        DropReason::WrongProtocol,
+        DropReason::InvalidField,
+        DropReason::Unsigned,
+        DropReason::NoCredential,
+        DropReason::BadSignature,
+        DropReason::BadCredential,
+        DropReason::UnknownIssuer,
+        DropReason::CredentialExpired,
+        DropReason::CredentialNotYetValid,
+        DropReason::WrongCredentialKind,
+        DropReason::CallerMismatch,
+        DropReason::Replayed,
+        DropReason::ReplayCacheFull,
+        DropReason::WrongCollective,
+        DropReason::Expired,
+        DropReason::NoReplySubject,
+        DropReason::BadFilter,
+    ];
+
     /// The reason for a request that is not trusted.
     pub fn untrusted(e: &muster_security::TrustError) -> DropReason {
         use muster_security::TrustError as T;
@@ -106,7 +128,8 @@ impl DropReason {
     }
 }
 
-/// The counters. Cheap to update from the receive loop.
+/// The counters. Cheap to update from the receive loop: each is an atomic, drops one per
+/// reason, so counting a flood's drops takes no lock.
 #[derive(Debug)]
 pub struct Stats {
     identity: String,
@@ -115,14 +138,18 @@ pub struct Stats {
     received: AtomicU64,
     filtered: AtomicU64,
     served: AtomicU64,
-    drops: Mutex<BTreeMap<DropReason, u64>>,
-    slots: std::sync::Arc<Semaphore>,
+    busy: AtomicU64,
+    drops: [AtomicU64; DropReason::ALL.len()],
+    audit_lost: Option<Arc<AtomicU64>>,
+    /// Room for requests waiting for a slot, and its size.
+    waiting: Option<(Arc<Semaphore>, usize)>,
+    slots: Arc<Semaphore>,
     max_concurrent: usize,
 }
 
 impl Stats {
     /// Counters for `identity`; `slots` is the semaphore that bounds running actions.
-    pub fn new(identity: String, slots: std::sync::Arc<Semaphore>, max_concurrent: usize) -> Self {
+    pub fn new(identity: String, slots: Arc<Semaphore>, max_concurrent: usize) -> Self {
         Stats {
             identity,
             started: SystemTime::now(),
@@ -130,10 +157,25 @@ impl Stats {
             received: AtomicU64::new(0),
             filtered: AtomicU64::new(0),
             served: AtomicU64::new(0),
-            drops: Mutex::new(BTreeMap::new()),
+            busy: AtomicU64::new(0),
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+            audit_lost: None,
+            waiting: None,
             slots,
             max_concurrent,
         }
+    }
+
+    /// Also reports this count of audit records lost (see [`crate::audit::AuditLog::lost`]).
+    pub fn with_audit_lost(mut self, lost: Arc<AtomicU64>) -> Self {
+        self.audit_lost = Some(lost);
+        self
+    }
+
+    /// Also reports how many requests wait for a slot: the room in `waiting`, `capacity` in all.
+    pub fn with_waiting(mut self, waiting: Arc<Semaphore>, capacity: usize) -> Self {
+        self.waiting = Some((waiting, capacity));
+        self
     }
 
     /// A message arrived on a subscribed subject.
@@ -151,25 +193,34 @@ impl Stats {
         self.served.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A request was answered "busy": no action slot came free within its ttl.
+    pub fn busy(&self) {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A message was dropped.
     pub fn dropped(&self, reason: DropReason) {
-        if let Ok(mut drops) = self.drops.lock() {
-            *drops.entry(reason).or_default() += 1;
+        if let Some(n) = self.drops.get(reason as usize) {
+            n.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// How many actions are running.
+    pub fn in_flight(&self) -> usize {
+        self.max_concurrent
+            .saturating_sub(self.slots.available_permits())
     }
 }
 
 impl StatsSource for Stats {
     fn stats(&self) -> Value {
-        let drops: serde_json::Map<String, Value> = self
-            .drops
-            .lock()
-            .map(|d| {
-                d.iter()
-                    .map(|(r, n)| (r.name().to_string(), json!(n)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let drops: serde_json::Map<String, Value> = DropReason::ALL
+            .iter()
+            .zip(&self.drops)
+            .map(|(reason, n)| (reason.name(), n.load(Ordering::Relaxed)))
+            .filter(|&(_, n)| n > 0)
+            .map(|(name, n)| (name.to_string(), json!(n)))
+            .collect();
         let total: u64 = drops.values().filter_map(Value::as_u64).sum();
         json!({
             "identity": self.identity,
@@ -179,10 +230,44 @@ impl StatsSource for Stats {
             "requests_received": self.received.load(Ordering::Relaxed),
             "requests_served": self.served.load(Ordering::Relaxed),
             "requests_filtered": self.filtered.load(Ordering::Relaxed),
+            "requests_busy": self.busy.load(Ordering::Relaxed),
+            "requests_waiting": self.waiting.as_ref().map_or(0, |(room, capacity)| {
+                capacity.saturating_sub(room.available_permits())
+            }),
             "drops_total": total,
             "drops": drops,
-            "in_flight": self.max_concurrent.saturating_sub(self.slots.available_permits()),
+            "audit_lost": self.audit_lost.as_ref().map_or(0, |n| n.load(Ordering::Relaxed)),
+            "in_flight": self.in_flight(),
             "max_concurrent": self.max_concurrent,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drops_are_counted_by_reason_under_their_stable_names() {
+        for (i, reason) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, i, "{reason:?} is out of place in ALL");
+        }
+        let lost = Arc::new(AtomicU64::new(3));
+        let room = Arc::new(Semaphore::new(8));
+        let stats = Stats::new("web1".into(), Arc::new(Semaphore::new(4)), 4)
+            .with_audit_lost(lost.clone())
+            .with_waiting(room.clone(), 8);
+        let _waiting = room.try_acquire_many(2).unwrap();
+        stats.dropped(DropReason::BadSignature);
+        stats.dropped(DropReason::BadSignature);
+        stats.dropped(DropReason::BadFilter);
+        stats.busy();
+        let got = stats.stats();
+        assert_eq!(got["drops"], json!({"bad_signature": 2, "bad_filter": 1}));
+        assert_eq!(got["drops_total"], 3);
+        assert_eq!(got["requests_busy"], 1);
+        assert_eq!(got["requests_waiting"], 2);
+        assert_eq!(got["audit_lost"], 3);
+        assert_eq!(got["in_flight"], 0);
     }
 }

@@ -58,6 +58,9 @@ fn read_text(path: &Path, what: &str) -> Result<String, TrustSetupError> {
         .map_err(|e| TrustSetupError(format!("cannot read the {what} {}: {e}", path.display())))
 }
 
+/// Every agent's policy, read but not yet in force.
+pub struct Policies(BTreeMap<String, AgentPolicy>);
+
 fn load_policies(directory: &Path, agents: &[String]) -> BTreeMap<String, AgentPolicy> {
     agents
         .iter()
@@ -152,13 +155,18 @@ impl NodeTrust {
         })
     }
 
-    /// Reads the policies again (SIGHUP).
-    pub fn reload_policies(&self, agents: &[String]) {
-        let fresh = load_policies(&self.policy_directory, agents);
+    /// Reads the policies again (SIGHUP), to be put in force with [`NodeTrust::set_policies`]
+    /// once everything else being reloaded is complete too.
+    pub fn read_policies(&self, agents: &[String]) -> Policies {
+        Policies(load_policies(&self.policy_directory, agents))
+    }
+
+    /// Puts policies read by [`NodeTrust::read_policies`] in force, all at once.
+    pub fn set_policies(&self, fresh: Policies) {
         info!(directory = %self.policy_directory.display(), "reloaded the policies");
         match self.policies.write() {
-            Ok(mut p) => *p = fresh,
-            Err(poisoned) => *poisoned.into_inner() = fresh,
+            Ok(mut p) => *p = fresh.0,
+            Err(poisoned) => *poisoned.into_inner() = fresh.0,
         }
     }
 

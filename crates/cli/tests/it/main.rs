@@ -5,7 +5,8 @@
 //! - `outcomes`: each node outcome and each exit code of docs/design.md §3;
 //! - `json`: the `--json` contract (snapshots and key sets) and composing commands;
 //! - `human`: what people read (`facts`, `inventory`, `find`);
-//! - `daemon`: the node daemon's robustness, signals, reconnects and config errors.
+//! - `daemon`: the node daemon's robustness, signals, reconnects and config errors;
+//! - `busy`: a node with every action slot busy, or a hanging reload, still answers.
 //!
 //! Every test that needs a broker runs twice (`on_both_brokers!`): once on Muster's embedded
 //! broker and once on its own `nats-server`, each on an ephemeral port, with the same
@@ -37,6 +38,7 @@ macro_rules! on_both_brokers {
 }
 
 mod agents;
+mod busy;
 mod cli;
 mod daemon;
 mod demo;
