@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::credential::{Credential, Kind};
 use crate::keys::SecretKey;
-use crate::policy::Policy;
+use crate::policy::{Decision, Groups, Policy};
 use crate::signed::Verifier;
 
 struct Node(Value, Vec<String>);
@@ -27,17 +27,24 @@ impl NodeView for Node {
     }
 }
 
-/// The policy parser, and deciding with what it parsed.
+/// The policy and groups readers, and deciding with what they read: a decision never allows
+/// through a line that was not understood.
 pub fn policy(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    if let Ok(policy) = Policy::parse(&text) {
-        let node = Node(json!({"role": "web", "cpus": 4}), vec!["nginx".into()]);
-        for caller in ["alice", "ci", ""] {
-            for action in ["restart", "status"] {
-                let _ = policy.decide(caller, action, &node);
+    let policy = Policy::read(&text, &Groups::parse(&text));
+    let node = Node(json!({"role": "web", "cpus": 4}), vec!["nginx".into()]);
+    for caller in ["alice", "ci", "cert=sa1", ""] {
+        for action in ["restart", "status"] {
+            let decision = policy.decide(caller, action, &node);
+            if let Decision::Allow(Some(line)) = decision {
+                assert!(
+                    policy.problems().iter().all(|p| p.line != line),
+                    "allowed by line {line}, which was not understood"
+                );
             }
         }
     }
+    let _ = Policy::parse(&text);
 }
 
 /// The credential reader and the signed-message checker: with an issuer whose secret key no

@@ -32,7 +32,7 @@ pub mod transport;
 
 pub use credential::{Credential, CredentialError, Kind};
 pub use keys::{KeyError, PublicKey, SecretKey};
-pub use policy::{Decision, Policy, PolicyError};
+pub use policy::{Decision, Groups, Policy, PolicyError};
 pub use replay::ReplayCache;
 pub use signed::{TrustError, Verifier};
 pub use transport::Transport;

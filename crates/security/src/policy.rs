@@ -1,29 +1,42 @@
 //! Action policies in MCollective's actionpolicy format: one file per agent,
-//! `<directory>/<agent>.policy`.
+//! `<directory>/<agent>.policy`, and an optional `<directory>/groups` naming groups of callers.
 //!
 //! ```text
 //! # comments and blank lines are ignored
 //! policy default deny
 //! allow<TAB>alice bob<TAB>*<TAB>*<TAB>*
-//! allow<TAB>ci<TAB>status restart<TAB>role=web<TAB>nginx
+//! allow<TAB>ci<TAB>status restart<TAB>role=web cpus>=4<TAB>nginx
 //! deny<TAB>/^contractor-/<TAB>*<TAB>*<TAB>*
-//! allow<TAB>*<TAB>status<TAB>fact.role = web and not class = canary<TAB>*
+//! allow<TAB>*<TAB>status<TAB>role=web and !canary<TAB>*
 //! ```
 //!
 //! (`<TAB>` stands for a tab character.) A rule is `allow|deny  CALLERS  ACTIONS  FACTS
-//! [CLASSES]`, columns separated by tabs (or,
-//! when no column contains a space, by spaces). Callers and actions are `*` or space-separated
-//! lists, a caller may be `/regex/`. Facts are `*`, space-separated fact comparisons that must
-//! all hold (`role=web cpus>=4`), or an expression of the compound language (`-S`); classes are
-//! `*`, classes the node must all have, or a compound expression. The first rule that matches
-//! the caller, the action and the node decides; none matching, `policy default` does (deny
-//! when the file does not say). A file that does not parse denies everything, loudly: the
-//! error names the line.
+//! [CLASSES]`, its columns separated by tabs (one or more), starting at the line's first
+//! character. Callers and actions are `*` or space-separated lists; a caller may be `/regex/`
+//! or a group of the groups file. Facts are `*` or space-separated comparisons that must all
+//! hold (`role=web cpus>=4`); classes are `*` or classes the node must all have. Either column
+//! may instead be a compound filter — MCollective calls a column compound when a word starts
+//! with `!` or is `and`, `or` or `not`, or holds `(…)` — in which a word with a comparison is a
+//! fact and any other word a class, `!`/`not` negate, and `and` and `or` bind equally, left to
+//! right (the plugin evaluates the expression as Ruby). Without a classes column, the facts
+//! column is always read as a compound filter, as the plugin does. The first rule that matches
+//! the caller, the action and the node decides; none matching, `policy default` does (it may
+//! stand anywhere; deny when the file does not say).
+//!
+//! The promise is that a file never allows more under Muster than under MCollective. A line
+//! Muster does not understand is kept as such: a request that reaches it — past the rules
+//! before it, and matching its callers and actions when those could be read — is denied, and
+//! the decision says which line and why ([`Decision::NotUnderstood`]). [`Policy::problems`]
+//! lists those lines for the log. docs/security.md lists where Muster is stricter than the
+//! plugin, and why.
 
+use std::collections::BTreeMap;
+
+use muster_proto::filter::REGEX_SIZE_LIMIT;
 use muster_proto::{CompiledFilter, FactFilter, Filter, NodeView};
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 
-/// A policy file that cannot be used.
+/// A line of a policy (or groups) file that cannot be used as written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {message}")]
 pub struct PolicyError {
@@ -40,6 +53,13 @@ pub enum Decision {
     Allow(Option<usize>),
     /// Denied, by the rule on this line (`None`: by the default).
     Deny(Option<usize>),
+    /// Denied because the request reached a line that could not be understood.
+    NotUnderstood {
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 impl Decision {
@@ -48,203 +68,738 @@ impl Decision {
         matches!(self, Decision::Allow(_))
     }
 
-    /// `rule on line N` or `the default`, for the audit log and the reply.
+    /// `rule on line N`, `the default` or why a line not understood denied, for the audit log
+    /// and the reply.
     pub fn because(&self) -> String {
         match self {
             Decision::Allow(Some(n)) | Decision::Deny(Some(n)) => format!("rule on line {n}"),
             Decision::Allow(None) | Decision::Deny(None) => "the default".to_string(),
+            Decision::NotUnderstood { line, why } => {
+                format!("line {line} could not be understood, so it denies: {why}")
+            }
+        }
+    }
+}
+
+/// The groups file, `<policy directory>/groups`: `NAME CALLER CALLER…` per line, names of
+/// word characters, dots and dashes, so that a policy may name a group where it names callers.
+#[derive(Debug, Clone, Default)]
+pub struct Groups {
+    members: BTreeMap<String, Vec<String>>,
+    problems: Vec<PolicyError>,
+}
+
+fn is_group_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+impl Groups {
+    /// Reads a groups file. Lines the plugin skips (a bad name, no members) are skipped here
+    /// too, and listed in [`Groups::problems`].
+    pub fn parse(text: &str) -> Groups {
+        let mut groups = Groups::default();
+        for (index, raw) in text.lines().enumerate() {
+            let trimmed = raw.trim();
+            if trimmed.is_empty() || raw.starts_with('#') {
+                continue;
+            }
+            let mut words = trimmed.split_whitespace();
+            let name = words.next().unwrap_or_default();
+            let members: Vec<String> = words.map(String::from).collect();
+            let problem = if !is_group_name(name) {
+                Some(format!(
+                    "{name:?} is no group name (letters, digits, _ . -); line skipped"
+                ))
+            } else if members.is_empty() {
+                Some(format!("group {name} has no members; line skipped"))
+            } else {
+                None
+            };
+            match problem {
+                Some(message) => groups.problems.push(PolicyError {
+                    line: index + 1,
+                    message,
+                }),
+                None => {
+                    groups.members.insert(name.to_string(), members);
+                }
+            }
+        }
+        groups
+    }
+
+    /// The lines that were skipped, and why.
+    pub fn problems(&self) -> &[PolicyError] {
+        &self.problems
+    }
+
+    fn contains(&self, group: &str, caller: &str) -> bool {
+        self.members
+            .get(group)
+            .is_some_and(|members| members.iter().any(|m| m == caller))
+    }
+}
+
+#[derive(Debug, Clone)]
+enum CallerPattern {
+    /// A caller, or a group of callers.
+    Name(String),
+    Regex(Regex),
+}
+
+/// `None` in a list: `*`.
+#[derive(Debug, Clone)]
+struct Scope {
+    callers: Option<Vec<CallerPattern>>,
+    actions: Option<Vec<String>>,
+}
+
+impl Scope {
+    fn matches(&self, caller: &str, action: &str, groups: &Groups) -> bool {
+        let caller_matches = self.callers.as_ref().is_none_or(|patterns| {
+            patterns.iter().any(|p| match p {
+                CallerPattern::Name(name) => name == caller || groups.contains(name, caller),
+                CallerPattern::Regex(re) => re.is_match(caller),
+            })
+        });
+        caller_matches
+            && self
+                .actions
+                .as_ref()
+                .is_none_or(|actions| actions.iter().any(|a| a == action))
+    }
+}
+
+/// A condition on the node, from a facts or classes column.
+#[derive(Debug, Clone)]
+enum Cond {
+    True,
+    /// One fact comparison or one class (a filter of one item).
+    Term(Box<CompiledFilter>),
+    /// Every one holds (a space-separated list).
+    All(Vec<Cond>),
+    Not(Box<Cond>),
+    /// `first (and|or) next (and|or) …`, evaluated left to right as Ruby does: `and` and `or`
+    /// bind equally.
+    Chain(Box<Cond>, Vec<(Joint, Cond)>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Joint {
+    And,
+    Or,
+}
+
+impl Cond {
+    fn holds(&self, node: &dyn NodeView) -> bool {
+        match self {
+            Cond::True => true,
+            Cond::Term(filter) => filter.matches(node),
+            Cond::All(all) => all.iter().all(|c| c.holds(node)),
+            Cond::Not(c) => !c.holds(node),
+            Cond::Chain(first, rest) => {
+                rest.iter()
+                    .fold(first.holds(node), |acc, (joint, c)| match joint {
+                        Joint::And => acc && c.holds(node),
+                        Joint::Or => acc || c.holds(node),
+                    })
+            }
         }
     }
 }
 
 #[derive(Debug, Clone)]
-enum Callers {
-    Any,
-    Some(Vec<CallerPattern>),
-}
-
-#[derive(Debug, Clone)]
-enum CallerPattern {
-    Name(String),
-    Regex(Regex),
-}
-
-#[derive(Debug, Clone)]
 struct Rule {
-    line: usize,
     allow: bool,
-    callers: Callers,
-    actions: Option<Vec<String>>,
-    node: Option<CompiledFilter>,
+    scope: Scope,
+    facts: Cond,
+    classes: Cond,
+}
+
+#[derive(Debug, Clone)]
+enum Entry {
+    Rule(Box<Rule>),
+    /// A line not understood: it denies the requests that reach it (those in its scope, when
+    /// its callers and actions could be read).
+    NotUnderstood {
+        why: String,
+        scope: Option<Scope>,
+    },
 }
 
 /// A parsed policy file.
 #[derive(Debug, Clone)]
 pub struct Policy {
     default_allow: bool,
-    rules: Vec<Rule>,
+    entries: Vec<(usize, Entry)>,
+    groups: Groups,
+    problems: Vec<PolicyError>,
 }
 
+/// The deepest nesting of parentheses and negations a compound column may have.
+const MAX_DEPTH: usize = 64;
+
+/// The plugin's test for a compound column (`is_compound?`): a word that starts with `!`, is
+/// `not`, `and` or `or`, or holds `(` and later `)` with something between.
 fn is_compound(column: &str) -> bool {
     column.split_whitespace().any(|word| {
-        matches!(word, "and" | "or" | "not") || word.starts_with('(') || word.ends_with(')')
-    }) || column.contains("fact.")
-        || column.contains("class =")
-        || column.contains("identity =")
+        word.starts_with('!')
+            || matches!(word, "not" | "and" | "or")
+            || match (word.find('('), word.rfind(')')) {
+                (Some(open), Some(close)) => close > open + 1,
+                _ => false,
+            }
+    })
 }
 
-fn node_filter(
-    facts: &str,
-    classes: &str,
-    line: usize,
-) -> Result<Option<CompiledFilter>, PolicyError> {
-    let fail = |message: String| PolicyError { line, message };
-    let mut filter = Filter::default();
-    let mut compound = Vec::new();
-    if facts != "*" {
-        if is_compound(facts) {
-            compound.push(format!("({facts})"));
-        } else {
-            for item in facts.split_whitespace() {
-                let fact = FactFilter::parse(item).map_err(|e| {
-                    fail(format!(
-                        "facts column: {item:?}: {e}; write fact comparisons such as role=web, \
-                         a compound expression, or *"
-                    ))
-                })?;
-                filter.fact.push(fact);
+/// Whether a word holds a comparison as the plugin sees one: an operator character with
+/// something before and after it.
+fn has_comparison(word: &str) -> bool {
+    word.char_indices()
+        .any(|(i, c)| matches!(c, '=' | '<' | '>') && i > 0 && i + 1 < word.len())
+}
+
+fn is_slashed(word: &str) -> bool {
+    word.len() >= 2 && word.starts_with('/') && word.ends_with('/')
+}
+
+fn fact_term(word: &str) -> Result<Cond, String> {
+    let fact = FactFilter::parse(word).map_err(|e| e.message)?;
+    Filter {
+        fact: vec![fact],
+        ..Filter::default()
+    }
+    .compile()
+    .map(|f| Cond::Term(Box::new(f)))
+    .map_err(|e| e.message)
+}
+
+fn class_term(word: &str) -> Result<Cond, String> {
+    Filter {
+        class: vec![word.to_string()],
+        ..Filter::default()
+    }
+    .compile()
+    .map(|f| Cond::Term(Box::new(f)))
+    .map_err(|e| e.message)
+}
+
+/// A word of a compound column: a fact comparison when it holds one, else a class.
+fn statement(word: &str) -> Result<Cond, String> {
+    if word == "*" {
+        return Err(
+            "`*` inside a filter is a class named `*` to MCollective; write `*` \
+                    alone in its column"
+                .into(),
+        );
+    }
+    if is_slashed(word) {
+        if has_comparison(word) {
+            return Err(format!(
+                "{word}: MCollective reads a comparison in a regex as a fact; write the class \
+                 regex without = < >"
+            ));
+        }
+        return class_term(word);
+    }
+    if word.contains(['"', '\'']) {
+        return Err(format!(
+            "{word}: quoted values are not supported; write them bare"
+        ));
+    }
+    if has_comparison(word) {
+        fact_term(word)
+    } else if word.contains(['=', '<', '>']) {
+        Err(format!(
+            "{word}: a comparison needs a fact and a value, without spaces around the operator"
+        ))
+    } else {
+        class_term(word)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Open,
+    Close,
+    Not,
+    Joint(Joint),
+    Word(String),
+}
+
+/// Splits a compound column the way MCollective's scanner does: parentheses, `!`, the
+/// keywords, and words (a `/regex/` inside a word may hold parentheses and spaces do not).
+fn tokens(text: &str) -> Result<Vec<Token>, String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(&c) = chars.get(i) {
+        match c {
+            c if c.is_whitespace() => i += 1,
+            '(' => {
+                out.push(Token::Open);
+                i += 1;
+            }
+            ')' => {
+                out.push(Token::Close);
+                i += 1;
+            }
+            '!' => {
+                out.push(Token::Not);
+                i += 1;
+            }
+            _ => {
+                let mut word = String::new();
+                while let Some(&c) = chars.get(i) {
+                    if c.is_whitespace() || c == '(' || c == ')' {
+                        break;
+                    }
+                    word.push(c);
+                    i += 1;
+                    if c == '/' {
+                        // A regex runs to its closing slash, whatever it holds but spaces.
+                        loop {
+                            match chars.get(i) {
+                                Some('/') => {
+                                    word.push('/');
+                                    i += 1;
+                                    break;
+                                }
+                                Some(&c) if !c.is_whitespace() => {
+                                    word.push(c);
+                                    i += 1;
+                                }
+                                _ => return Err(format!("{word}: a regex without its closing /")),
+                            }
+                        }
+                    }
+                }
+                let keyword = match word.as_str() {
+                    "and" => Some(Token::Joint(Joint::And)),
+                    "or" => Some(Token::Joint(Joint::Or)),
+                    "not" => Some(Token::Not),
+                    _ => None,
+                };
+                if let Some(keyword) = keyword {
+                    out.push(keyword);
+                } else if chars.get(i) == Some(&'(') {
+                    return Err(format!(
+                        "{word}(…): data plugin functions are not supported; use facts and classes"
+                    ));
+                } else {
+                    out.push(Token::Word(word));
+                }
             }
         }
     }
-    if classes != "*" {
-        if is_compound(classes) {
-            compound.push(format!("({classes})"));
-        } else {
-            filter
-                .class
-                .extend(classes.split_whitespace().map(String::from));
-        }
-    }
-    if !compound.is_empty() {
-        filter.compound = Some(compound.join(" and "));
-    }
-    if filter.is_empty() {
-        return Ok(None);
-    }
-    filter.compile().map(Some).map_err(|e| fail(format!("{e}")))
+    Ok(out)
 }
 
-fn callers(column: &str, line: usize) -> Result<Callers, PolicyError> {
+struct CompoundParser {
+    tokens: Vec<Token>,
+    at: usize,
+}
+
+impl CompoundParser {
+    fn next(&mut self) -> Option<Token> {
+        let token = self.tokens.get(self.at).cloned();
+        self.at += 1;
+        token
+    }
+
+    /// `unary ((and|or) unary)*`
+    fn expression(&mut self, depth: usize) -> Result<Cond, String> {
+        let first = self.unary(depth)?;
+        let mut rest = Vec::new();
+        while let Some(Token::Joint(joint)) = self.tokens.get(self.at).cloned() {
+            self.at += 1;
+            rest.push((joint, self.unary(depth)?));
+        }
+        Ok(if rest.is_empty() {
+            first
+        } else {
+            Cond::Chain(Box::new(first), rest)
+        })
+    }
+
+    /// `(not|!) unary | ( expression ) | word`
+    fn unary(&mut self, depth: usize) -> Result<Cond, String> {
+        if depth > MAX_DEPTH {
+            return Err(format!("nested deeper than {MAX_DEPTH} levels"));
+        }
+        match self.next() {
+            Some(Token::Not) => Ok(Cond::Not(Box::new(self.unary(depth + 1)?))),
+            Some(Token::Open) => {
+                let inner = self.expression(depth + 1)?;
+                match self.next() {
+                    Some(Token::Close) => Ok(inner),
+                    None => Err("a ( without its )".into()),
+                    Some(other) => Err(unexpected(&other)),
+                }
+            }
+            Some(Token::Word(word)) => statement(&word),
+            Some(Token::Close) => Err("a ) where a fact or class was expected".into()),
+            Some(Token::Joint(_)) => Err("and/or where a fact or class was expected".into()),
+            None => Err("it ends where a fact or class was expected".into()),
+        }
+    }
+}
+
+/// Why a token cannot follow a complete term.
+fn unexpected(token: &Token) -> String {
+    match token {
+        Token::Word(w) if w.starts_with(['=', '<', '>']) => {
+            "a space around a comparison's operator: write fact=value".into()
+        }
+        _ => "two terms without and/or between them".into(),
+    }
+}
+
+fn compound(column: &str) -> Result<Cond, String> {
+    let mut parser = CompoundParser {
+        tokens: tokens(column)?,
+        at: 0,
+    };
+    let cond = parser.expression(0)?;
+    match parser.tokens.get(parser.at) {
+        None => Ok(cond),
+        Some(Token::Close) => Err("a ) without its (".into()),
+        Some(other) => Err(unexpected(other)),
+    }
+}
+
+fn column_error(name: &str, column: &str, why: String) -> String {
+    format!("{name} column {column:?}: {why}")
+}
+
+/// The facts column of a five-column rule.
+fn facts_column(column: &str) -> Result<Cond, String> {
     if column == "*" {
-        return Ok(Callers::Any);
+        return Ok(Cond::True);
+    }
+    let fail = |why: String| column_error("facts", column, why);
+    if is_compound(column) {
+        return compound(column).map_err(fail);
     }
     column
         .split_whitespace()
-        .map(
-            |item| match item.strip_prefix('/').and_then(|r| r.strip_suffix('/')) {
-                Some(re) => Regex::new(re)
-                    .map(CallerPattern::Regex)
-                    .map_err(|e| PolicyError {
-                        line,
-                        message: format!("callers column: invalid regex {item}: {e}"),
-                    }),
-                None => Ok(CallerPattern::Name(item.to_string())),
-            },
-        )
-        .collect::<Result<_, _>>()
-        .map(Callers::Some)
+        .map(|word| {
+            if word == "*" {
+                Err(
+                    "`*` matches everything only alone in its column (MCollective reads `*` \
+                     with anything else, a trailing space included, as a fact named `*`)"
+                        .to_string(),
+                )
+            } else if word.contains(['(', ')']) {
+                Err(format!(
+                    "{word}: parentheses in a list of facts (MCollective reads this column as a \
+                     list, not a compound filter; data plugin functions are not supported)"
+                ))
+            } else if !has_comparison(word) {
+                Err(format!(
+                    "{word} is no fact comparison (MCollective never matches a class here; \
+                     put classes in the classes column)"
+                ))
+            } else {
+                fact_term(word)
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Cond::All)
+        .map_err(fail)
+}
+
+/// The classes column of a five-column rule.
+fn classes_column(column: &str) -> Result<Cond, String> {
+    if column == "*" {
+        return Ok(Cond::True);
+    }
+    let fail = |why: String| column_error("classes", column, why);
+    if is_compound(column) {
+        return compound(column).map_err(fail);
+    }
+    column
+        .split_whitespace()
+        .map(|word| {
+            if word == "*" {
+                Err(
+                    "`*` matches everything only alone in its column (MCollective reads `*` \
+                     with anything else, a trailing space or tab included, as a class named `*`)"
+                        .to_string(),
+                )
+            } else if word.contains(['(', ')']) {
+                Err(format!("{word}: parentheses in a class"))
+            } else if has_comparison(word) && !is_slashed(word) {
+                Err(format!(
+                    "{word} is a fact comparison where a class is expected (MCollective never \
+                     matches it; put facts in the facts column)"
+                ))
+            } else {
+                class_term(word)
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Cond::All)
+        .map_err(fail)
+}
+
+/// The facts column of a four-column rule: the plugin reads it as a compound filter.
+fn facts_only_column(column: &str) -> Result<Cond, String> {
+    if column == "*" {
+        return Err(column_error(
+            "facts",
+            column,
+            "a rule without a classes column has its facts read as a compound filter, where \
+             MCollective takes `*` for a class named `*` (and Choria refuses the line); add a \
+             fifth column `*`"
+                .into(),
+        ));
+    }
+    compound(column).map_err(|why| column_error("facts", column, why))
+}
+
+fn list_column(name: &str, column: &str) -> Result<Option<Vec<String>>, String> {
+    if column == "*" {
+        return Ok(None);
+    }
+    let words: Vec<String> = column.split_whitespace().map(String::from).collect();
+    if words.is_empty() {
+        return Err(column_error(name, column, "empty".into()));
+    }
+    if words.iter().any(|w| w == "*") {
+        return Err(column_error(
+            name,
+            column,
+            "`*` matches everyone only alone in its column (MCollective reads it with anything \
+             else, a space included, as a name)"
+                .into(),
+        ));
+    }
+    Ok(Some(words))
+}
+
+fn callers_column(column: &str) -> Result<Option<Vec<CallerPattern>>, String> {
+    let Some(words) = list_column("callers", column)? else {
+        return Ok(None);
+    };
+    words
+        .into_iter()
+        .map(|word| {
+            if !word.starts_with('/') {
+                return Ok(CallerPattern::Name(word));
+            }
+            let pattern = word
+                .strip_prefix('/')
+                .and_then(|w| w.strip_suffix('/'))
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| {
+                    column_error("callers", column, format!("{word}: write a regex as /re/"))
+                })?;
+            RegexBuilder::new(pattern)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .build()
+                .map(CallerPattern::Regex)
+                .map_err(|e| column_error("callers", column, format!("invalid regex {word}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// The columns of a rule line after `allow`/`deny`, as the plugin's pattern
+/// `^(allow|deny)\t+(.+?)\t+(.+?)\t+(.+?)(\t+(.+?))*$` splits them: runs of tabs separate, a
+/// column of spaces is a column, and trailing tabs stay in the last column.
+fn columns(rest: &str) -> Vec<String> {
+    let mut columns: Vec<String> = rest
+        .split('\t')
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect();
+    if rest.ends_with('\t')
+        && let Some(last) = columns.last_mut()
+    {
+        last.push('\t');
+    }
+    columns
+}
+
+/// One rule line (it starts with `allow` or `deny` and a tab).
+fn rule(allow: bool, rest: &str) -> Entry {
+    let columns = columns(rest);
+    if !(3..=4).contains(&columns.len()) {
+        return Entry::NotUnderstood {
+            why: format!(
+                "{} columns; a rule is allow|deny<TAB>callers<TAB>actions<TAB>facts<TAB>classes",
+                columns.len() + 1
+            ),
+            scope: None,
+        };
+    }
+    let scope = match (
+        callers_column(&columns[0]),
+        list_column("actions", &columns[1]),
+    ) {
+        (Ok(callers), Ok(actions)) => Scope { callers, actions },
+        (Err(why), _) | (_, Err(why)) => return Entry::NotUnderstood { why, scope: None },
+    };
+    let node = match columns.get(3) {
+        Some(classes) => {
+            facts_column(&columns[2]).and_then(|facts| Ok((facts, classes_column(classes)?)))
+        }
+        None => facts_only_column(&columns[2]).map(|facts| (facts, Cond::True)),
+    };
+    match node {
+        Ok((facts, classes)) => Entry::Rule(Box::new(Rule {
+            allow,
+            scope,
+            facts,
+            classes,
+        })),
+        Err(why) => Entry::NotUnderstood {
+            why,
+            scope: Some(scope),
+        },
+    }
 }
 
 impl Policy {
-    /// Parses a policy file's text.
-    pub fn parse(text: &str) -> Result<Policy, PolicyError> {
-        let mut default_allow = None;
-        let mut rules = Vec::new();
+    /// Reads a policy file's text, with the callers' groups. Every line that cannot be used
+    /// as written becomes a line that denies the requests reaching it, and is listed in
+    /// [`Policy::problems`].
+    pub fn read(text: &str, groups: &Groups) -> Policy {
+        let mut defaults: Vec<(usize, Option<bool>)> = Vec::new();
+        let mut entries = Vec::new();
+        let mut problems = Vec::new();
         for (index, raw) in text.lines().enumerate() {
             let line = index + 1;
             let trimmed = raw.trim();
+            // The plugin skips blank lines and those starting with #; an indented comment is
+            // no rule to it either, and skipping it is all it does.
             if trimmed.is_empty() || trimmed.starts_with('#') {
                 continue;
             }
-            let fail = |message: String| PolicyError { line, message };
             let words: Vec<&str> = trimmed.split_whitespace().collect();
-            if words.first() == Some(&"policy") {
-                match words.as_slice() {
-                    ["policy", "default", "allow"] => default_allow = Some(true),
-                    ["policy", "default", "deny"] => default_allow = Some(false),
+            if raw.starts_with("policy") && words.first() == Some(&"policy") {
+                let default = match words.as_slice() {
+                    ["policy", "default", "allow"] => Some(true),
+                    ["policy", "default", "deny"] => Some(false),
                     _ => {
-                        return Err(fail(format!(
-                            "{trimmed:?}: write `policy default allow` or `policy default deny`"
-                        )));
+                        problems.push(PolicyError {
+                            line,
+                            message: format!(
+                                "{trimmed:?}: write `policy default allow` or `policy default \
+                                 deny`; the default is deny"
+                            ),
+                        });
+                        None
                     }
-                }
-                if !rules.is_empty() {
-                    return Err(fail("`policy default` must come before the rules".into()));
-                }
+                };
+                defaults.push((line, default));
                 continue;
             }
-            let columns: Vec<&str> = if trimmed.contains('\t') {
-                trimmed
-                    .split('\t')
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-                    .collect()
+            let entry = if let Some(rest) = raw.strip_prefix("allow\t") {
+                rule(true, rest)
+            } else if let Some(rest) = raw.strip_prefix("deny\t") {
+                rule(false, rest)
             } else {
-                words.clone()
+                let why = if raw.starts_with(char::is_whitespace) {
+                    "a line that starts with a space or tab is no rule (MCollective skips it)"
+                        .to_string()
+                } else if words
+                    .first()
+                    .is_some_and(|w| matches!(*w, "allow" | "deny"))
+                {
+                    "the columns of a rule are separated by tabs, not spaces (MCollective \
+                     skips this line)"
+                        .to_string()
+                } else {
+                    format!(
+                        "{:?}: a rule starts with allow or deny and a tab (MCollective skips \
+                         this line)",
+                        words.first().copied().unwrap_or_default()
+                    )
+                };
+                Entry::NotUnderstood { why, scope: None }
             };
-            if !(4..=5).contains(&columns.len()) {
-                return Err(fail(format!(
-                    "{} columns; a rule is `allow|deny<TAB>callers<TAB>actions<TAB>facts<TAB>classes` \
-                     (separate the columns with tabs when one holds spaces)",
-                    columns.len()
-                )));
+            if let Entry::NotUnderstood { why, .. } = &entry {
+                problems.push(PolicyError {
+                    line,
+                    message: format!("{why}; requests that reach this line are denied"),
+                });
             }
-            let allow = match columns[0] {
-                "allow" => true,
-                "deny" => false,
-                other => {
-                    return Err(fail(format!("{other:?}: a rule starts with allow or deny")));
-                }
-            };
-            let actions = match columns[2] {
-                "*" => None,
-                list => Some(list.split_whitespace().map(String::from).collect()),
-            };
-            rules.push(Rule {
-                line,
-                allow,
-                callers: callers(columns[1], line)?,
-                actions,
-                node: node_filter(columns[3], columns.get(4).copied().unwrap_or("*"), line)?,
-            });
+            entries.push((line, entry));
         }
-        Ok(Policy {
-            default_allow: default_allow.unwrap_or(false),
-            rules,
-        })
+        let default_allow = match defaults.as_slice() {
+            [] => false,
+            [(_, first), rest @ ..] => {
+                if rest.iter().any(|(_, d)| d != first) {
+                    let lines: Vec<String> = defaults.iter().map(|(l, _)| l.to_string()).collect();
+                    problems.push(PolicyError {
+                        line: defaults.last().map_or(0, |(l, _)| *l),
+                        message: format!(
+                            "`policy default` lines {} disagree; the default is deny",
+                            lines.join(", ")
+                        ),
+                    });
+                    false
+                } else {
+                    first.unwrap_or(false)
+                }
+            }
+        };
+        problems.sort_by_key(|p| p.line);
+        Policy {
+            default_allow,
+            entries,
+            groups: groups.clone(),
+            problems,
+        }
+    }
+
+    /// Parses a policy file's text strictly, without groups: the first line that cannot be
+    /// used as written is an error. [`Policy::read`] is what a node uses.
+    pub fn parse(text: &str) -> Result<Policy, PolicyError> {
+        let policy = Policy::read(text, &Groups::default());
+        match policy.problems.first() {
+            Some(problem) => Err(problem.clone()),
+            None => Ok(policy),
+        }
+    }
+
+    /// The lines that cannot be used as written, and what each does instead.
+    pub fn problems(&self) -> &[PolicyError] {
+        &self.problems
     }
 
     /// What the policy says about `caller` running `action` on `node`.
     pub fn decide(&self, caller: &str, action: &str, node: &dyn NodeView) -> Decision {
-        for rule in &self.rules {
-            let caller_matches = match &rule.callers {
-                Callers::Any => true,
-                Callers::Some(patterns) => patterns.iter().any(|p| match p {
-                    CallerPattern::Name(name) => name == caller,
-                    CallerPattern::Regex(re) => re.is_match(caller),
-                }),
-            };
-            let action_matches = rule
-                .actions
-                .as_ref()
-                .is_none_or(|actions| actions.iter().any(|a| a == action));
-            let node_matches = rule.node.as_ref().is_none_or(|f| f.matches(node));
-            if caller_matches && action_matches && node_matches {
-                return if rule.allow {
-                    Decision::Allow(Some(rule.line))
-                } else {
-                    Decision::Deny(Some(rule.line))
-                };
+        for (line, entry) in &self.entries {
+            match entry {
+                Entry::Rule(rule) => {
+                    if rule.scope.matches(caller, action, &self.groups)
+                        && rule.facts.holds(node)
+                        && rule.classes.holds(node)
+                    {
+                        return if rule.allow {
+                            Decision::Allow(Some(*line))
+                        } else {
+                            Decision::Deny(Some(*line))
+                        };
+                    }
+                }
+                Entry::NotUnderstood { why, scope } => {
+                    if scope
+                        .as_ref()
+                        .is_none_or(|s| s.matches(caller, action, &self.groups))
+                    {
+                        return Decision::NotUnderstood {
+                            line: *line,
+                            why: why.clone(),
+                        };
+                    }
+                }
             }
         }
         if self.default_allow {
@@ -286,8 +841,8 @@ policy default deny
 allow\talice bob\t*\t*\t*
 deny\t/^contractor-/\t*\t*\t*
 allow\tci\tstatus restart\trole=web cpus>=4\tnginx
-allow\t*\tstatus\tfact.role = web and not class = canary\t*
-allow carol status * *
+allow\t*\tstatus\trole=web and not canary\t*
+allow\tcarol\tstatus\t*\t*
 ";
 
     #[test]
@@ -341,29 +896,54 @@ allow carol status * *
         assert!(!service.decide("ci", "restart", &canary).allows());
         assert!(!service.decide("ci", "stop", &web).allows());
         assert!(service.decide("alice", "stop", &canary).allows());
+        assert!(service.decide("oncall", "restart", &web).allows());
+        assert!(!service.decide("oncall", "restart", &canary).allows());
         let rpcutil = read("rpcutil.policy");
         assert!(rpcutil.decide("anyone", "ping", &web).allows());
         assert!(!rpcutil.decide("anyone", "daemon_stats", &web).allows());
     }
 
     #[test]
-    fn broken_files_name_the_line() {
+    fn lines_not_understood_are_named_and_deny_what_reaches_them() {
+        let web = Node {
+            facts: json!({"role": "web"}),
+            classes: vec![],
+        };
         for (text, line, needle) in [
             ("policy default maybe", 1, "policy default allow"),
-            ("\nallow alice", 2, "2 columns"),
+            ("\nallow alice", 2, "separated by tabs"),
             ("permit\t*\t*\t*\t*", 1, "allow or deny"),
             ("allow\t/(/\t*\t*\t*", 1, "invalid regex"),
-            ("allow\t*\t*\tnot a=comparison(\t*", 1, ""),
+            ("allow\t*\t*\tnot a=comparison(\t*", 1, "data plugin"),
             ("allow\t*\t*\t=x\t*", 1, "facts column"),
-            (
-                "allow\t*\t*\t*\t*\npolicy default allow",
-                2,
-                "before the rules",
-            ),
+            ("allow\t*\t*\trole web\t*", 1, "no fact comparison"),
+            ("allow\t*\t*\trole = web and x\t*", 1, "a space around"),
+            ("allow\t*\t*\ta b or c\t*", 1, "two terms"),
+            ("allow\t*\t*\t(role = web)\t*", 1, "parentheses in a list"),
+            ("allow\t*\t*\t(role = web or x)\t*", 1, "a space around"),
+            ("allow\t*\t*\t*\t(a or b\t", 1, "without its )"),
+            ("allow\t*\t*\t*\t!!\t", 1, "fact or class was expected"),
+            ("allow\t*\t*\t*", 1, "fifth column"),
+            ("policy default allow\npolicy default deny", 2, "disagree"),
         ] {
             let err = Policy::parse(text).unwrap_err();
             assert_eq!(err.line, line, "{text:?}: {err}");
             assert!(err.message.contains(needle), "{text:?}: {err}");
+            if text.starts_with("policy") {
+                // A broken or disputed default denies by default; rules still decide.
+                let policy = Policy::read(text, &Groups::default());
+                assert_eq!(policy.decide("alice", "status", &web), Decision::Deny(None));
+                continue;
+            }
+            let policy = Policy::read(&format!("{text}\nallow\t*\t*\t*\t*"), &Groups::default());
+            let decision = policy.decide("alice", "status", &web);
+            assert!(!decision.allows(), "{text:?}: {decision:?}");
         }
+        let deep = format!("allow\t*\t*\t*\t{}a{}", "(".repeat(100), ")".repeat(100));
+        assert!(Policy::parse(&deep).unwrap_err().message.contains("deeper"));
+        let why = Policy::read("allow alice * * *", &Groups::default())
+            .decide("bob", "x", &web)
+            .because();
+        assert!(why.starts_with("line 1 could not be understood"), "{why}");
     }
 }

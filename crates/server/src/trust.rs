@@ -7,7 +7,7 @@ use std::sync::{Mutex, RwLock};
 
 use muster_proto::{NodeView, Request};
 use muster_security::credential::{Credential, Kind};
-use muster_security::policy::Policy;
+use muster_security::policy::{Groups, Policy};
 use muster_security::replay::{ReplayCache, ReplayError};
 use muster_security::signed::sign_message;
 use muster_security::{PublicKey, SecretKey, Verifier};
@@ -58,32 +58,58 @@ fn read_text(path: &Path, what: &str) -> Result<String, TrustSetupError> {
         .map_err(|e| TrustSetupError(format!("cannot read the {what} {}: {e}", path.display())))
 }
 
+/// The callers' groups, `<directory>/groups`: none when the file does not exist, `Err` (every
+/// policy then denies) when it exists but cannot be read, since a deny naming a group must not
+/// silently stop applying to its members.
+fn load_groups(directory: &Path) -> Result<Groups, String> {
+    let path = directory.join("groups");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let groups = Groups::parse(&text);
+            for problem in groups.problems() {
+                warn!(file = %path.display(), "groups {problem}");
+            }
+            Ok(groups)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Groups::default()),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
 /// Every agent's policy, read but not yet in force.
 pub struct Policies(BTreeMap<String, AgentPolicy>);
 
 fn load_policies(directory: &Path, agents: &[String]) -> BTreeMap<String, AgentPolicy> {
+    let groups = load_groups(directory);
     agents
         .iter()
         .map(|agent| {
             let path = directory.join(format!("{agent}.policy"));
-            let policy = match std::fs::read_to_string(&path) {
-                Ok(text) => match Policy::parse(&text) {
-                    Ok(policy) => AgentPolicy::Loaded(policy),
-                    Err(e) => {
-                        let message = format!("{}: {e}", path.display());
+            let policy = match (std::fs::read_to_string(&path), &groups) {
+                (Ok(text), Ok(groups)) => {
+                    let policy = Policy::read(&text, groups);
+                    // Loud, once per load: each line not understood denies the requests
+                    // that reach it, and says so in their replies and audit records.
+                    for problem in policy.problems() {
                         error!(
                             agent = %agent,
-                            "BROKEN POLICY {message}: every request for agent {agent} is denied \
-                             until it is fixed and the daemon reloaded (SIGHUP)"
+                            "BROKEN POLICY {} {problem}",
+                            path.display()
                         );
-                        AgentPolicy::Broken(message)
                     }
-                },
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => AgentPolicy::Missing(path),
-                Err(e) => {
+                    AgentPolicy::Loaded(policy)
+                }
+                (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => {
+                    AgentPolicy::Missing(path)
+                }
+                (Err(e), _) => {
                     let message = format!("cannot read {}: {e}", path.display());
                     error!(agent = %agent, "{message}: every request for agent {agent} is denied");
                     AgentPolicy::Broken(message)
+                }
+                (Ok(_), Err(message)) => {
+                    error!(agent = %agent, "{message}: every request for agent {agent} is denied");
+                    AgentPolicy::Broken(message.clone())
                 }
             };
             (agent.clone(), policy)

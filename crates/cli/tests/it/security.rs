@@ -412,8 +412,8 @@ on_both_brokers! {
 }
 
 on_both_brokers! {
-    /// Policies are read again on SIGHUP; a policy file that does not parse denies every
-    /// request for its agent, loudly, instead of allowing them.
+    /// Policies (and the groups file) are read again on SIGHUP; a policy line that cannot be
+    /// understood denies the requests that reach it, loudly, instead of allowing them.
     fn policies_reload_and_a_broken_one_denies() -> Result<()> {
         let pki = Pki::new()?;
         pki.policy("rpcutil", "policy default deny\nallow\talice\t*\t*\t*\n")?;
@@ -441,9 +441,25 @@ on_both_brokers! {
         pki.policy("rpcutil", "policy default deny\nallow alice\n")?;
         fleet.daemons[0].signal(muster_testkit::UnixSignal::SIGHUP)?;
         wait_for("the broken policy to deny alice", Duration::from_secs(15), || {
-            ping_as("alice").is_ok_and(|r| r.code == Some(1) && r.stdout.contains("broken policy"))
+            ping_as("alice").is_ok_and(|r| r.code == Some(1) && r.stdout.contains("line 2 could not be understood"))
         })?;
         assert!(fleet.daemons[0].log().contains("BROKEN POLICY"), "{}", fleet.daemons[0].log());
+
+        // `!` negates, as in MCollective: web1 is no canary, so the deny applies.
+        pki.policy("rpcutil", "policy default deny\ndeny\t*\t*\t*\t!canary\nallow\t*\t*\t*\t*\n")?;
+        fleet.daemons[0].signal(muster_testkit::UnixSignal::SIGHUP)?;
+        wait_for("the deny for non-canaries", Duration::from_secs(15), || {
+            ping_as("alice").is_ok_and(|r| r.code == Some(1) && r.stdout.contains("policy rpcutil: rule on line 2"))
+        })?;
+
+        // A deny naming a group of the groups file denies its members.
+        std::fs::write(pki.policy_directory().join("groups"), "contractors bob\n")?;
+        pki.policy("rpcutil", "policy default deny\ndeny\tcontractors\t*\t*\t*\nallow\t*\t*\t*\t*\n")?;
+        fleet.daemons[0].signal(muster_testkit::UnixSignal::SIGHUP)?;
+        wait_for("alice to be allowed after the reload", Duration::from_secs(15), || {
+            ping_as("alice").is_ok_and(|r| r.code == Some(0))
+        })?;
+        ping_as("bob")?.code(1).stdout_has("policy rpcutil: rule on line 2");
         Ok(())
     }
 }
