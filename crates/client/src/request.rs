@@ -206,11 +206,13 @@ impl Client {
         // only grow, so the front is always the next one.
         let mut deadlines: std::collections::VecDeque<(Instant, Vec<usize>)> = Default::default();
         let mut batches: Vec<Vec<usize>> = Vec::new();
-        let mut launched = 0;
+        let mut launched: usize = 0;
         let mut settled = 0;
         loop {
-            // Only launched nodes can settle, so this is how many are in flight.
-            let in_flight = launched - tally.settled();
+            // Only launched nodes should settle, so this is how many are in flight; but a reply
+            // naming a node not sent to yet (forged, or a node answering what it overheard)
+            // settles it early, and must not underflow.
+            let in_flight = launched.saturating_sub(tally.settled());
             let launch: Vec<usize> = match options.pacing {
                 Pacing::All => pending.drain(..).collect(),
                 Pacing::Window(n) => {
