@@ -209,9 +209,10 @@ impl Client {
         let mut launched: usize = 0;
         let mut settled = 0;
         loop {
-            // Only launched nodes should settle, so this is how many are in flight; but a reply
-            // naming a node not sent to yet (forged, or a node answering what it overheard)
-            // settles it early, and must not underflow.
+            // Only launched nodes can settle, so this is how many are in flight. (A forged reply
+            // naming a node not sent to yet settles it early, but one message settles at most
+            // one node and a node is launched whenever none is in flight: saturating all the
+            // same, as the count comes from what arrived.)
             let in_flight = launched.saturating_sub(tally.settled());
             let launch: Vec<usize> = match options.pacing {
                 Pacing::All => pending.drain(..).collect(),
