@@ -2,6 +2,9 @@
 //! in a temporary directory that records its arguments (run as `/bin/sh SCRIPT ARGS…`, so the
 //! script is never executed while another test thread holds it open for writing).
 
+// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -1,5 +1,8 @@
 //! `muster_agent::command::run` against real processes (`/bin/sh`, `cat`, `env`, `sleep`).
 
+// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

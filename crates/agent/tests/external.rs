@@ -1,6 +1,9 @@
 //! External agents: loading from a directory, the request/reply protocol, and every way an
 //! executable can fail.
 
+// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,9 @@
 //! The `file` agent through `dispatch`, on files, directories, symlinks and FIFOs made in a
 //! temporary directory.
 
+// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;

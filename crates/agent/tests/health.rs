@@ -1,6 +1,9 @@
 //! The `health` agent, called through `dispatch`, against stand-in Nagios plugins (`/bin/sh -c
 //! SCRIPT`), and its performance-data parser.
 
+// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,6 +2,9 @@
 //! (`dpkg-query` and `apt-get`, `rpm` and `yum`/`dnf`) written into a temporary directory. They
 //! record each command line and keep a package "database" of one file per package.
 
+// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

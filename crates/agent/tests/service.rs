@@ -1,6 +1,9 @@
 //! The `service` agent through `dispatch`, against a stand-in `systemctl` written into a
 //! temporary directory: it records each command line and answers `is-active` from a state file.
 
+// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

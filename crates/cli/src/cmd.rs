@@ -75,10 +75,9 @@ pub fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-pub fn rfc3339(unix: f64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_secs_f64(unix.max(0.0));
-    humantime::format_rfc3339_seconds(t).to_string()
-}
+/// A time from the network (a registry's last-seen, a collected job's) in RFC 3339: proto's one
+/// total conversion, which no value makes panic.
+pub use muster_proto::time::rfc3339;
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)

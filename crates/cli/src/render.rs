@@ -1,7 +1,7 @@
 //! Everything the CLI prints for people, and the one JSON object it prints for programs.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use muster_client::aggregate::{AggregateResult, format_number};
 use muster_client::{Missing, NodeReply, Outcome, Report};
@@ -213,9 +213,10 @@ pub fn summary(report: &Report, verbose: bool) {
 /// are then told relative to it, so a report shown later reads as it did.
 static SENT: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
 
-/// Shows last-seen times relative to `sent` (Unix seconds) instead of now.
+/// Shows last-seen times relative to `sent` (Unix seconds) instead of now. `sent` may come
+/// from a registry (a collected job's `time`): the conversion is proto's total one.
 pub fn as_of(sent: f64) {
-    let _ = SENT.set(UNIX_EPOCH + Duration::from_secs_f64(sent.max(0.0)));
+    let _ = SENT.set(muster_proto::time::system_time(sent));
 }
 
 fn missing(m: &Missing) -> String {
@@ -330,6 +331,20 @@ mod tests {
                 ("tags", "a, 1")
             ]
         );
+    }
+
+    /// A collected job's `time` comes from the network: one past what a duration or a
+    /// `SystemTime` holds is shown, not a panic.
+    #[test]
+    fn a_report_sent_at_any_time_renders() {
+        as_of(1e300);
+        let m = Missing {
+            identity: "web1".into(),
+            outcome: Outcome::NoReply,
+            last_seen: Some("2026-11-25T10:00:00Z".into()),
+        };
+        assert!(missing(&m).starts_with("web1 ("), "{}", missing(&m));
+        assert_eq!(since("2026-11-25T10:00:00Z", std::time::UNIX_EPOCH), "0s");
     }
 
     #[test]

@@ -1,6 +1,13 @@
 //! Collected requests: announcing one to the registries, and rebuilding its report later from
 //! what they collected (see [`muster_proto::job`]). This is how `--no-results` requests get a
 //! report at all, and how `muster show ID` works on a machine that did not send the request.
+//! Everything here works on what a registry sent: no arithmetic that can overflow, no indexing
+//! that can panic.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::arithmetic_side_effects, clippy::indexing_slicing)
+)]
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -123,7 +130,7 @@ pub fn report_from_job(job: &JobRecord, events: &[JobEvent]) -> Report {
         match (event.kind, &event.identity, &event.reply) {
             (EventKind::Ack, Some(identity), _) => tally.ack(identity),
             (EventKind::Reply, _, Some(reply)) => {
-                let ms = ((event.received - job.time).max(0.0) * 1000.0) as u64;
+                let ms = muster_proto::time::millis_between(job.time, event.received);
                 tally.reply(reply.clone(), ms);
             }
             (EventKind::NotConnected, _, _) => {
@@ -134,7 +141,7 @@ pub fn report_from_job(job: &JobRecord, events: &[JobEvent]) -> Report {
             _ => {}
         }
     }
-    let elapsed = ((last - job.time).max(0.0) * 1000.0) as u64;
+    let elapsed = muster_proto::time::millis_between(job.time, last);
     let mut report = tally.finish(&job.id, &job.agent, &job.action, 0, elapsed);
     report.add_absent(&job.absent);
     report.annotate_last_seen(&job.last_seen);
@@ -171,6 +178,38 @@ mod tests {
                 )
             }),
         }
+    }
+
+    #[test]
+    fn a_huge_batch_size_or_far_times_do_not_panic() {
+        let job = JobRecord {
+            protocol: JOB_PROTOCOL.to_string(),
+            id: "j".to_string(),
+            time: 0.0,
+            agent: "rpcutil".to_string(),
+            action: "ping".to_string(),
+            caller: "op".to_string(),
+            data: json!({}),
+            filter: Default::default(),
+            expected: ["a", "b"].map(String::from).to_vec(),
+            absent: vec![],
+            last_seen: Default::default(),
+            batch_size: Some(usize::MAX),
+            timeout_ms: u64::MAX,
+            retry_of: None,
+            not_connected: vec![],
+        };
+        let mut late = event("0", EventKind::Reply, Some("a"), StatusCode::Ok);
+        late.received = f64::MAX;
+        let events = [
+            event("b1", EventKind::NotConnected, None, StatusCode::Ok),
+            event("b0", EventKind::NotConnected, None, StatusCode::Ok),
+            late,
+        ];
+        let report = report_from_job(&job, &events);
+        assert_eq!(report.stats.expected, 2);
+        assert_eq!(report.replies[0].ms, u64::MAX);
+        assert!(still_running(&job, 1e15) && !still_running(&job, 1e300));
     }
 
     #[test]

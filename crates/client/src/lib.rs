@@ -11,6 +11,8 @@ pub mod config;
 pub mod connection;
 pub mod discovery;
 pub mod exit;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod journal;
 pub mod nodes;
 pub mod registry;

@@ -23,7 +23,8 @@ impl Client {
         timeout: Duration,
     ) -> Result<Vec<SeenNode>, ClientError> {
         // Round a maximum age up to whole seconds, so "within 1.5 s" never excludes a node.
-        let seen_within = seen_within.map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+        let seen_within =
+            seen_within.map(|d| d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0)));
         self.ask_registry(RegistryQuery::new(filter.clone(), seen_within), timeout)
             .await
     }

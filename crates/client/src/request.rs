@@ -206,11 +206,14 @@ impl Client {
         // only grow, so the front is always the next one.
         let mut deadlines: std::collections::VecDeque<(Instant, Vec<usize>)> = Default::default();
         let mut batches: Vec<Vec<usize>> = Vec::new();
-        let mut launched = 0;
+        let mut launched: usize = 0;
         let mut settled = 0;
         loop {
-            // Only launched nodes can settle, so this is how many are in flight.
-            let in_flight = launched - tally.settled();
+            // Only launched nodes can settle, so this is how many are in flight. (A forged reply
+            // naming a node not sent to yet settles it early, but one message settles at most
+            // one node and a node is launched whenever none is in flight: saturating all the
+            // same, as the count comes from what arrived.)
+            let in_flight = launched.saturating_sub(tally.settled());
             let launch: Vec<usize> = match options.pacing {
                 Pacing::All => pending.drain(..).collect(),
                 Pacing::Window(n) => {

@@ -19,6 +19,8 @@ pub const REQUEST_PROTOCOL: &str = "muster:request:1";
 pub const ACK_PROTOCOL: &str = "muster:ack:1";
 /// `protocol` of a reply.
 pub const REPLY_PROTOCOL: &str = "muster:reply:1";
+/// The longest `ttl` a request may have, seconds: a day. The client sends 60.
+pub const MAX_TTL: u64 = 86_400;
 
 /// Why a message could not be decoded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -181,9 +183,8 @@ impl Request {
         if !is_request_id(&self.id) {
             return invalid("id", "expected 32 lower-case hex characters".into());
         }
-        if !self.time.is_finite() || self.time < 0.0 {
-            return invalid("time", "expected Unix seconds".into());
-        }
+        crate::time::check("time", self.time)?;
+        crate::time::check_at_most("ttl", self.ttl, MAX_TTL)?;
         if let Err(e) = subject::check_token("collective", &self.collective) {
             return invalid("collective", e.to_string());
         }
@@ -262,6 +263,11 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Checks the fields' values: the time must be a wire time ([`crate::time::check`]).
+    pub fn check(&self) -> Result<(), DecodeError> {
+        crate::time::check("time", self.time)
+    }
+
     /// A reply with a status and data.
     pub fn new(
         request_id: &str,
@@ -302,7 +308,11 @@ impl Response {
         let probe: Probe = from_json(bytes, "response")?;
         match probe.protocol.as_str() {
             ACK_PROTOCOL => Ok(Response::Ack(from_json(bytes, "acknowledgement")?)),
-            REPLY_PROTOCOL => Ok(Response::Reply(from_json(bytes, "reply")?)),
+            REPLY_PROTOCOL => {
+                let reply: Reply = from_json(bytes, "reply")?;
+                reply.check()?;
+                Ok(Response::Reply(reply))
+            }
             other => Err(DecodeError::WrongProtocol {
                 found: other.chars().take(64).collect(),
                 expected: REPLY_PROTOCOL,
@@ -407,6 +417,22 @@ mod tests {
             Request::decode(&r.to_json()).unwrap_err().reason(),
             "invalid_field"
         );
+    }
+
+    #[test]
+    fn times_and_ttls_are_bounded() {
+        for (time, ttl) in [(3e11, 60), (-1.0, 60), (1.0, MAX_TTL + 1), (1.0, u64::MAX)] {
+            let mut r = request();
+            (r.time, r.ttl) = (time, ttl);
+            let err = Request::decode(&r.to_json()).unwrap_err();
+            assert_eq!(err.reason(), "invalid_field", "{time} {ttl}");
+        }
+        let mut r = request();
+        (r.time, r.ttl) = (crate::time::MAX_UNIX, MAX_TTL);
+        assert!(Request::decode(&r.to_json()).is_ok());
+        let far = Reply::new("ab", "web1", 3e11, StatusCode::Ok, "OK", json!({}));
+        let err = Response::decode(&serde_json::to_vec(&far).unwrap()).unwrap_err();
+        assert_eq!(err.reason(), "invalid_field");
     }
 
     #[test]

@@ -248,7 +248,7 @@ impl FactFilter {
         };
         let (position, op, len) = find_operator(text).ok_or_else(|| invalid("no operator"))?;
         let fact = text[..position].trim();
-        let value = text[position + len..].trim();
+        let value = text[position.saturating_add(len)..].trim();
         if fact.is_empty() {
             return Err(invalid("the fact name is empty"));
         }
@@ -270,7 +270,7 @@ impl FactFilter {
     /// Compiles the comparison (its regex, its numeric value) for matching many nodes.
     fn compile(&self) -> Result<FactMatcher, FilterError> {
         let pattern = if self.op == FactOp::Match && is_slashed(&self.value) {
-            &self.value[1..self.value.len() - 1]
+            &self.value[1..self.value.len().saturating_sub(1)]
         } else {
             &self.value
         };
@@ -386,7 +386,7 @@ pub fn lookup<'a>(facts: &'a serde_json::Value, path: &str) -> Option<&'a serde_
                 _ => return None,
             };
             if let Some(child) = child {
-                next = Some((child, &rest[dot + 1..]));
+                next = Some((child, &rest[dot.saturating_add(1)..]));
                 break;
             }
         }
@@ -444,7 +444,7 @@ impl Pattern {
     /// A list item: `/re/` is a regex (the slashes removed), anything else a literal.
     pub fn from_item(item: &str) -> Pattern {
         if is_slashed(item) {
-            Pattern::Regex(item[1..item.len() - 1].to_string())
+            Pattern::Regex(item[1..item.len().saturating_sub(1)].to_string())
         } else {
             Pattern::Literal(item.to_string())
         }

@@ -1,6 +1,13 @@
 //! The properties the fuzz targets (`fuzz/`) check, here so their corpora also run as
 //! ordinary tests. Each takes any bytes and panics only when a property fails: decoders never
-//! panic, and what decodes encodes and decodes back the same.
+//! panic, what decodes encodes and decodes back the same, and what decodes can be shown.
+
+// A property that fails is a panic: that is how the fuzzer hears of it.
+#![allow(
+    clippy::expect_used,
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing
+)]
 
 use serde_json::{Value, json};
 
@@ -9,6 +16,7 @@ use crate::envelope::{Request, Response, SecureEnvelope};
 use crate::filter::{FactFilter, Filter, NodeView, compound};
 use crate::job::{JobAnswer, JobQuery, JobRecord};
 use crate::registration::{Registration, RegistryAnswer, RegistryQuery};
+use crate::time;
 
 struct Node(Value, Vec<String>);
 
@@ -101,6 +109,78 @@ pub fn ddl(data: &[u8]) {
                 .map(|k| (k.clone(), "1".to_string()))
                 .collect();
             let _ = action.convert_and_validate(&pairs);
+        }
+    }
+}
+
+/// A fixed "now" for ages: 2026-11-25T10:00:00Z.
+const NOW: f64 = 1_795_600_800.0;
+
+/// Shows a wire time the ways the CLI does: RFC 3339 (which parses back), as a `SystemTime`,
+/// and as an age from now in both directions.
+fn shown(unix: f64) {
+    let text = time::rfc3339(unix);
+    assert!(
+        text.len() == 20 && text.ends_with('Z'),
+        "{unix} is shown as {text:?}"
+    );
+    let _ = time::system_time(unix);
+    let _ = time::millis_between(unix, NOW);
+    let _ = time::millis_between(NOW, unix);
+}
+
+/// The registry answer decoder (`muster ping|find|rpc|facts` reconcile discovery with it), and
+/// showing every time in an answer that decodes.
+pub fn registry_answer(data: &[u8]) {
+    let Ok(answer) = RegistryAnswer::decode(data) else {
+        return;
+    };
+    let again = RegistryAnswer::decode(&answer.to_bytes()).expect("an answer re-decodes");
+    assert_eq!(again, answer);
+    for node in &answer.nodes {
+        shown(node.first_seen);
+        shown(node.last_seen);
+        if let Some(record) = &node.record {
+            shown(record.time);
+            shown(record.started as f64);
+        }
+    }
+}
+
+/// The job answer and record decoders (`muster show` rebuilds a report from them), showing
+/// their times, and naming the nodes of every part an event names: never more than expected,
+/// and for a batch never more than the batch size.
+pub fn job_answer(data: &[u8]) {
+    if let Ok(job) = JobRecord::decode(data) {
+        let again = JobRecord::decode(&job.to_bytes()).expect("a record re-decodes");
+        assert_eq!(again, job);
+        parts(&job, ["0", "1", "b0", "b1", "b18446744073709551615"]);
+    }
+    let Ok(answer) = JobAnswer::decode(data) else {
+        return;
+    };
+    let again = JobAnswer::decode(&answer.to_bytes()).expect("an answer re-decodes");
+    assert_eq!(again, answer);
+    for event in &answer.events {
+        shown(event.received);
+        if let Some(reply) = &event.reply {
+            shown(reply.time);
+        }
+    }
+    if let Some(job) = &answer.job {
+        shown(job.time);
+        parts(job, answer.events.iter().map(|e| e.part.as_str()));
+    }
+}
+
+fn parts<'a>(job: &JobRecord, parts: impl IntoIterator<Item = &'a str>) {
+    for part in parts {
+        let nodes = job.part_nodes(part);
+        assert!(nodes.len() <= job.expected.len(), "part {part}");
+        if let Some(size) = job.batch_size
+            && part.starts_with('b')
+        {
+            assert!(nodes.len() <= size, "part {part}");
         }
     }
 }

@@ -39,6 +39,10 @@ pub const JOB_PROTOCOL: &str = "muster:job:1";
 pub const JOB_QUERY_PROTOCOL: &str = "muster:job-query:1";
 /// `protocol` of a job answer.
 pub const JOB_ANSWER_PROTOCOL: &str = "muster:job-answer:1";
+/// The longest `timeout_ms` a record may give: 366 days.
+pub const MAX_TIMEOUT_MS: u64 = 366 * 86_400 * 1000;
+/// The largest `after` or `next`: what the registry's SQLite counts rows with (`i64`).
+pub const MAX_EVENTS: u64 = i64::MAX as u64;
 
 /// A request id as a subject token: 1 to 64 ASCII letters, digits, `-` or `_`.
 pub fn check_id(id: &str) -> Result<(), DecodeError> {
@@ -102,18 +106,36 @@ pub struct JobRecord {
 }
 
 impl JobRecord {
-    /// Decodes a record from untrusted bytes.
+    /// Decodes a record from untrusted bytes, checked as [`JobRecord::check`] says.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let job: JobRecord = from_json(bytes, "job record")?;
-        check_protocol(&job.protocol, JOB_PROTOCOL)?;
-        check_id(&job.id)?;
-        if !job.time.is_finite() || job.time < 0.0 {
+        job.check()?;
+        Ok(job)
+    }
+
+    /// Checks the fields' values: the protocol, the ids, the time a wire time
+    /// ([`crate::time::check`]), the timeout at most [`MAX_TIMEOUT_MS`], and a batch size from
+    /// 1 to the number of expected nodes — what makes [`JobRecord::part_nodes`] meaningful.
+    pub fn check(&self) -> Result<(), DecodeError> {
+        check_protocol(&self.protocol, JOB_PROTOCOL)?;
+        check_id(&self.id)?;
+        if let Some(retry_of) = &self.retry_of {
+            check_id(retry_of)?;
+        }
+        crate::time::check("time", self.time)?;
+        crate::time::check_at_most("timeout_ms", self.timeout_ms, MAX_TIMEOUT_MS)?;
+        if let Some(size) = self.batch_size
+            && (size == 0 || size > self.expected.len())
+        {
             return Err(DecodeError::Invalid {
-                field: "time",
-                reason: format!("{} is not a time in Unix seconds", job.time),
+                field: "batch_size",
+                reason: format!(
+                    "{size} is not a batch size from 1 to the {} expected nodes",
+                    self.expected.len()
+                ),
             });
         }
-        Ok(job)
+        Ok(())
     }
 
     /// The record as JSON bytes.
@@ -123,22 +145,38 @@ impl JobRecord {
 
     /// The nodes a reply part stands for: `N` is the N-th expected node, `bN` the N-th
     /// broadcast batch.
+    /// Total for any record, checked or not: a part past the expected set names nobody.
     pub fn part_nodes(&self, part: &str) -> Vec<String> {
+        let len = self.expected.len();
         let range = match part.strip_prefix('b') {
             Some(batch) => match batch.parse::<usize>() {
                 Ok(n) => {
-                    let size = self.batch_size.unwrap_or(self.expected.len()).max(1);
-                    let start = n.saturating_mul(size).min(self.expected.len());
-                    start..(start + size).min(self.expected.len())
+                    let size = self.batch_size.unwrap_or(len).max(1);
+                    let start = n.saturating_mul(size).min(len);
+                    start..start.saturating_add(size).min(len)
                 }
                 Err(_) => 0..0,
             },
             None => match part.parse::<usize>() {
-                Ok(i) if i < self.expected.len() => i..i + 1,
-                _ => 0..0,
+                Ok(i) => i..i.saturating_add(1),
+                Err(_) => 0..0,
             },
         };
-        self.expected[range].to_vec()
+        self.expected
+            .get(range)
+            .map(<[String]>::to_vec)
+            .unwrap_or_default()
+    }
+}
+
+impl JobEvent {
+    /// Checks the fields' values: the times wire times ([`crate::time::check`]).
+    pub fn check(&self) -> Result<(), DecodeError> {
+        crate::time::check("received", self.received)?;
+        if let Some(reply) = &self.reply {
+            reply.check()?;
+        }
+        Ok(())
     }
 }
 
@@ -203,6 +241,7 @@ impl JobQuery {
         let query: JobQuery = from_json(bytes, "job query")?;
         check_protocol(&query.protocol, JOB_QUERY_PROTOCOL)?;
         check_id(&query.id)?;
+        crate::time::check_at_most("after", query.after, MAX_EVENTS)?;
         Ok(query)
     }
 
@@ -260,10 +299,22 @@ impl JobAnswer {
         }
     }
 
-    /// Decodes an answer from untrusted bytes.
+    /// Decodes an answer from untrusted bytes: the record checked as [`JobRecord::check`]
+    /// says, each event as [`JobEvent::check`] says.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let answer: JobAnswer = from_json(bytes, "job answer")?;
         check_protocol(&answer.protocol, JOB_ANSWER_PROTOCOL)?;
+        // The record and the events are checked as their own decoders check them: the
+        // client rebuilds a report from them.
+        if let Some(job) = &answer.job {
+            job.check()?;
+        }
+        for event in &answer.events {
+            event.check()?;
+        }
+        if let Some(next) = answer.next {
+            crate::time::check_at_most("next", next, MAX_EVENTS)?;
+        }
         Ok(answer)
     }
 
@@ -309,6 +360,50 @@ mod tests {
             assert!(j.part_nodes(nothing).is_empty(), "{nothing}");
         }
         assert_eq!(job(&["a", "b"], None).part_nodes("b0"), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_huge_batch_size_names_no_nodes_and_does_not_decode() {
+        let j = job(&["a", "b", "c"], Some(usize::MAX));
+        for part in ["b0", "b1", "b2", &format!("b{}", usize::MAX)] {
+            assert!(j.part_nodes(part).len() <= 3, "{part}");
+        }
+        for size in [0, 4, usize::MAX] {
+            let j = job(&["a", "b", "c"], Some(size));
+            let err = JobRecord::decode(&j.to_bytes()).unwrap_err();
+            assert!(err.to_string().contains("batch_size"), "{size}: {err}");
+            let answer = JobAnswer::found(Some(j), vec![]);
+            let err = JobAnswer::decode(&answer.to_bytes()).unwrap_err();
+            assert!(err.to_string().contains("batch_size"), "{size}: {err}");
+        }
+        assert!(JobRecord::decode(&job(&["a", "b", "c"], Some(3)).to_bytes()).is_ok());
+    }
+
+    #[test]
+    fn times_past_the_year_9999_do_not_decode() {
+        let mut j = job(&["a"], None);
+        j.time = 3e11;
+        assert!(JobRecord::decode(&j.to_bytes()).is_err());
+        let ok = job(&["a"], None);
+        let event = |received: f64| JobEvent {
+            part: "0".into(),
+            kind: EventKind::Ack,
+            identity: Some("a".into()),
+            received,
+            reply: None,
+        };
+        let answer = JobAnswer::found(Some(ok.clone()), vec![event(3e11)]);
+        assert!(JobAnswer::decode(&answer.to_bytes()).is_err());
+        let mut reply = Reply::new("01abc", "a", 3e11, StatusCode::Ok, "OK", json!({}));
+        let mut with_reply = event(101.0);
+        with_reply.kind = EventKind::Reply;
+        with_reply.reply = Some(reply.clone());
+        let answer = JobAnswer::found(Some(ok.clone()), vec![with_reply.clone()]);
+        assert!(JobAnswer::decode(&answer.to_bytes()).is_err());
+        reply.time = 101.0;
+        with_reply.reply = Some(reply);
+        let answer = JobAnswer::found(Some(ok), vec![with_reply]);
+        assert!(JobAnswer::decode(&answer.to_bytes()).is_ok());
     }
 
     #[test]

@@ -8,7 +8,16 @@
 //! checks them: the signed envelope nodes (and callers of collected requests) send,
 //! `security::signed::SignedMessage` (`muster:signed:1`), and the credential
 //! (`muster:credential:1`). Everything that decodes network input here returns an error
-//! instead of panicking.
+//! instead of panicking. Decoders bound every number they take (times to the year 9999,
+//! counts and sizes to what the message can mean, see [`time`]), and the crate denies
+//! arithmetic that can overflow and indexing that can panic, so what decoded can be used
+//! without further checks.
+
+// Tests may index and add freely; the library may not.
+#![cfg_attr(
+    not(test),
+    deny(clippy::arithmetic_side_effects, clippy::indexing_slicing)
+)]
 
 pub mod ddl;
 pub mod envelope;
@@ -19,6 +28,7 @@ pub mod job;
 pub mod registration;
 pub mod status;
 pub mod subject;
+pub mod time;
 
 pub use envelope::{Ack, DecodeError, Reply, Request, Response, SecureEnvelope};
 pub use filter::{CompiledFilter, FactFilter, FactOp, Filter, FilterError, NodeView};

@@ -41,16 +41,8 @@ pub const QUERY_PROTOCOL: &str = "muster:registry-query:1";
 /// `protocol` of a registry answer.
 pub const ANSWER_PROTOCOL: &str = "muster:registry-answer:1";
 
-fn check_time(field: &'static str, value: f64) -> Result<(), DecodeError> {
-    if value.is_finite() && value >= 0.0 {
-        Ok(())
-    } else {
-        Err(DecodeError::Invalid {
-            field,
-            reason: format!("{value} is not a time in Unix seconds"),
-        })
-    }
-}
+/// The latest `started` and the longest `seen_within`, whole seconds: the last wire time.
+const MAX_SECONDS: u64 = crate::time::MAX_UNIX as u64;
 
 /// What a node publishes about itself: its inventory and when it started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,23 +78,29 @@ fn empty_object() -> Value {
 }
 
 impl Registration {
-    /// Decodes a registration from untrusted bytes: the protocol must match, the identity be
-    /// valid, the facts an object and the time a non-negative number.
+    /// Decodes a registration from untrusted bytes, checked as [`Registration::check`] says.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let registration: Registration = from_json(bytes, "registration")?;
-        check_protocol(&registration.protocol, REGISTRATION_PROTOCOL)?;
-        subject::check_identity(&registration.identity).map_err(|e| DecodeError::Invalid {
+        registration.check()?;
+        Ok(registration)
+    }
+
+    /// Checks the fields' values: the protocol must match, the identity be valid, the facts an
+    /// object and the times wire times ([`crate::time::check`]).
+    pub fn check(&self) -> Result<(), DecodeError> {
+        check_protocol(&self.protocol, REGISTRATION_PROTOCOL)?;
+        subject::check_identity(&self.identity).map_err(|e| DecodeError::Invalid {
             field: "identity",
             reason: e.to_string(),
         })?;
-        if !registration.facts.is_object() {
+        if !self.facts.is_object() {
             return Err(DecodeError::Invalid {
                 field: "facts",
                 reason: "not a JSON object".to_string(),
             });
         }
-        check_time("time", registration.time)?;
-        Ok(registration)
+        crate::time::check_at_most("started", self.started, MAX_SECONDS)?;
+        crate::time::check("time", self.time)
     }
 
     /// The registration as JSON bytes.
@@ -151,12 +149,13 @@ pub struct RegistryQuery {
 }
 
 impl RegistryQuery {
-    /// A query for nodes matching `filter`, optionally seen within `seen_within` seconds.
+    /// A query for nodes matching `filter`, optionally seen within `seen_within` seconds (at
+    /// most the age of the latest wire time: any longer means every node).
     pub fn new(filter: Filter, seen_within: Option<u64>) -> Self {
         RegistryQuery {
             protocol: QUERY_PROTOCOL.to_string(),
             filter,
-            seen_within,
+            seen_within: seen_within.map(|secs| secs.min(MAX_SECONDS)),
             fact: None,
             records: false,
             after: None,
@@ -167,6 +166,9 @@ impl RegistryQuery {
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let query: RegistryQuery = from_json(bytes, "registry query")?;
         check_protocol(&query.protocol, QUERY_PROTOCOL)?;
+        if let Some(secs) = query.seen_within {
+            crate::time::check_at_most("seen_within", secs, MAX_SECONDS)?;
+        }
         Ok(query)
     }
 
@@ -232,13 +234,22 @@ impl RegistryAnswer {
         }
     }
 
-    /// Decodes an answer from untrusted bytes.
+    /// Decodes an answer from untrusted bytes: every time a wire time, every record a valid
+    /// registration. One node that is not refuses the whole answer: a registry that sends it
+    /// is not to be believed about the others either.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let answer: RegistryAnswer = from_json(bytes, "registry answer")?;
         check_protocol(&answer.protocol, ANSWER_PROTOCOL)?;
         for node in &answer.nodes {
-            check_time("first_seen", node.first_seen)?;
-            check_time("last_seen", node.last_seen)?;
+            subject::check_identity(&node.identity).map_err(|e| DecodeError::Invalid {
+                field: "identity",
+                reason: e.to_string(),
+            })?;
+            crate::time::check("first_seen", node.first_seen)?;
+            crate::time::check("last_seen", node.last_seen)?;
+            if let Some(record) = &node.record {
+                record.check()?;
+            }
         }
         Ok(answer)
     }
@@ -321,6 +332,45 @@ mod tests {
         )
         .unwrap();
         assert_eq!(minimal.facts, json!({}));
+    }
+
+    #[test]
+    fn answers_with_times_past_the_year_9999_do_not_decode() {
+        let seen = |first_seen: f64, last_seen: f64, record: Option<Registration>| SeenNode {
+            identity: "web1".into(),
+            first_seen,
+            last_seen,
+            fact: None,
+            record,
+        };
+        let mut late = web1();
+        late.time = 3e11;
+        let mut started_late = web1();
+        started_late.started = u64::MAX;
+        let mut bad_identity = web1();
+        bad_identity.identity = "a b".into();
+        for node in [
+            seen(1.0, 3e11, None),
+            seen(3e11, 1.0, None),
+            seen(1.0, 1.0, Some(late)),
+            seen(1.0, 1.0, Some(started_late)),
+            seen(1.0, 1.0, Some(bad_identity)),
+        ] {
+            let bytes = RegistryAnswer::nodes(vec![node.clone()]).to_bytes();
+            assert!(RegistryAnswer::decode(&bytes).is_err(), "{node:?}");
+        }
+        let q = br#"{"protocol":"muster:registry-query:1","seen_within":18446744073709551615}"#;
+        assert!(RegistryQuery::decode(q).is_err());
+        let q = RegistryQuery::new(Filter::default(), Some(u64::MAX));
+        assert!(
+            RegistryQuery::decode(&q.to_bytes()).is_ok(),
+            "a new query is in range"
+        );
+        let edge = RegistryAnswer::nodes(vec![seen(253_402_300_799.0, 253_402_300_799.0, None)]);
+        assert!(RegistryAnswer::decode(&edge.to_bytes()).is_ok());
+        let mut r = web1();
+        r.time = 253_402_300_800.0;
+        assert!(Registration::decode(&r.to_bytes()).is_err());
     }
 
     #[test]

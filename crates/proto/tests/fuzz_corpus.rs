@@ -1,6 +1,9 @@
 //! The fuzz corpora (`fuzz/corpus/<target>/`) run as ordinary tests: every input the fuzzer
 //! kept, and every crash it found once fixed, is checked on every test run.
 
+// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 fn each_input(target: &str, check: fn(&[u8])) {
@@ -35,4 +38,17 @@ fn filter() {
 #[test]
 fn ddl() {
     each_input("ddl", muster_proto::fuzz_checks::ddl);
+}
+
+#[test]
+fn registry_answer() {
+    each_input(
+        "registry_answer",
+        muster_proto::fuzz_checks::registry_answer,
+    );
+}
+
+#[test]
+fn job() {
+    each_input("job", muster_proto::fuzz_checks::job_answer);
 }

@@ -24,6 +24,13 @@
 //! Invalid messages are dropped and counted ([`Counters`]); nothing a message contains stops
 //! the service.
 
+// Everything here handles what arrived from the network: no arithmetic that can overflow, no
+// indexing that can panic (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::arithmetic_side_effects, clippy::indexing_slicing)
+)]
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,7 +101,10 @@ impl RegistryConfig {
 
     /// A pruning interval that suits `retention`: a hundredth of it, between 1 s and 10 min.
     pub fn prune_interval_for(retention: Duration) -> Duration {
-        (retention / 100).clamp(Duration::from_secs(1), Duration::from_secs(600))
+        retention
+            .checked_div(100)
+            .unwrap_or_default()
+            .clamp(Duration::from_secs(1), Duration::from_secs(600))
     }
 }
 
@@ -210,7 +220,7 @@ pub fn answer(store: &Store, query: &RegistryQuery, now: f64, budget: usize) -> 
         Err(e) => return RegistryAnswer::error(e.to_string()),
     };
     let mut page = Vec::new();
-    let mut used = 0;
+    let mut used: usize = 0;
     let mut next = None;
     let after = query.after.as_deref();
     for node in nodes
@@ -225,14 +235,14 @@ pub fn answer(store: &Store, query: &RegistryQuery, now: f64, budget: usize) -> 
         if query.records {
             seen.record = Some(node.registration);
         }
-        let size = serde_json::to_vec(&seen).map_or(0, |b| b.len()) + 1;
-        if !page.is_empty() && used + size > budget {
+        let size = serde_json::to_vec(&seen).map_or(0, |b| b.len().saturating_add(1));
+        if !page.is_empty() && used.saturating_add(size) > budget {
             next = page
                 .last()
                 .map(|n: &muster_proto::registration::SeenNode| n.identity.clone());
             break;
         }
-        used += size;
+        used = used.saturating_add(size);
         page.push(seen);
     }
     let mut answer = RegistryAnswer::nodes(page);
@@ -371,7 +381,12 @@ fn write_loop(
                 }
                 Write::Prune(before) => prune = Some(before),
             }
-            if batch.len() + jobs.len() + events.len() < MAX_BATCH {
+            if batch
+                .len()
+                .saturating_add(jobs.len())
+                .saturating_add(events.len())
+                < MAX_BATCH
+            {
                 next = queue.try_recv().ok();
             }
         }

@@ -142,7 +142,7 @@ impl Store {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
-        let mut stored = 0;
+        let mut stored: usize = 0;
         {
             let mut upsert = tx
                 .prepare_cached(
@@ -158,12 +158,14 @@ impl Store {
                 })?;
             for (registration, seen) in batch {
                 let record = String::from_utf8(registration.to_bytes()).unwrap_or_default();
-                stored += upsert
-                    .execute(params![registration.identity, seen, record])
-                    .map_err(|e| StoreError {
-                        path: self.path.clone(),
-                        message: e.to_string(),
-                    })?;
+                stored = stored.saturating_add(
+                    upsert
+                        .execute(params![registration.identity, seen, record])
+                        .map_err(|e| StoreError {
+                            path: self.path.clone(),
+                            message: e.to_string(),
+                        })?,
+                );
             }
         }
         tx.commit().map_err(|e| self.fail(e))?;
@@ -283,7 +285,7 @@ impl Store {
             message: e.to_string(),
         };
         let tx = self.conn.transaction().map_err(fail)?;
-        let (mut stored_jobs, mut stored_events) = (0, 0);
+        let (mut stored_jobs, mut stored_events) = (0usize, 0usize);
         {
             let mut job = tx
                 .prepare_cached(
@@ -293,16 +295,18 @@ impl Store {
                 .map_err(fail)?;
             for (record, received) in jobs {
                 let text = String::from_utf8(record.to_bytes()).unwrap_or_default();
-                stored_jobs += job
-                    .execute(params![record.id, received, text])
-                    .map_err(fail)?;
+                stored_jobs = stored_jobs.saturating_add(
+                    job.execute(params![record.id, received, text])
+                        .map_err(fail)?,
+                );
             }
             let mut event = tx
                 .prepare_cached("INSERT INTO job_events (id, received, event) VALUES (?1, ?2, ?3)")
                 .map_err(fail)?;
             for (id, e) in events {
                 let text = serde_json::to_string(e).unwrap_or_default();
-                stored_events += event.execute(params![id, e.received, text]).map_err(fail)?;
+                stored_events = stored_events
+                    .saturating_add(event.execute(params![id, e.received, text]).map_err(fail)?);
             }
         }
         tx.commit().map_err(fail)?;
@@ -313,7 +317,7 @@ impl Store {
     /// and its events in arrival order after the first `after`, about `budget` bytes of them
     /// (at least one). `next` says where the following page starts, when there is one.
     pub fn job(&self, id: &str, after: u64, budget: usize) -> Result<JobPage, StoreError> {
-        let mut used = 0;
+        let mut used: usize = 0;
         let record = if after == 0 {
             let text: Option<String> = self
                 .conn
@@ -324,7 +328,7 @@ impl Store {
                 )
                 .optional()
                 .map_err(|e| self.fail(e))?;
-            used += text.as_ref().map_or(0, String::len);
+            used = text.as_ref().map_or(0, String::len);
             text.and_then(|text| JobRecord::decode(text.as_bytes()).ok())
         } else {
             None
@@ -344,12 +348,12 @@ impl Store {
         let mut next = None;
         while let Some(row) = rows.next().map_err(|e| self.fail(e))? {
             let text: String = row.get(0).map_err(|e| self.fail(e))?;
-            if taken > 0 && used + text.len() > budget {
-                next = Some(after + taken);
+            if taken > 0 && used.saturating_add(text.len()) > budget {
+                next = Some(after.saturating_add(taken));
                 break;
             }
-            used += text.len() + 1;
-            taken += 1;
+            used = used.saturating_add(text.len()).saturating_add(1);
+            taken = taken.saturating_add(1);
             if let Ok(event) = serde_json::from_str(&text) {
                 events.push(event);
             }

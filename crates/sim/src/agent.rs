@@ -69,7 +69,9 @@ impl Agent for SimAgent {
             match action {
                 "sleep" => match number(data, "seconds") {
                     Ok(secs) => {
-                        let d = Duration::from_secs_f64(secs).min(MAX_SLEEP);
+                        // Bounded before it becomes a duration: `seconds` comes from the
+                        // network, and 1e300 is past what a Duration holds.
+                        let d = muster_proto::time::duration_at_most(secs, MAX_SLEEP);
                         tokio::time::sleep(d).await;
                         ActionResult::ok(json!({ "slept": d.as_secs_f64() }))
                     }
@@ -84,7 +86,8 @@ impl Agent for SimAgent {
                 ),
                 "payload" => match number(data, "bytes") {
                     Ok(n) => {
-                        let n = (n as u64).min(MAX_PAYLOAD) as usize;
+                        // `as` saturates: 1e300 becomes u64::MAX, then the maximum.
+                        let n = usize::try_from((n as u64).min(MAX_PAYLOAD)).unwrap_or(0);
                         ActionResult::ok(json!({ "payload": "x".repeat(n) }))
                     }
                     Err(e) => e,
@@ -99,5 +102,44 @@ impl Agent for SimAgent {
                 ),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    /// Inputs far past the longest sleep are cut to it, not turned into a duration first
+    /// (which panics for 1e300 seconds): the first poll starts the sleep.
+    #[test]
+    fn a_sleep_of_1e300_seconds_does_not_panic() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        let agent = SimAgent::new().unwrap();
+        let node = NodeContext::standalone(muster_agent::Inventory {
+            identity: "sim1".into(),
+            facts: json!({}),
+            classes: vec![],
+            agents: vec!["sim".into()],
+            collectives: vec!["muster".into()],
+        });
+        for seconds in [
+            json!(1e300),
+            json!("1e300"),
+            json!(f64::MAX),
+            json!(u64::MAX),
+        ] {
+            let data = json!({ "seconds": seconds });
+            assert!(agent.call(&node, "sleep", &data).now_or_never().is_none());
+        }
+        for bytes in [json!(1e300), json!(u64::MAX)] {
+            let data = json!({ "bytes": bytes });
+            let done = agent.call(&node, "payload", &data).now_or_never();
+            assert!(done.is_some(), "a payload is made at once");
+        }
     }
 }

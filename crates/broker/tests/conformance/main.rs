@@ -8,6 +8,9 @@
 //!   given to both brokers (`nats-server` gets them in a configuration file).
 //! - `embedded_only`: what only the embedded broker can show (its counters, its shutdown).
 
+// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod client;
 mod embedded_only;
 mod limits;

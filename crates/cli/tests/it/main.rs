@@ -13,6 +13,9 @@
 //! assertions. Without `nats-server` installed the second run says SKIPPED and passes (with
 //! `CI` set it fails).
 
+// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 /// Defines a test that runs once on the embedded broker and once on `nats-server`: a module
 /// named after the test with the tests `embedded` and `nats_server`.
 macro_rules! on_both_brokers {
@@ -44,6 +47,7 @@ mod daemon;
 mod demo;
 mod filters;
 mod fixture;
+mod forged;
 mod human;
 mod journal;
 mod json;

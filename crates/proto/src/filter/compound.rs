@@ -134,7 +134,7 @@ impl ParseError {
 pub(crate) fn render_caret(source: &str, position: usize) -> String {
     let mut position = position.min(source.len());
     while !source.is_char_boundary(position) {
-        position -= 1;
+        position = position.saturating_sub(1);
     }
     let line: String = source
         .chars()
@@ -277,7 +277,9 @@ impl<'a> Parser<'a> {
 
     fn skip_ws(&mut self) {
         let rest = self.rest();
-        self.pos += rest.len() - rest.trim_start().len();
+        self.pos = self
+            .pos
+            .saturating_add(rest.len().saturating_sub(rest.trim_start().len()));
     }
 
     /// The word at the current position (possibly empty).
@@ -357,7 +359,7 @@ impl<'a> Parser<'a> {
 
     /// One more level of nesting, starting at `pos`.
     fn enter(&mut self, pos: usize) -> Result<(), ParseError> {
-        self.depth += 1;
+        self.depth = self.depth.saturating_add(1);
         if self.depth > MAX_DEPTH {
             return Err(ParseError::new(
                 ParseErrorKind::TooDeep,
@@ -382,7 +384,7 @@ impl<'a> Parser<'a> {
         } else {
             return None;
         };
-        self.pos += len;
+        self.pos = self.pos.saturating_add(len);
         Some(&rest[..len])
     }
 
@@ -422,9 +424,9 @@ impl<'a> Parser<'a> {
             return self.parse_primary(after);
         };
         self.enter(start)?;
-        self.pos += len;
+        self.pos = self.pos.saturating_add(len);
         let inner = self.parse_unary(Some(&rest[..len]))?;
-        self.depth -= 1;
+        self.depth = self.depth.saturating_sub(1);
         Ok(Expr::Not(Box::new(inner)))
     }
 
@@ -436,7 +438,7 @@ impl<'a> Parser<'a> {
             None => Err(self.expected_term(after)),
             Some('(') => {
                 self.enter(start)?;
-                self.pos += 1;
+                self.pos = self.pos.saturating_add(1);
                 let inner = self.parse_or(Some("("))?;
                 self.skip_ws();
                 match self.peek_char() {
@@ -446,8 +448,8 @@ impl<'a> Parser<'a> {
                         "unbalanced parenthesis: this '(' is never closed",
                     )),
                     Some(')') => {
-                        self.pos += 1;
-                        self.depth -= 1;
+                        self.pos = self.pos.saturating_add(1);
+                        self.depth = self.depth.saturating_sub(1);
                         Ok(inner)
                     }
                     Some(_) => Err(self.unexpected_after_term("')'")),
@@ -467,7 +469,7 @@ impl<'a> Parser<'a> {
                 {
                     return Err(self.expected_term(after));
                 }
-                self.pos += word.len();
+                self.pos = self.pos.saturating_add(word.len());
                 self.atom_after_name(word, start, false)
             }
         }
@@ -519,7 +521,7 @@ impl<'a> Parser<'a> {
         match (fact_path, op) {
             (Some(""), _) => Err(ParseError::new(
                 ParseErrorKind::Missing,
-                start + 5,
+                start.saturating_add(5),
                 "expected a fact name after 'fact.'",
             )),
             (Some(_), None) => Err(self.expected(
@@ -536,7 +538,7 @@ impl<'a> Parser<'a> {
     fn fact_atom(&mut self, path: &str, op: FactOp, len: usize) -> Result<Expr, ParseError> {
         let op_pos = self.pos;
         let spelling = &self.rest()[..len];
-        self.pos += len;
+        self.pos = self.pos.saturating_add(len);
         let (op, value) = match self.parse_value(spelling)? {
             Value::Text(text) => (op, text),
             Value::Regex(pattern) if matches!(op, FactOp::Eq | FactOp::Match) => {
@@ -581,7 +583,7 @@ impl<'a> Parser<'a> {
                 ));
             }
         };
-        self.pos += len;
+        self.pos = self.pos.saturating_add(len);
         let value_pos = {
             self.skip_ws();
             self.pos
@@ -627,7 +629,7 @@ impl<'a> Parser<'a> {
                         &format!("expected a value after '{spelling}'"),
                     ));
                 }
-                self.pos += len;
+                self.pos = self.pos.saturating_add(len);
                 Ok(Value::Text(rest[..len].to_string()))
             }
         }
@@ -651,7 +653,7 @@ impl<'a> Parser<'a> {
                     None => break,
                 },
                 c if c == quote => {
-                    self.pos += i + c.len_utf8();
+                    self.pos = self.pos.saturating_add(i.saturating_add(c.len_utf8()));
                     return Ok(text);
                 }
                 c => text.push(c),
@@ -680,7 +682,7 @@ impl<'a> Parser<'a> {
                     None => break,
                 },
                 '/' => {
-                    self.pos += i + 1;
+                    self.pos = self.pos.saturating_add(i.saturating_add(1));
                     let after = self.rest();
                     let ends = after.is_empty()
                         || after.starts_with(|c: char| c.is_whitespace() || c == '(' || c == ')')

@@ -1,6 +1,9 @@
 //! The registry against a real (embedded) broker: registrations in, queries answered, garbage
 //! counted, records kept across a restart.
 
+// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};

@@ -1,6 +1,9 @@
 //! The simulator against real brokers: every virtual node answers, faults show up as the
 //! outcomes they stand for, and filters see the generated facts.
 
+// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
