@@ -518,31 +518,31 @@ impl Node {
             self.stats.filtered();
             return None;
         }
-        match (&self.trust, &credential) {
+        let verdict = match (&self.trust, &credential) {
             (Some(trust), Some(credential)) => {
-                match trust.authorize(credential, &request, inventory.as_ref()) {
-                    Ok(why) => self.audit(Decision::Allowed, why, Some(&request)),
-                    Err(why) => {
-                        warn!(request_id = %request.id, caller = %request.caller, agent = %request.agent, action = %request.action, reason = %why, "denied a request");
-                        self.audit(Decision::Denied, why.clone(), Some(&request));
-                        let reply = Reply::new(
-                            &request.id,
-                            &self.identity,
-                            now,
-                            StatusCode::NotAuthorized,
-                            format!("not authorized: {why}"),
-                            json!({}),
-                        );
-                        self.send_reply(reply_to, reply).await;
-                        return None;
-                    }
-                }
+                trust.authorize(credential, &request, inventory.as_ref())
             }
-            _ => self.audit(
-                Decision::Allowed,
-                "insecure mode: no signature or policy checked".to_string(),
-                Some(&request),
-            ),
+            // Admission checks a credential whenever the node has trust; a request that reached
+            // here without one is refused, never run as if the node were insecure.
+            (Some(_), None) => Err("the request carried no checked credential".to_string()),
+            (None, _) => Ok("insecure mode: no signature or policy checked".to_string()),
+        };
+        match verdict {
+            Ok(why) => self.audit(Decision::Allowed, why, Some(&request)),
+            Err(why) => {
+                warn!(request_id = %request.id, caller = %request.caller, agent = %request.agent, action = %request.action, reason = %why, "denied a request");
+                self.audit(Decision::Denied, why.clone(), Some(&request));
+                let reply = Reply::new(
+                    &request.id,
+                    &self.identity,
+                    now,
+                    StatusCode::NotAuthorized,
+                    format!("not authorized: {why}"),
+                    json!({}),
+                );
+                self.send_reply(reply_to, reply).await;
+                return None;
+            }
         }
 
         if request.ack {
