@@ -42,6 +42,7 @@ mod daemon;
 mod demo;
 mod filters;
 mod fixture;
+mod flags;
 mod human;
 mod journal;
 mod json;
