@@ -200,3 +200,59 @@ on_both_brokers! {
         Ok(())
     }
 }
+
+on_both_brokers! {
+    /// `facts --json` keeps each value's JSON type: the number 4 and the string "4" are two
+    /// values, booleans stay booleans, and a node without the fact is `null`, counted apart
+    /// (never the string "(missing)", which a node may well have as a value).
+    fn facts_json_keeps_value_types_and_counts_missing_apart() -> Result<()> {
+        let specs = vec![
+            DaemonSpec::new("n1").facts(json!({"v": 4, "b": true})),
+            DaemonSpec::new("n2").facts(json!({"v": 4, "b": false})),
+            DaemonSpec::new("s1").facts(json!({"v": "4", "b": "true"})),
+            DaemonSpec::new("s2").facts(json!({"v": "(missing)"})),
+            DaemonSpec::new("none1"),
+        ];
+        let Some(fleet) = fixture::fleet(&specs)? else {
+            return Ok(());
+        };
+        let nodes = node_list(&["n1", "n2", "s1", "s2", "none1"])?;
+        let run = fleet
+            .muster(&["facts", "v", "--nodes", arg(&nodes), "--json", "-t", "10"])
+            .run();
+        run.code(0);
+        let summary = &run.json()["summary"];
+        assert_eq!(
+            summary,
+            &json!({
+                "fact": "v",
+                "values": [
+                    {"value": 4, "count": 2, "nodes": ["n1", "n2"]},
+                    {"value": null, "count": 1, "nodes": ["none1"]},
+                    {"value": "(missing)", "count": 1, "nodes": ["s2"]},
+                    {"value": "4", "count": 1, "nodes": ["s1"]},
+                ],
+                "missing": 1,
+            }),
+            "{run}"
+        );
+        let run = fleet
+            .muster(&["facts", "b", "--nodes", arg(&nodes), "--json", "-t", "10"])
+            .run();
+        run.code(0);
+        let summary = &run.json()["summary"];
+        assert_eq!(summary["missing"], 2, "{run}");
+        let values: Vec<&Value> = summary["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| &v["value"])
+            .collect();
+        assert_eq!(
+            values,
+            [&json!(null), &json!(false), &json!(true), &json!("true")],
+            "{run}"
+        );
+        Ok(())
+    }
+}
