@@ -178,6 +178,47 @@ pub enum DiscoveryMethod {
     Registry,
 }
 
+/// Which nodes of a report `--nodes` takes: the outcomes are written as in the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum NodesFrom {
+    /// Every node the report expected, whether it replied or not.
+    Expected,
+    /// Every node the report names, the unexpected repliers too.
+    All,
+    /// Replied with status 0.
+    Ok,
+    /// Replied with a failure.
+    Failed,
+    /// Did not reply: timeout, no_reply and not_connected.
+    Missing,
+    /// Acknowledged, but no reply in time.
+    Timeout,
+    /// Nothing at all.
+    NoReply,
+    /// Not connected.
+    NotConnected,
+    /// Replied without being expected.
+    Unexpected,
+}
+
+impl From<NodesFrom> for muster_client::nodes::FromReport {
+    fn from(n: NodesFrom) -> Self {
+        use muster_client::nodes::FromReport;
+        match n {
+            NodesFrom::Expected => FromReport::Expected,
+            NodesFrom::All => FromReport::All,
+            NodesFrom::Ok => FromReport::Ok,
+            NodesFrom::Failed => FromReport::Failed,
+            NodesFrom::Missing => FromReport::Missing,
+            NodesFrom::Timeout => FromReport::Timeout,
+            NodesFrom::NoReply => FromReport::NoReply,
+            NodesFrom::NotConnected => FromReport::NotConnected,
+            NodesFrom::Unexpected => FromReport::Unexpected,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Display {
     /// Every node's reply.
@@ -234,9 +275,21 @@ pub struct RequestArgs {
     /// reported not connected (default from the client config: 5m; a bare number is seconds).
     #[arg(long = "expect-seen", value_name = "DURATION", value_parser = duration::parse)]
     pub expect_seen: Option<Duration>,
-    /// Node list: a file of identities, one per line, or the JSON of `muster find --json`; `-` reads stdin.
+    /// Node list: a file of identities, one per line, or JSON Muster printed: `find --json`, a
+    /// report (`ping`, `rpc`, `facts`, `show` … `--json`: its expected nodes), or `facts
+    /// --from-registry --json`; `-` reads stdin.
     #[arg(long, value_name = "FILE")]
     pub nodes: Option<String>,
+    /// From a report given with --nodes, take only the nodes with these outcomes
+    /// (comma-separated; default: expected, every node it expected).
+    #[arg(
+        long = "nodes-from",
+        value_name = "OUTCOME",
+        value_enum,
+        value_delimiter = ',',
+        requires = "nodes"
+    )]
+    pub nodes_from: Vec<NodesFrom>,
     /// Print exactly one JSON object (the report) on stdout.
     #[arg(long)]
     pub json: bool,
@@ -285,6 +338,7 @@ impl RequestArgs {
             discovery_method: None,
             expect_seen: None,
             nodes: None,
+            nodes_from: Vec::new(),
             json: false,
             display: None,
             verbose: false,

@@ -229,7 +229,9 @@ impl RequestArgs {
                 .with_context(|| format!("cannot read the node list {source}"))
                 .map_err(Failure::usage)?
         };
-        Ok(Some(muster_client::nodes::parse(&text, source)?))
+        let from: Vec<muster_client::nodes::FromReport> =
+            self.nodes_from.iter().map(|&n| n.into()).collect();
+        Ok(Some(muster_client::nodes::parse(&text, source, &from)?))
     }
 
     /// `--batch`, `--window`, `--limit` and `--one`, checked.
