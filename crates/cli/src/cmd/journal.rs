@@ -327,15 +327,15 @@ pub async fn retry(args: RetryArgs) -> Result<ExitStatus, Failure> {
         data: entry.data.clone(),
     };
     let session = request.connect().await?;
+    // The journal names the nodes, like a node list: each is sent to on its own subject,
+    // so one that lacks the agent can say so (see `Session::request_options`).
+    let options = muster_client::RequestOptions {
+        delivery: muster_client::Delivery::Direct,
+        ..session.request_options(nodes.len())
+    };
     let mut report = session
         .client
-        .request(
-            &call,
-            &nodes,
-            &session.request_options(nodes.len()),
-            0,
-            &mut progress(request.json),
-        )
+        .request(&call, &nodes, &options, 0, &mut progress(request.json))
         .await?;
     end_progress(request.json);
     let ddl = ddl_for(&session.config, &call.agent)?;

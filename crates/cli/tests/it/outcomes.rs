@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use muster_testkit::{Daemon, DaemonSpec, wait_for};
 use serde_json::json;
 
-use crate::cli::{bin, missing, muster, names, replies, run_all};
+use crate::cli::{bin, identities, missing, muster, names, replies, run_all};
 use crate::fixture::{self, FIVE, arg, dead_port, node_list, text_file};
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -153,12 +153,13 @@ on_both_brokers! {
             return Ok(());
         };
         let ghost = node_list(&["web1", "ghost"])?;
+        let web1 = node_list(&["web1"])?;
         let runs = run_all(
             8,
             vec![
-                // No DDL here for this agent: the node answers "no agent", status 2.
-                fleet.muster(&["rpc", "nosuchagent", "run", "-I", "web1"]),
-                fleet.muster(&["rpc", "nosuchagent", "run", "-I", "web1", "--json"]),
+                // No DDL here for this agent: the listed node answers "no agent", status 2.
+                fleet.muster(&["rpc", "nosuchagent", "run", "--nodes", arg(&web1)]),
+                fleet.muster(&["rpc", "nosuchagent", "run", "--nodes", arg(&web1), "--json"]),
                 // A missing node wins over a failure: exit 3.
                 fleet.muster(&[
                     "rpc",
@@ -173,8 +174,13 @@ on_both_brokers! {
                 fleet.muster(&["rpc", "rpcutil", "no_such_action", "-I", "web1"]),
                 fleet.muster(&["rpc", "rpcutil", "get_fact", "fact=", "-I", "web1"]),
                 fleet.muster(&["rpc", "rpcutil", "get_fact", "fact=a", "extra=1", "-I", "web1"]),
+                // Discovered by a filter, a node without the agent is not expected at all.
+                fleet.muster(&["rpc", "nosuchagent", "run", "-I", "web1", "--dt", "1"]),
             ],
         );
+        runs[7]
+            .code(4)
+            .stderr_has("No nodes matched the filter with agent nosuchagent");
 
         runs[0]
             .code(1)
@@ -679,6 +685,123 @@ on_both_brokers! {
             .run()
             .code(3)
             .stdout_has("slow-00001 (acknowledged, no reply in time)");
+        Ok(())
+    }
+}
+
+/// A client config whose `direct_limit` is 1, so that a set of two nodes or more is sent the
+/// way a set above 1,000 nodes is by default; and patient discovery.
+fn small_direct_limit() -> Result<tempfile::NamedTempFile> {
+    text_file("direct_limit = 1\ndiscovery_quiet = \"500ms\"\ndiscovery_timeout = \"4s\"\n")
+}
+
+on_both_brokers! {
+    /// `rpc AGENT` discovers only nodes that have the agent (MCollective and Choria add it to
+    /// the filter), by broadcast, by registry and when a registry reconciles broadcast
+    /// discovery; a node that lacks it is not expected. `find -A`, `ping` and `facts` still
+    /// see every node.
+    fn rpc_discovers_only_nodes_with_the_agent() -> Result<()> {
+        let specs = vec![
+            DaemonSpec::new("web1")
+                .config("registration_interval = \"1s\"\n[agents.shell]\nenabled = true"),
+            DaemonSpec::new("web2").config("registration_interval = \"1s\""),
+        ];
+        let Some(fleet) = fixture::fleet(&specs)? else {
+            return Ok(());
+        };
+        let config = small_direct_limit()?;
+        let with = |args: &[&str]| {
+            let mut a = args.to_vec();
+            a.extend(["--config", arg(&config), "-t", "10"]);
+            fleet.muster(&a).run()
+        };
+        let check = |run: &crate::cli::Run| {
+            let report = run.code(0).json();
+            assert_eq!(replies(&report), pairs(&[("web1", "ok")]), "{run}");
+            assert_eq!(report["stats"]["expected"], 1, "{run}");
+        };
+        check(&with(&["rpc", "shell", "run", "command=true", "--json"]));
+        let run = with(&["rpc", "shell", "run", "command=true", "-I", "web2"]);
+        run.code(4).stderr_has("with agent shell");
+        assert_eq!(identities(&with(&["find", "-A", "shell", "--json"]).json()), ["web1"]);
+        assert_eq!(identities(&with(&["find", "--json"]).json()), ["web1", "web2"]);
+        let run = with(&["ping", "--json"]);
+        assert_eq!(replies(&run.code(0).json()), pairs(&[("web1", "ok"), ("web2", "ok")]), "{run}");
+
+        // A registry that knows both nodes neither adds web2 to broadcast discovery nor
+        // expects it with --dm registry.
+        let dir = tempfile::tempdir()?;
+        let _registry = fixture::registry(
+            &dir.path().join("registry.sqlite"),
+            &fleet.url(),
+            &dir.path().join("registry.log"),
+        )?;
+        wait_for("the registry to know both nodes", Duration::from_secs(15), || {
+            let out = with(&["ping", "--dm", "registry", "--json"]);
+            serde_json::from_str::<serde_json::Value>(&out.stdout)
+                .is_ok_and(|report| report["stats"]["ok"] == 2)
+        })?;
+        check(&with(&["rpc", "shell", "run", "command=true", "--json"]));
+        check(&with(&["rpc", "shell", "run", "command=true", "--dm", "registry", "--json"]));
+        Ok(())
+    }
+}
+
+on_both_brokers! {
+    /// A node list says who should answer, so a node on it that lacks the agent is reported:
+    /// it answered, `failed` with status 2 and the node's "no agent" message, never a
+    /// `no_reply` after the timeout — also for a set large enough to be broadcast otherwise
+    /// (a node does not subscribe to the broadcast subject of an agent it lacks), and for
+    /// `retry`. Not connected nodes are named at once (`not_connected`, not `no_reply`) too.
+    fn a_listed_node_that_lacks_the_agent_says_so() -> Result<()> {
+        let specs = vec![
+            DaemonSpec::new("web1").config("[agents.shell]\nenabled = true"),
+            DaemonSpec::new("web2"),
+            DaemonSpec::new("web3"),
+        ];
+        let Some(fleet) = fixture::fleet(&specs)? else {
+            return Ok(());
+        };
+        let config = small_direct_limit()?;
+        let nodes = node_list(&["web1", "web2", "web3", "gone1"])?;
+        let first = fleet
+            .muster(&[
+                "rpc", "shell", "run", "command=true", "--nodes", arg(&nodes), "--json",
+                "--config", arg(&config), "-t", "20",
+            ])
+            .run();
+        first.code(3);
+        let report = first.json();
+        assert_eq!(
+            replies(&report),
+            pairs(&[("web1", "ok"), ("web2", "failed"), ("web3", "failed")]),
+            "{first}"
+        );
+        assert_eq!(missing(&report), pairs(&[("gone1", "not_connected")]), "{first}");
+        for reply in report["replies"].as_array().into_iter().flatten() {
+            if reply["outcome"] == "failed" {
+                assert_eq!(reply["statuscode"], 2, "{first}");
+                assert!(
+                    reply["statusmsg"].as_str().unwrap_or_default().contains("no agent \"shell\""),
+                    "{first}"
+                );
+            }
+        }
+        let id = report["request_id"].as_str().unwrap_or_default();
+        let retry = fleet
+            .muster(&["retry", id, "--failed", "--json", "--config", arg(&config), "-t", "20"])
+            .run();
+        retry.code(1);
+        assert_eq!(
+            replies(&retry.json()),
+            pairs(&[("web2", "failed"), ("web3", "failed")]),
+            "{retry}"
+        );
+        let ping = fleet
+            .muster(&["ping", "--nodes", arg(&nodes), "--json", "--config", arg(&config), "-t", "20"])
+            .run();
+        ping.code(3);
+        assert_eq!(missing(&ping.json()), pairs(&[("gone1", "not_connected")]), "{ping}");
         Ok(())
     }
 }
