@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use muster_client::aggregate::{AggregateResult, format_number};
+use muster_client::aggregate::{AggregateResult, format_number, value_text};
 use muster_client::{Missing, NodeReply, Outcome, Report};
 use muster_proto::ddl::Action;
 use serde_json::Value;
@@ -70,10 +70,11 @@ pub fn aggregates(results: &[AggregateResult]) {
             (Some(counts), _) => {
                 println!("Summary of {}:", result.label);
                 println!();
-                let w = width(counts.iter().map(|c| c.value.chars().count()));
-                for c in counts {
+                let texts: Vec<String> = counts.iter().map(|c| value_text(&c.value)).collect();
+                let w = width(texts.iter().map(|t| t.chars().count()));
+                for (c, text) in counts.iter().zip(&texts) {
                     let noun = if c.count == 1 { "node" } else { "nodes" };
-                    println!("   {:<w$}  {} {noun}", c.value, c.count);
+                    println!("   {text:<w$}  {} {noun}", c.count);
                 }
                 println!();
             }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use muster_client::{Call, ExitStatus, Outcome};
+use muster_client::{Call, ExitStatus, Outcome, aggregate};
 use serde_json::{Value, json};
 
 use crate::Failure;
@@ -54,39 +54,19 @@ impl FactValues {
     }
 
     /// The `summary` object of `--json`: each value with its JSON type, most common first
-    /// (ties: null, booleans, numbers in numeric order, strings, lists, objects); a node
-    /// without the fact is the value `null`, and `missing` counts those nodes.
+    /// (ties in [`aggregate::value_order`]); a node without the fact is the value `null`, and
+    /// `missing` counts those nodes.
     fn summary_json(self, fact: &str) -> Value {
-        fn rank(v: &Value) -> u8 {
-            match v {
-                Value::Null => 0,
-                Value::Bool(_) => 1,
-                Value::Number(_) => 2,
-                Value::String(_) => 3,
-                Value::Array(_) => 4,
-                Value::Object(_) => 5,
-            }
-        }
-        let mut rows: Vec<(String, Value, Vec<String>)> = self
-            .groups
-            .into_iter()
-            .map(|(text, (value, nodes))| (text, value, nodes))
-            .collect();
+        let mut rows: Vec<(Value, Vec<String>)> = self.groups.into_values().collect();
         rows.sort_by(|a, b| {
-            let numeric = match (a.1.as_f64(), b.1.as_f64()) {
-                (Some(x), Some(y)) => x.total_cmp(&y),
-                _ => std::cmp::Ordering::Equal,
-            };
-            b.2.len()
-                .cmp(&a.2.len())
-                .then(rank(&a.1).cmp(&rank(&b.1)))
-                .then(numeric)
-                .then(a.0.cmp(&b.0))
+            b.1.len()
+                .cmp(&a.1.len())
+                .then_with(|| aggregate::value_order(&a.0, &b.0))
         });
-        let missing = rows.iter().find(|r| r.1.is_null()).map_or(0, |r| r.2.len());
+        let missing = rows.iter().find(|r| r.0.is_null()).map_or(0, |r| r.1.len());
         let values: Vec<Value> = rows
             .into_iter()
-            .map(|(_, value, nodes)| json!({"value": value, "count": nodes.len(), "nodes": nodes}))
+            .map(|(value, nodes)| json!({"value": value, "count": nodes.len(), "nodes": nodes}))
             .collect();
         json!({ "fact": fact, "values": values, "missing": missing })
     }

@@ -253,6 +253,21 @@ on_both_brokers! {
             [&json!(null), &json!(false), &json!(true), &json!("true")],
             "{run}"
         );
+        // The DDL's summary of the same values in an rpc report keeps their types as well.
+        let run = fleet
+            .muster(&["rpc", "rpcutil", "get_fact", "fact=v", "--nodes", arg(&nodes), "--json"])
+            .run();
+        run.code(0);
+        assert_eq!(
+            run.json()["aggregates"][0]["counts"],
+            json!([
+                {"value": 4, "count": 2},
+                {"value": null, "count": 1},
+                {"value": "(missing)", "count": 1},
+                {"value": "4", "count": 1},
+            ]),
+            "{run}"
+        );
         Ok(())
     }
 }
