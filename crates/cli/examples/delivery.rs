@@ -75,7 +75,7 @@ async fn main() -> Result<()> {
         ("broadcast, identities in the filter", Delivery::Broadcast),
         ("direct, one message per node", Delivery::Direct),
     ];
-    let mut times = vec![Vec::new(), Vec::new()];
+    let mut times = [Vec::new(), Vec::new()];
     let mut lost = [0, 0];
     for run in 0..runs + 2 {
         for (i, (_, delivery)) in ways.iter().enumerate() {

@@ -419,69 +419,72 @@ fn a_compound_syntax_error_shows_where() {
     );
 }
 
+/// Starts a registry on `url` and has it know `identity` (with these agents) as if it had just
+/// registered: a registration published by hand, again until the registry answers with it.
+/// Returns the registry and its directory, which live as long as the test needs them.
+fn registry_knowing(
+    url: &str,
+    identity: &str,
+    agents: &[&str],
+) -> Result<(fixture::Background, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let registry = fixture::registry(
+        &dir.path().join("registry.sqlite"),
+        url,
+        &dir.path().join("registry.log"),
+    )?;
+    wait_for(
+        &format!("the registry to know {identity}"),
+        Duration::from_secs(15),
+        || {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let registration = json!({"protocol": "muster:registration:1", "identity": identity,
+            "agents": agents, "collectives": ["muster"], "time": now})
+            .to_string();
+            let _ = muster_testkit::publish_raw(
+                url,
+                "muster.muster.registration",
+                &[registration.as_bytes()],
+            );
+            let out = muster(&["find", "--dm", "registry", "--json"])
+                .broker(url)
+                .run();
+            serde_json::from_str::<Vec<String>>(&out.stdout)
+                .is_ok_and(|found| found.iter().any(|f| f == identity))
+        },
+    )?;
+    Ok((registry, dir))
+}
+
 on_both_brokers! {
-    /// Above `direct_limit` nodes a request is one broadcast: a node that is not connected is
-    /// then known only at the timeout, as `no_reply` (docs/client.md), and the others still answer.
+    /// A discovered set above `direct_limit` nodes is sent one broadcast: a node that is not
+    /// connected is then known only at the timeout, as `no_reply` (docs/client.md), and the
+    /// others still answer. (Here the absent node is one a registry saw recently, which
+    /// broadcast discovery adds to the expected set.)
     fn broadcast_delivery_reports_absent_nodes_at_the_timeout() -> Result<()> {
         let Some(fleet) = fixture::fleet(&[DaemonSpec::new("web1"), DaemonSpec::new("web2")])? else {
             return Ok(());
         };
-        let config = text_file("direct_limit = 1\n")?;
-        let all = node_list(&["web1", "web2"])?;
-        let with_ghost = node_list(&["web1", "web2", "ghost"])?;
-        let runs = run_all(
-            4,
-            vec![
-                fleet.muster(&[
-                    "rpc",
-                    "rpcutil",
-                    "ping",
-                    "--json",
-                    "-t",
-                    "20",
-                    "--config",
-                    arg(&config),
-                    "--nodes",
-                    arg(&all),
-                ]),
-                fleet.muster(&[
-                    "rpc",
-                    "rpcutil",
-                    "ping",
-                    "--json",
-                    "-t",
-                    "1",
-                    "--config",
-                    arg(&config),
-                    "--nodes",
-                    arg(&with_ghost),
-                ]),
-            ],
-        );
+        let config = small_direct_limit()?;
+        let rpc = |timeout: &str| {
+            fleet
+                .muster(&["rpc", "rpcutil", "ping", "--json", "-t", timeout, "--config", arg(&config)])
+                .run()
+        };
         // Every expected node answered: no waiting for the timeout.
-        let report = runs[0].code(0).json();
-        assert_eq!(
-            replies(&report),
-            pairs(&[("web1", "ok"), ("web2", "ok")]),
-            "{}",
-            runs[0]
-        );
-        assert!(runs[0].elapsed < Duration::from_secs(5), "{}", runs[0]);
+        let run = rpc("20");
+        let report = run.code(0).json();
+        assert_eq!(replies(&report), pairs(&[("web1", "ok"), ("web2", "ok")]), "{run}");
+        assert!(run.elapsed < Duration::from_secs(5), "{run}");
 
-        let report = runs[1].code(3).json();
-        assert_eq!(
-            missing(&report),
-            pairs(&[("ghost", "no_reply")]),
-            "{}",
-            runs[1]
-        );
-        assert_eq!(
-            replies(&report),
-            pairs(&[("web1", "ok"), ("web2", "ok")]),
-            "{}",
-            runs[1]
-        );
-        assert!(runs[1].elapsed >= Duration::from_secs(1), "{}", runs[1]);
+        let (_registry, _dir) = registry_knowing(&fleet.url(), "ghost", &["rpcutil"])?;
+        let run = rpc("1");
+        let report = run.code(3).json();
+        assert_eq!(missing(&report), pairs(&[("ghost", "no_reply")]), "{run}");
+        assert_eq!(replies(&report), pairs(&[("web1", "ok"), ("web2", "ok")]), "{run}");
+        assert!(run.elapsed >= Duration::from_secs(1), "{run}");
         Ok(())
     }
 }
@@ -651,11 +654,13 @@ on_both_brokers! {
         wait_for("the simulated nodes to answer", Duration::from_secs(20), || {
             muster(&["ping", "--nodes", arg(&both), "-t", "5"]).broker(&url).run().code == Some(0)
         })?;
-        // Above direct_limit the request is one broadcast naming slow-00001 in its filter: the
-        // stray node gets it too, and answers.
+        // A registry expects slow-00001 (the simulator does not register; a registration is
+        // published for it). Above direct_limit the request is one broadcast naming it in its
+        // filter: the stray node gets it too, and answers.
+        let (_registry, _dir) = registry_knowing(&url, "slow-00001", &["rpcutil", "sim"])?;
         let config = text_file("direct_limit = 0\n")?;
         let slow = node_list(&["slow-00001"])?;
-        let args = ["rpc", "rpcutil", "ping", "-t", "10", "--config", arg(&config), "--nodes", arg(&slow)];
+        let args = ["rpc", "rpcutil", "ping", "-t", "10", "--config", arg(&config), "--dm", "registry"];
         let run = muster(&[&args[..], &["--json"]].concat()).broker(&url).run();
         let report = run.code(0).json();
         assert_eq!(report["stats"]["expected"], 1, "{run}");
