@@ -22,7 +22,8 @@ pub struct ClientConfig {
     /// The shortest quiet window that ends broadcast discovery.
     #[serde(with = "crate::duration::serde")]
     pub discovery_quiet: Duration,
-    /// Up to this many nodes, requests are addressed to each node directly; above, broadcast.
+    /// Up to this many nodes, requests are addressed to each node directly; above, broadcast
+    /// ([`crate::Delivery::Auto`]; the CLI sends a node list direct whatever its size).
     pub direct_limit: usize,
     /// With a registry, nodes it saw within this long are expected to answer; nodes it saw
     /// longer ago are reported `not_connected` without being sent to.
