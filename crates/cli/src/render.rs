@@ -70,7 +70,20 @@ pub fn aggregates(results: &[AggregateResult]) {
             (Some(counts), _) => {
                 println!("Summary of {}:", result.label);
                 println!();
-                let texts: Vec<String> = counts.iter().map(|c| value_text(&c.value)).collect();
+                // A string that would read like another value (the string "4" beside the
+                // number 4) is shown quoted, so no two lines look the same.
+                let plain: Vec<String> = counts.iter().map(|c| value_text(&c.value)).collect();
+                let texts: Vec<String> = counts
+                    .iter()
+                    .zip(&plain)
+                    .map(|(c, text)| {
+                        let shared = plain.iter().filter(|t| *t == text).count() > 1;
+                        match &c.value {
+                            Value::String(_) if shared => c.value.to_string(),
+                            _ => text.clone(),
+                        }
+                    })
+                    .collect();
                 let w = width(texts.iter().map(|t| t.chars().count()));
                 for (c, text) in counts.iter().zip(&texts) {
                     let noun = if c.count == 1 { "node" } else { "nodes" };

@@ -41,12 +41,23 @@ impl FactValues {
             .push(node);
     }
 
-    /// For people: values as [`value_label`] shows them.
+    /// For people: values as [`value_label`] shows them, except that a string which would
+    /// read like another value (the string "4" beside the number 4, the string "(missing)"
+    /// beside nodes without the fact) is shown quoted, so no two groups share a line.
     fn labelled(&self) -> BTreeMap<String, Vec<String>> {
+        let mut uses: BTreeMap<String, usize> = BTreeMap::new();
+        for (value, _) in self.groups.values() {
+            *uses.entry(value_label(value)).or_default() += 1;
+        }
         let mut labelled: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (value, nodes) in self.groups.values() {
+            let label = value_label(value);
+            let label = match value {
+                Value::String(_) if uses.get(&label).is_some_and(|n| *n > 1) => value.to_string(),
+                _ => label,
+            };
             labelled
-                .entry(value_label(value))
+                .entry(label)
                 .or_default()
                 .extend(nodes.iter().cloned());
         }

@@ -253,6 +253,28 @@ on_both_brokers! {
             [&json!(null), &json!(false), &json!(true), &json!("true")],
             "{run}"
         );
+        // People read the same groups: where a string would read like another value, it is
+        // quoted.
+        let human = fleet
+            .muster(&["facts", "v", "--nodes", arg(&nodes), "-t", "10"])
+            .run();
+        human.code(0);
+        for (label, count) in [("4", "2 nodes"), ("\"4\"", "1 node"), ("(missing)", "1 node"), ("\"(missing)\"", "1 node")] {
+            assert!(
+                human.line(&format!("  {label} ")).trim_end().ends_with(&format!("found {count}")),
+                "{label}: {human}"
+            );
+        }
+        let human = fleet
+            .muster(&["rpc", "rpcutil", "get_fact", "fact=v", "--nodes", arg(&nodes)])
+            .run();
+        human.code(0);
+        for (label, count) in [("4", "2 nodes"), ("\"4\"", "1 node"), ("(none)", "1 node")] {
+            assert!(
+                human.line(&format!("   {label} ")).trim_end().ends_with(count),
+                "{label}: {human}"
+            );
+        }
         // The DDL's summary of the same values in an rpc report keeps their types as well.
         let run = fleet
             .muster(&["rpc", "rpcutil", "get_fact", "fact=v", "--nodes", arg(&nodes), "--json"])
