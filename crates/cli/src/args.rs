@@ -3,8 +3,22 @@
 //! (`server`, `sim`, `registry`) define their own `--broker` and `-T`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use muster_client::duration;
+use muster_sim::fault::Share;
+
+/// `--slow P%:DURATION`: the share before the colon, the duration after it, read like every
+/// other duration.
+fn slow_fault(text: &str) -> Result<(Share, Duration), String> {
+    let (share, delay) = text
+        .split_once(':')
+        .ok_or_else(|| format!("write P%:DURATION, e.g. 5%:3s, not {text:?}"))?;
+    let share = Share::parse("--slow", share).map_err(|e| e.to_string())?;
+    let delay = duration::parse(delay).map_err(|e| e.to_string())?;
+    Ok((share, delay))
+}
 
 /// Muster: pick machines by what they are, send one request that reaches them all at once, and
 /// see exactly which did not answer.
@@ -86,9 +100,9 @@ pub struct IssueArgs {
     /// The holder's public key file (from `muster keygen`).
     #[arg(long, value_name = "FILE")]
     pub pubkey: PathBuf,
-    /// How long it is valid, e.g. 30d, 12h.
-    #[arg(long, default_value = "30d", value_name = "DURATION")]
-    pub valid: String,
+    /// How long it is valid, e.g. 30d, 12h (a bare number is seconds).
+    #[arg(long, default_value = "30d", value_name = "DURATION", value_parser = duration::parse)]
+    pub valid: Duration,
     /// Limit a caller to these agents (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     pub agents: Vec<String>,
@@ -166,6 +180,47 @@ pub enum DiscoveryMethod {
     Registry,
 }
 
+/// Which nodes of a report `--nodes` takes: the outcomes are written as in the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum NodesFrom {
+    /// Every node the report expected, whether it replied or not.
+    Expected,
+    /// Every node the report names, the unexpected repliers too.
+    All,
+    /// Replied with status 0.
+    Ok,
+    /// Replied with a failure.
+    Failed,
+    /// Did not reply: timeout, no_reply and not_connected.
+    Missing,
+    /// Acknowledged, but no reply in time.
+    Timeout,
+    /// Nothing at all.
+    NoReply,
+    /// Not connected.
+    NotConnected,
+    /// Replied without being expected.
+    Unexpected,
+}
+
+impl From<NodesFrom> for muster_client::nodes::FromReport {
+    fn from(n: NodesFrom) -> Self {
+        use muster_client::nodes::FromReport;
+        match n {
+            NodesFrom::Expected => FromReport::Expected,
+            NodesFrom::All => FromReport::All,
+            NodesFrom::Ok => FromReport::Ok,
+            NodesFrom::Failed => FromReport::Failed,
+            NodesFrom::Missing => FromReport::Missing,
+            NodesFrom::Timeout => FromReport::Timeout,
+            NodesFrom::NoReply => FromReport::NoReply,
+            NodesFrom::NotConnected => FromReport::NotConnected,
+            NodesFrom::Unexpected => FromReport::Unexpected,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Display {
     /// Every node's reply.
@@ -204,22 +259,39 @@ pub struct RequestArgs {
     pub filter: FilterArgs,
     #[command(flatten)]
     pub connection: ConnectionArgs,
-    /// Seconds to wait for replies.
-    #[arg(short = 't', long, value_name = "SECS")]
-    pub timeout: Option<f64>,
-    /// The most seconds broadcast discovery may take.
-    #[arg(long = "dt", visible_alias = "discovery-timeout", value_name = "SECS")]
-    pub discovery_timeout: Option<f64>,
+    /// How long to wait for replies: seconds (10) or with units (10s, 1m30s, 500ms).
+    #[arg(short = 't', long, value_name = "DURATION", value_parser = duration::parse)]
+    pub timeout: Option<Duration>,
+    /// The most broadcast discovery may take: seconds (2) or with units (2s, 500ms).
+    #[arg(
+        long = "dt",
+        visible_alias = "discovery-timeout",
+        value_name = "DURATION",
+        value_parser = duration::parse
+    )]
+    pub discovery_timeout: Option<Duration>,
     /// How the expected set is found.
     #[arg(long = "dm", visible_alias = "discovery-method", value_enum)]
     pub discovery_method: Option<DiscoveryMethod>,
     /// With a registry: nodes it saw within this long are expected to answer; older ones are
-    /// reported not connected (default from the client config: 5m).
-    #[arg(long = "expect-seen", value_name = "DURATION")]
-    pub expect_seen: Option<String>,
-    /// Node list: a file of identities, one per line, or the JSON of `muster find --json`; `-` reads stdin.
+    /// reported not connected (default from the client config: 5m; a bare number is seconds).
+    #[arg(long = "expect-seen", value_name = "DURATION", value_parser = duration::parse)]
+    pub expect_seen: Option<Duration>,
+    /// Node list: a file of identities, one per line, or JSON Muster printed: `find --json`, a
+    /// report (`ping`, `rpc`, `facts`, `show` … `--json`: its expected nodes), or `facts
+    /// --from-registry --json`; `-` reads stdin.
     #[arg(long, value_name = "FILE")]
     pub nodes: Option<String>,
+    /// From a report given with --nodes, take only the nodes with these outcomes
+    /// (comma-separated; default: expected, every node it expected).
+    #[arg(
+        long = "nodes-from",
+        value_name = "OUTCOME",
+        value_enum,
+        value_delimiter = ',',
+        requires = "nodes"
+    )]
+    pub nodes_from: Vec<NodesFrom>,
     /// Print exactly one JSON object (the report) on stdout.
     #[arg(long)]
     pub json: bool,
@@ -235,9 +307,14 @@ pub struct RequestArgs {
     /// Send in batches of N nodes (or P%); each batch starts when the last one has settled.
     #[arg(long, value_name = "N|P%")]
     pub batch: Option<String>,
-    /// Seconds to pause between batches.
-    #[arg(long = "batch-sleep", value_name = "SECS", requires = "batch")]
-    pub batch_sleep: Option<f64>,
+    /// The pause between batches: seconds (1) or with units (1s, 500ms).
+    #[arg(
+        long = "batch-sleep",
+        value_name = "DURATION",
+        requires = "batch",
+        value_parser = duration::parse
+    )]
+    pub batch_sleep: Option<Duration>,
     /// Keep N nodes in flight: whenever one settles the next gets the request.
     #[arg(long, value_name = "N", conflicts_with = "batch")]
     pub window: Option<usize>,
@@ -263,6 +340,7 @@ impl RequestArgs {
             discovery_method: None,
             expect_seen: None,
             nodes: None,
+            nodes_from: Vec::new(),
             json: false,
             display: None,
             verbose: false,
@@ -356,8 +434,8 @@ pub struct SimArgs {
     #[arg(long, value_name = "P%")]
     pub fail: Option<String>,
     /// This share of nodes acknowledges at once but answers late, e.g. 5%:3s.
-    #[arg(long, value_name = "P%:DURATION")]
-    pub slow: Option<String>,
+    #[arg(long, value_name = "P%:DURATION", value_parser = slow_fault)]
+    pub slow: Option<(Share, Duration)>,
     /// This share of nodes (5% if no value) disconnects every 5–20 s and comes back 1–5 s later.
     #[arg(long, value_name = "P%", num_args = 0..=1, default_missing_value = "5%")]
     pub flap: Option<String>,
@@ -457,9 +535,9 @@ pub struct RegistryArgs {
         default_value = "muster"
     )]
     pub collective: String,
-    /// Records of nodes not seen for this long are deleted, e.g. 7d.
-    #[arg(long, default_value = "7d")]
-    pub retention: String,
+    /// Records of nodes not seen for this long are deleted, e.g. 7d (a bare number is seconds).
+    #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = duration::parse)]
+    pub retention: Duration,
     /// The issuer's public key: accept only registrations and replies signed by nodes it
     /// vouches for.
     #[arg(long, value_name = "FILE")]

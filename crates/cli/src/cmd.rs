@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use muster_client::selection::{Count, choose};
 use muster_client::{
-    Client, ClientConfig, ConnectConfig, DiscoveryOptions, ExitStatus, Pacing, Progress,
+    Client, ClientConfig, ConnectConfig, Delivery, DiscoveryOptions, ExitStatus, Pacing, Progress,
     RequestOptions,
 };
 use muster_proto::filter::FilterErrorKind;
@@ -40,6 +40,8 @@ pub struct Session {
     pub nodes: Option<BTreeSet<String>>,
     /// How the expected set is found.
     pub method: DiscoveryMethod,
+    /// The agent discovery requires, when a command added it to the filter (`rpc`).
+    pub required_agent: Option<String>,
     pacing: PacingFlags,
 }
 
@@ -156,14 +158,6 @@ impl FilterArgs {
     }
 }
 
-fn seconds(flag: &str, secs: f64) -> Result<Duration, Failure> {
-    Duration::try_from_secs_f64(secs).map_err(|_| {
-        Failure::usage(anyhow::anyhow!(
-            "{flag} {secs}: give a number of seconds ≥ 0"
-        ))
-    })
-}
-
 impl RequestArgs {
     /// Loads the config, applies the flags, checks the filter and connects.
     pub async fn connect(&self) -> Result<Session, Failure> {
@@ -177,17 +171,13 @@ impl RequestArgs {
             config.collective = c.clone();
         }
         if let Some(t) = self.timeout {
-            config.timeout = seconds("--timeout", t)?;
+            config.timeout = t;
         }
         if let Some(t) = self.discovery_timeout {
-            config.discovery_timeout = seconds("--dt", t)?;
+            config.discovery_timeout = t;
         }
-        if let Some(text) = &self.expect_seen {
-            config.expect_seen = humantime::parse_duration(text).map_err(|e| {
-                Failure::usage(anyhow::anyhow!(
-                    "--expect-seen {text:?}: {e}; write a duration such as 5m or 90s"
-                ))
-            })?;
+        if let Some(t) = self.expect_seen {
+            config.expect_seen = t;
         }
         if self.discovery_method == Some(DiscoveryMethod::Nodes) && self.nodes.is_none() {
             return Err(Failure::usage(anyhow::anyhow!(
@@ -219,6 +209,7 @@ impl RequestArgs {
             filter,
             nodes,
             method: self.discovery_method.unwrap_or(DiscoveryMethod::Broadcast),
+            required_agent: None,
             pacing,
         })
     }
@@ -240,7 +231,9 @@ impl RequestArgs {
                 .with_context(|| format!("cannot read the node list {source}"))
                 .map_err(Failure::usage)?
         };
-        Ok(Some(muster_client::nodes::parse(&text, source)?))
+        let from: Vec<muster_client::nodes::FromReport> =
+            self.nodes_from.iter().map(|&n| n.into()).collect();
+        Ok(Some(muster_client::nodes::parse(&text, source, &from)?))
     }
 
     /// `--batch`, `--window`, `--limit` and `--one`, checked.
@@ -251,7 +244,7 @@ impl RequestArgs {
             .map(|b| Count::parse("--batch", b))
             .transpose()
             .map_err(Failure::usage)?;
-        let batch_sleep = seconds("--batch-sleep", self.batch_sleep.unwrap_or(0.0))?;
+        let batch_sleep = self.batch_sleep.unwrap_or(Duration::ZERO);
         if self.window == Some(0) {
             return Err(Failure::usage(anyhow::anyhow!(
                 "--window 0: give how many nodes to keep in flight (at least 1)"
@@ -273,6 +266,18 @@ impl RequestArgs {
 }
 
 impl Session {
+    /// Discovers only nodes that have `agent`, as MCollective and Choria do for every RPC
+    /// request: a node without it is not expected to answer. Broadcast discovery, the
+    /// registry and the registry's reconciliation all use the filter. A node list is not
+    /// narrowed — it says who should answer, and a listed node that lacks the agent answers
+    /// so on its own subject (see [`Session::request_options`]).
+    pub fn require_agent(&mut self, agent: &str) {
+        if self.nodes.is_none() && !self.filter.agent.iter().any(|a| a == agent) {
+            self.filter.agent.push(agent.to_string());
+            self.required_agent = Some(agent.to_string());
+        }
+    }
+
     pub fn discovery_options(&self) -> DiscoveryOptions {
         DiscoveryOptions {
             timeout: self.config.discovery_timeout,
@@ -374,7 +379,16 @@ impl Session {
                  config); nodes with security = \"signed\" do not answer them"
             );
         }
-        no_match(json)
+        match (json, &self.required_agent) {
+            (false, Some(agent)) => {
+                eprintln!(
+                    "No nodes matched the filter with agent {agent} (a node is sent an agent's \
+                     requests only if it has the agent); nothing was sent."
+                );
+                ExitStatus::NoMatch
+            }
+            _ => no_match(json),
+        }
     }
 
     /// Says on stderr what the report cannot: replies that were ignored as untrusted, and
@@ -395,8 +409,16 @@ impl Session {
         }
     }
 
-    /// Request options from the config and the flags, for `expected` nodes.
+    /// Request options from the config and the flags, for `expected` nodes. A node list is
+    /// sent to each node's own subject whatever its size: a listed node may lack the agent,
+    /// and does not subscribe to the agent's broadcast subject, so only a direct message
+    /// reaches it to answer "no agent" (and a node that is not connected is known at once).
     pub fn request_options(&self, expected: usize) -> RequestOptions {
+        let delivery = if self.nodes.is_some() {
+            Delivery::Direct
+        } else {
+            Delivery::Auto
+        };
         let pacing = match (self.pacing.window, self.pacing.batch) {
             (Some(n), _) => Pacing::Window(n),
             (None, Some(batch)) => Pacing::Batch {
@@ -408,6 +430,7 @@ impl Session {
         RequestOptions {
             timeout: self.config.timeout,
             direct_limit: self.config.direct_limit,
+            delivery,
             pacing,
             ..RequestOptions::default()
         }

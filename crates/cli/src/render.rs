@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use muster_client::aggregate::{AggregateResult, format_number};
+use muster_client::aggregate::{AggregateResult, format_number, value_text};
 use muster_client::{Missing, NodeReply, Outcome, Report};
 use muster_proto::ddl::Action;
 use serde_json::Value;
@@ -70,10 +70,24 @@ pub fn aggregates(results: &[AggregateResult]) {
             (Some(counts), _) => {
                 println!("Summary of {}:", result.label);
                 println!();
-                let w = width(counts.iter().map(|c| c.value.chars().count()));
-                for c in counts {
+                // A string that would read like another value (the string "4" beside the
+                // number 4) is shown quoted, so no two lines look the same.
+                let plain: Vec<String> = counts.iter().map(|c| value_text(&c.value)).collect();
+                let texts: Vec<String> = counts
+                    .iter()
+                    .zip(&plain)
+                    .map(|(c, text)| {
+                        let shared = plain.iter().filter(|t| *t == text).count() > 1;
+                        match &c.value {
+                            Value::String(_) if shared => c.value.to_string(),
+                            _ => text.clone(),
+                        }
+                    })
+                    .collect();
+                let w = width(texts.iter().map(|t| t.chars().count()));
+                for (c, text) in counts.iter().zip(&texts) {
                     let noun = if c.count == 1 { "node" } else { "nodes" };
-                    println!("   {:<w$}  {} {noun}", c.value, c.count);
+                    println!("   {text:<w$}  {} {noun}", c.count);
                 }
                 println!();
             }

@@ -1,6 +1,7 @@
 //! Aggregates: summaries of one output across every successful reply, as an action's DDL
 //! asks for them (`summary`, `average`, `boolean_summary`).
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use muster_proto::ddl::Action;
@@ -10,10 +11,11 @@ use serde_json::Value;
 use crate::report::{Outcome, Report};
 
 /// How many replies had one value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ValueCount {
-    /// The value, as text (strings as they are, anything else as JSON).
-    pub value: String,
+    /// The value with its JSON type: the number 4 and the string "4" are two values. For
+    /// `boolean_summary`, `true` and `false` are the DDL's names for them (strings).
+    pub value: Value,
     /// How many replies had it.
     pub count: usize,
 }
@@ -49,13 +51,53 @@ pub fn value_text(value: &Value) -> String {
     }
 }
 
-fn sorted(counts: BTreeMap<String, usize>) -> Vec<ValueCount> {
-    let mut list: Vec<ValueCount> = counts
-        .into_iter()
-        .map(|(value, count)| ValueCount { value, count })
-        .collect();
-    list.sort_by(|a, b| b.count.cmp(&a.count).then(a.value.cmp(&b.value)));
-    list
+/// The order of values that are equally common: null, booleans, numbers (numerically),
+/// strings, lists, objects; within a kind by their JSON text.
+pub fn value_order(a: &Value, b: &Value) -> Ordering {
+    fn rank(v: &Value) -> u8 {
+        match v {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Number(_) => 2,
+            Value::String(_) => 3,
+            Value::Array(_) => 4,
+            Value::Object(_) => 5,
+        }
+    }
+    let numeric = match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        _ => Ordering::Equal,
+    };
+    rank(a)
+        .cmp(&rank(b))
+        .then(numeric)
+        .then_with(|| a.to_string().cmp(&b.to_string()))
+}
+
+/// Counts values by the JSON value itself (serde_json sorts object keys, so equal values have
+/// equal text).
+#[derive(Default)]
+struct Counter(BTreeMap<String, (Value, usize)>);
+
+impl Counter {
+    fn add(&mut self, value: Value) {
+        self.0.entry(value.to_string()).or_insert((value, 0)).1 += 1;
+    }
+
+    /// Most common first, ties in [`value_order`].
+    fn sorted(self) -> Vec<ValueCount> {
+        let mut list: Vec<ValueCount> = self
+            .0
+            .into_values()
+            .map(|(value, count)| ValueCount { value, count })
+            .collect();
+        list.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| value_order(&a.value, &b.value))
+        });
+        list
+    }
 }
 
 /// Computes the action's aggregates over the report's successful replies.
@@ -87,11 +129,11 @@ pub fn compute(action: &Action, report: &Report) -> Vec<AggregateResult> {
         };
         match aggregate.function.as_str() {
             "summary" => {
-                let mut counts = BTreeMap::new();
+                let mut counts = Counter::default();
                 for v in &values {
-                    *counts.entry(value_text(v)).or_default() += 1;
+                    counts.add((*v).clone());
                 }
-                result.counts = Some(sorted(counts));
+                result.counts = Some(counts.sorted());
             }
             "boolean_summary" => {
                 let options = aggregate.options();
@@ -102,16 +144,15 @@ pub fn compute(action: &Action, report: &Report) -> Vec<AggregateResult> {
                         .unwrap_or(key)
                         .to_string()
                 };
-                let mut counts = BTreeMap::new();
+                let mut counts = Counter::default();
                 for v in &values {
-                    let label = match v.as_bool() {
-                        Some(true) => name("true"),
-                        Some(false) => name("false"),
-                        None => value_text(v),
-                    };
-                    *counts.entry(label).or_default() += 1;
+                    counts.add(match v.as_bool() {
+                        Some(true) => Value::String(name("true")),
+                        Some(false) => Value::String(name("false")),
+                        None => (*v).clone(),
+                    });
                 }
-                result.counts = Some(sorted(counts));
+                result.counts = Some(counts.sorted());
             }
             "average" => {
                 let numbers: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).collect();
@@ -229,11 +270,11 @@ mod tests {
             results[0].counts.as_deref().unwrap(),
             [
                 ValueCount {
-                    value: "3.0.2".into(),
+                    value: json!("3.0.2"),
                     count: 2
                 },
                 ValueCount {
-                    value: "1.1.1".into(),
+                    value: json!("1.1.1"),
                     count: 1
                 }
             ]
@@ -248,13 +289,56 @@ mod tests {
             results[2].counts.as_deref().unwrap(),
             [
                 ValueCount {
-                    value: "running".into(),
+                    value: json!("running"),
                     count: 2
                 },
                 ValueCount {
-                    value: "stopped".into(),
+                    value: json!("stopped"),
                     count: 1
                 }
+            ]
+        );
+    }
+
+    /// A summary keeps each value's JSON type: 4 and "4" are counted apart, null stays null.
+    #[test]
+    fn summaries_keep_value_types() {
+        let ddl = Ddl::parse(
+            &json!({
+                "metadata": {"name": "t", "description": "d", "version": "1", "timeout": 5},
+                "actions": [{"action": "x", "description": "d",
+                    "output": {"v": {"display_as": "V"}},
+                    "aggregate": [{"function": "summary", "args": ["v"]}]}]
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let r = report(&[
+            json!({"v": 10}),
+            json!({"v": 9}),
+            json!({"v": 9}),
+            json!({"v": "9"}),
+            json!({"v": null}),
+            json!({"v": true}),
+            json!({"v": {"b": 1, "a": 2}}),
+            json!({"v": {"a": 2, "b": 1}}),
+        ]);
+        let counts: Vec<(Value, usize)> = compute(&ddl.actions[0], &r)[0]
+            .counts
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.value, c.count))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                (json!(9), 2),
+                (json!({"a": 2, "b": 1}), 2),
+                (json!(null), 1),
+                (json!(true), 1),
+                (json!(10), 1),
+                (json!("9"), 1),
             ]
         );
     }

@@ -14,19 +14,20 @@ pub struct ClientConfig {
     /// The collective to address.
     pub collective: String,
     /// How long to wait for replies (`-t`).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::duration::serde")]
     pub timeout: Duration,
     /// The most broadcast discovery may take (`--dt`).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::duration::serde")]
     pub discovery_timeout: Duration,
     /// The shortest quiet window that ends broadcast discovery.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::duration::serde")]
     pub discovery_quiet: Duration,
-    /// Up to this many nodes, requests are addressed to each node directly; above, broadcast.
+    /// Up to this many nodes, requests are addressed to each node directly; above, broadcast
+    /// ([`crate::Delivery::Auto`]; the CLI sends a node list direct whatever its size).
     pub direct_limit: usize,
     /// With a registry, nodes it saw within this long are expected to answer; nodes it saw
     /// longer ago are reported `not_connected` without being sent to.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "crate::duration::serde")]
     pub expect_seen: Duration,
     /// DDLs of agents this machine does not ship (external agents): `NAME.json` files, used to
     /// validate inputs, label outputs and document the agent.
@@ -113,14 +114,31 @@ mod tests {
         assert_eq!(c.timeout, defaults.timeout);
     }
 
+    /// A duration key takes what the flag it sets takes: a bare number is seconds.
+    #[test]
+    fn durations_read_like_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("client.toml");
+        std::fs::write(
+            &path,
+            "timeout = 3\ndiscovery_timeout = \"1.5\"\ndiscovery_quiet = \"500ms\"\nexpect_seen = \"1m30s\"\n",
+        )
+        .unwrap();
+        let c = ClientConfig::load(Some(&path)).unwrap();
+        assert_eq!(c.timeout, Duration::from_secs(3));
+        assert_eq!(c.discovery_timeout, Duration::from_millis(1500));
+        assert_eq!(c.discovery_quiet, Duration::from_millis(500));
+        assert_eq!(c.expect_seen, Duration::from_secs(90));
+    }
+
     #[test]
     fn errors_name_the_file_and_key() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("client.toml");
-        std::fs::write(&path, "timeout = 3\n").unwrap();
+        std::fs::write(&path, "timeout = \"soon\"\n").unwrap();
         let err = ClientConfig::load(Some(&path)).unwrap_err().to_string();
         assert!(
-            err.contains("client.toml") && err.contains("timeout"),
+            err.contains("client.toml") && err.contains("timeout") && err.contains("soon"),
             "{err}"
         );
         std::fs::write(&path, "brokerz = []\n").unwrap();

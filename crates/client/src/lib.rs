@@ -10,6 +10,7 @@ pub mod collect;
 pub mod config;
 pub mod connection;
 pub mod discovery;
+pub mod duration;
 pub mod exit;
 #[doc(hidden)]
 pub mod fuzz_checks;

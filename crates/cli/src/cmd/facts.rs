@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use muster_client::{Call, ExitStatus, Outcome};
+use muster_client::{Call, ExitStatus, Outcome, aggregate};
 use serde_json::{Value, json};
 
 use crate::Failure;
@@ -23,15 +23,64 @@ pub fn value_label(value: &Value) -> String {
     }
 }
 
-/// The `summary` object of `--json`: values by count, most common first.
-fn summary_json(fact: &str, values: BTreeMap<String, Vec<String>>) -> Value {
-    let mut summary: Vec<(String, Vec<String>)> = values.into_iter().collect();
-    summary.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
-    let summary: Vec<Value> = summary
-        .into_iter()
-        .map(|(value, nodes)| json!({"value": value, "count": nodes.len(), "nodes": nodes}))
-        .collect();
-    json!({ "fact": fact, "values": summary })
+/// The nodes that had each value of a fact, grouped by the JSON value itself: the number 4
+/// and the string "4" are two values, and a node without the fact (`null`) is not a node
+/// whose value is the string "(missing)".
+#[derive(Debug, Default)]
+struct FactValues {
+    /// By the value's JSON text (serde_json sorts object keys, so equal values share it).
+    groups: BTreeMap<String, (Value, Vec<String>)>,
+}
+
+impl FactValues {
+    fn add(&mut self, value: Value, node: String) {
+        self.groups
+            .entry(value.to_string())
+            .or_insert_with(|| (value, Vec::new()))
+            .1
+            .push(node);
+    }
+
+    /// For people: values as [`value_label`] shows them, except that a string which would
+    /// read like another value (the string "4" beside the number 4, the string "(missing)"
+    /// beside nodes without the fact) is shown quoted, so no two groups share a line.
+    fn labelled(&self) -> BTreeMap<String, Vec<String>> {
+        let mut uses: BTreeMap<String, usize> = BTreeMap::new();
+        for (value, _) in self.groups.values() {
+            *uses.entry(value_label(value)).or_default() += 1;
+        }
+        let mut labelled: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (value, nodes) in self.groups.values() {
+            let label = value_label(value);
+            let label = match value {
+                Value::String(_) if uses.get(&label).is_some_and(|n| *n > 1) => value.to_string(),
+                _ => label,
+            };
+            labelled
+                .entry(label)
+                .or_default()
+                .extend(nodes.iter().cloned());
+        }
+        labelled
+    }
+
+    /// The `summary` object of `--json`: each value with its JSON type, most common first
+    /// (ties in [`aggregate::value_order`]); a node without the fact is the value `null`, and
+    /// `missing` counts those nodes.
+    fn summary_json(self, fact: &str) -> Value {
+        let mut rows: Vec<(Value, Vec<String>)> = self.groups.into_values().collect();
+        rows.sort_by(|a, b| {
+            b.1.len()
+                .cmp(&a.1.len())
+                .then_with(|| aggregate::value_order(&a.0, &b.0))
+        });
+        let missing = rows.iter().find(|r| r.0.is_null()).map_or(0, |r| r.1.len());
+        let values: Vec<Value> = rows
+            .into_iter()
+            .map(|(value, nodes)| json!({"value": value, "count": nodes.len(), "nodes": nodes}))
+            .collect();
+        json!({ "fact": fact, "values": values, "missing": missing })
+    }
 }
 
 /// `--from-registry`: the values the nodes last registered, without asking them. Nodes not
@@ -44,13 +93,10 @@ async fn from_registry(args: &FactsArgs, session: &Session) -> Result<ExitStatus
     if found.fresh.is_empty() && found.stale.is_empty() {
         return Ok(no_match(request.json));
     }
-    let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut values = FactValues::default();
     for node in &found.fresh {
         let value = node.fact.clone().unwrap_or(Value::Null);
-        values
-            .entry(value_label(&value))
-            .or_default()
-            .push(node.identity.clone());
+        values.add(value, node.identity.clone());
     }
     let within = humantime::format_duration(session.config.expect_seen);
     if request.json {
@@ -58,11 +104,11 @@ async fn from_registry(args: &FactsArgs, session: &Session) -> Result<ExitStatus
             "source": "registry",
             "nodes": found.fresh.len(),
             "stale": found.stale_json(),
-            "summary": summary_json(&args.fact, values),
+            "summary": values.summary_json(&args.fact),
         });
         println!("{object}");
     } else {
-        render::fact_summary(&args.fact, &values, request.verbose);
+        render::fact_summary(&args.fact, &values.labelled(), request.verbose);
         println!(
             "From the registry: {} nodes as they last registered (seen within {within}).",
             found.fresh.len()
@@ -110,21 +156,18 @@ pub async fn run(args: FactsArgs) -> Result<ExitStatus, Failure> {
     expected.complete(&mut report);
     crate::cmd::journal::record(request, &call, &session.filter, None, &report);
 
-    let mut values: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut values = FactValues::default();
     for reply in &report.replies {
         if reply.outcome == Outcome::Ok {
-            values
-                .entry(value_label(&reply.data["value"]))
-                .or_default()
-                .push(reply.sender.clone());
+            values.add(reply.data["value"].clone(), reply.sender.clone());
         }
     }
     if request.json {
         let mut object = serde_json::to_value(&report).unwrap_or_default();
-        object["summary"] = summary_json(&args.fact, values);
+        object["summary"] = values.summary_json(&args.fact);
         println!("{object}");
     } else {
-        render::fact_summary(&args.fact, &values, request.verbose);
+        render::fact_summary(&args.fact, &values.labelled(), request.verbose);
         // The per-node replies are summarised above; show only failures below.
         report.replies.retain(|r| r.outcome != Outcome::Ok);
         render::report(&report, crate::args::Display::Failed, None, request.verbose);

@@ -275,7 +275,9 @@ pub async fn show(args: ShowArgs) -> Result<ExitStatus, Failure> {
         );
         println!();
     }
-    let config = ClientConfig::default();
+    // The user's config, as `rpc` had it: its `ddl_directory` has the DDLs of external agents
+    // that label the outputs.
+    let config = ClientConfig::load(args.connection.config.as_deref()).map_err(Failure::usage)?;
     let ddl = ddl_for(&config, &report.agent).ok().flatten();
     let action = ddl.as_ref().and_then(|d| d.action(&report.action));
     crate::cmd::rpc::show(report, action, &request);
@@ -327,15 +329,15 @@ pub async fn retry(args: RetryArgs) -> Result<ExitStatus, Failure> {
         data: entry.data.clone(),
     };
     let session = request.connect().await?;
+    // The journal names the nodes, like a node list: each is sent to on its own subject,
+    // so one that lacks the agent can say so (see `Session::request_options`).
+    let options = muster_client::RequestOptions {
+        delivery: muster_client::Delivery::Direct,
+        ..session.request_options(nodes.len())
+    };
     let mut report = session
         .client
-        .request(
-            &call,
-            &nodes,
-            &session.request_options(nodes.len()),
-            0,
-            &mut progress(request.json),
-        )
+        .request(&call, &nodes, &options, 0, &mut progress(request.json))
         .await?;
     end_progress(request.json);
     let ddl = ddl_for(&session.config, &call.agent)?;

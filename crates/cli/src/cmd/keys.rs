@@ -81,15 +81,12 @@ pub fn issue(args: IssueArgs) -> Result<ExitStatus, Failure> {
             )));
         }
     }
-    let valid = humantime::parse_duration(&args.valid).map_err(|e| {
-        Failure::usage(anyhow::anyhow!(
-            "--valid {:?}: {e}; write a duration such as 30d or 12h",
-            args.valid
-        ))
-    })?;
-    if valid.is_zero() {
+    let valid = args.valid;
+    // Credentials count in whole seconds: 500ms would be a credential that never was valid.
+    if valid.as_secs() == 0 {
         return Err(Failure::usage(anyhow::anyhow!(
-            "--valid 0: a credential must be valid for some time"
+            "--valid {}: a credential must be valid for at least 1s",
+            humantime::format_duration(valid)
         )));
     }
     let issuer = SecretKey::read(&args.issuer_key).map_err(Failure::usage)?;

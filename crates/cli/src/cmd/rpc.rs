@@ -76,7 +76,8 @@ pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
              --window, or leave out --no-results"
         )));
     }
-    let session = request.connect().await?;
+    let mut session = request.connect().await?;
+    session.require_agent(&call.agent);
     let expected = session.expected().await?;
     if expected.is_empty() {
         return Ok(session.no_match(request.json));

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use muster_client::ExitStatus;
-use muster_sim::fault::{self, Share};
+use muster_sim::fault::Share;
 use muster_sim::{Fault, FleetSpec, Sim, SimConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -18,10 +18,7 @@ fn share(option: &'static str, value: &Option<String>) -> Result<Share, Failure>
 
 /// The fleet described by the flags.
 pub fn config(args: &SimArgs) -> Result<SimConfig, Failure> {
-    let slow = match &args.slow {
-        Some(text) => Some(fault::parse_slow(text).map_err(Failure::usage)?),
-        None => None,
-    };
+    let slow = args.slow;
     Ok(SimConfig {
         fleet: FleetSpec {
             nodes: args.nodes,

@@ -39,6 +39,12 @@ on_both_brokers! {
         assert!(report["replies"][0]["data"]["total_bytes"].as_u64().unwrap_or(0) > 0, "{run}");
         assert_eq!(report["aggregates"][0]["function"], "average", "{run}");
         assert_eq!(report["aggregates"][1]["counts"][0]["value"], "fine", "{run}");
+        // Later, `show` labels the outputs with the same DDLs, from the same config.
+        let id = report["request_id"].as_str().unwrap_or_default();
+        with(&["show", id, "--display", "all"])
+            .code(0)
+            .stdout_has("Used %: ")
+            .stdout_has("Average use: ");
 
         let run = with(&["rpc", "disk", "usage", "warn_percent=100", "--display", "all"]);
         run.code(0)

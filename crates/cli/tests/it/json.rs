@@ -200,3 +200,191 @@ on_both_brokers! {
         Ok(())
     }
 }
+
+on_both_brokers! {
+    /// `facts --json` keeps each value's JSON type: the number 4 and the string "4" are two
+    /// values, booleans stay booleans, and a node without the fact is `null`, counted apart
+    /// (never the string "(missing)", which a node may well have as a value).
+    fn facts_json_keeps_value_types_and_counts_missing_apart() -> Result<()> {
+        let specs = vec![
+            DaemonSpec::new("n1").facts(json!({"v": 4, "b": true})),
+            DaemonSpec::new("n2").facts(json!({"v": 4, "b": false})),
+            DaemonSpec::new("s1").facts(json!({"v": "4", "b": "true"})),
+            DaemonSpec::new("s2").facts(json!({"v": "(missing)"})),
+            DaemonSpec::new("none1"),
+        ];
+        let Some(fleet) = fixture::fleet(&specs)? else {
+            return Ok(());
+        };
+        let nodes = node_list(&["n1", "n2", "s1", "s2", "none1"])?;
+        let run = fleet
+            .muster(&["facts", "v", "--nodes", arg(&nodes), "--json", "-t", "10"])
+            .run();
+        run.code(0);
+        let summary = &run.json()["summary"];
+        assert_eq!(
+            summary,
+            &json!({
+                "fact": "v",
+                "values": [
+                    {"value": 4, "count": 2, "nodes": ["n1", "n2"]},
+                    {"value": null, "count": 1, "nodes": ["none1"]},
+                    {"value": "(missing)", "count": 1, "nodes": ["s2"]},
+                    {"value": "4", "count": 1, "nodes": ["s1"]},
+                ],
+                "missing": 1,
+            }),
+            "{run}"
+        );
+        let run = fleet
+            .muster(&["facts", "b", "--nodes", arg(&nodes), "--json", "-t", "10"])
+            .run();
+        run.code(0);
+        let summary = &run.json()["summary"];
+        assert_eq!(summary["missing"], 2, "{run}");
+        let values: Vec<&Value> = summary["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| &v["value"])
+            .collect();
+        assert_eq!(
+            values,
+            [&json!(null), &json!(false), &json!(true), &json!("true")],
+            "{run}"
+        );
+        // People read the same groups: where a string would read like another value, it is
+        // quoted.
+        let human = fleet
+            .muster(&["facts", "v", "--nodes", arg(&nodes), "-t", "10"])
+            .run();
+        human.code(0);
+        for (label, count) in [("4", "2 nodes"), ("\"4\"", "1 node"), ("(missing)", "1 node"), ("\"(missing)\"", "1 node")] {
+            assert!(
+                human.line(&format!("  {label} ")).trim_end().ends_with(&format!("found {count}")),
+                "{label}: {human}"
+            );
+        }
+        let human = fleet
+            .muster(&["rpc", "rpcutil", "get_fact", "fact=v", "--nodes", arg(&nodes)])
+            .run();
+        human.code(0);
+        for (label, count) in [("4", "2 nodes"), ("\"4\"", "1 node"), ("(none)", "1 node")] {
+            assert!(
+                human.line(&format!("   {label} ")).trim_end().ends_with(count),
+                "{label}: {human}"
+            );
+        }
+        // The DDL's summary of the same values in an rpc report keeps their types as well.
+        let run = fleet
+            .muster(&["rpc", "rpcutil", "get_fact", "fact=v", "--nodes", arg(&nodes), "--json"])
+            .run();
+        run.code(0);
+        assert_eq!(
+            run.json()["aggregates"][0]["counts"],
+            json!([
+                {"value": 4, "count": 2},
+                {"value": null, "count": 1},
+                {"value": "(missing)", "count": 1},
+                {"value": "4", "count": 1},
+            ]),
+            "{run}"
+        );
+        Ok(())
+    }
+}
+
+/// The identities a report expected, sorted: what `--nodes -` reads from it by default.
+fn expected_of(report: &Value) -> Vec<String> {
+    let mut names: Vec<String> = crate::cli::missing(report)
+        .into_iter()
+        .map(|(identity, _)| identity)
+        .chain(replies(report).into_iter().map(|(sender, _)| sender))
+        .collect();
+    names.sort();
+    names
+}
+
+on_both_brokers! {
+    /// Every JSON document Muster prints that names nodes is a node list: a report (from
+    /// `ping`, `rpc`, `facts` or `show --json`) gives its expected nodes, or with
+    /// `--nodes-from` those with the outcomes chosen; a registry's answer the nodes it names.
+    /// Anything else is refused, saying what a node list may be.
+    fn reports_and_answers_compose_with_nodes_from_stdin() -> Result<()> {
+        let Some(fleet) = fixture::fleet(&two_nodes())? else {
+            return Ok(());
+        };
+        let nodes = node_list(&["web1", "db1", "gone1"])?;
+        let first = fleet
+            .muster(&["rpc", "rpcutil", "ping", "--nodes", arg(&nodes), "--json", "-t", "10"])
+            .run();
+        first.code(3);
+        let report = first.json();
+        let ping = |stdin: &str, extra: &[&str]| {
+            let mut args = vec!["ping", "--nodes", "-", "--json", "-t", "10"];
+            args.extend(extra);
+            fleet.muster(&args).stdin(stdin).run()
+        };
+
+        // By default: every node the report expected, replied or not.
+        let run = ping(&first.stdout, &[]);
+        run.code(3);
+        assert_eq!(expected_of(&run.json()), ["db1", "gone1", "web1"], "{run}");
+        // Or only some outcomes.
+        let run = ping(&first.stdout, &["--nodes-from", "ok"]);
+        run.code(0);
+        assert_eq!(expected_of(&run.json()), ["db1", "web1"], "{run}");
+        let run = ping(&first.stdout, &["--nodes-from", "missing"]);
+        run.code(3);
+        assert_eq!(
+            crate::cli::missing(&run.json()),
+            [("gone1".to_string(), "not_connected".to_string())],
+            "{run}"
+        );
+        let run = ping(&first.stdout, &["--nodes-from", "failed,not_connected"]);
+        run.code(3);
+        assert_eq!(expected_of(&run.json()), ["gone1"], "{run}");
+
+        // `show --json` prints the same report; `facts --json` a report with a summary.
+        let id = report["request_id"].as_str().unwrap_or_default();
+        let shown = fleet.muster(&["show", id, "--json"]).run();
+        shown.code(3);
+        let run = ping(&shown.stdout, &[]);
+        run.code(3);
+        assert_eq!(expected_of(&run.json()), ["db1", "gone1", "web1"], "{run}");
+        let facts = fleet
+            .muster(&["facts", "role", "--nodes", arg(&nodes), "--json", "-t", "10"])
+            .run();
+        facts.code(3);
+        let run = ping(&facts.stdout, &["--nodes-from", "ok"]);
+        run.code(0);
+        assert_eq!(expected_of(&run.json()), ["db1", "web1"], "{run}");
+
+        // What `facts` and `inventory --from-registry --json` print.
+        let answer = json!({"source": "registry", "nodes": 1,
+            "stale": [{"identity": "db1", "last_seen": "2026-01-01T00:00:00Z"}],
+            "summary": {"fact": "role", "values": [{"value": "web", "count": 1, "nodes": ["web1"]}],
+                        "missing": 0}});
+        let run = ping(&answer.to_string(), &[]);
+        run.code(0);
+        assert_eq!(expected_of(&run.json()), ["db1", "web1"], "{run}");
+        let answer = json!({"source": "registry", "identity": "db1", "first_seen": "a",
+                            "last_seen": "b", "stale": false, "record": {}});
+        let run = ping(&answer.to_string(), &[]);
+        run.code(0);
+        assert_eq!(expected_of(&run.json()), ["db1"], "{run}");
+
+        // Documents that name no nodes, and --nodes-from without a report.
+        let refused = [
+            (json!({"request_id": "x", "expected": 2, "sent": 2}).to_string(), vec![], "muster show ID --json"),
+            (json!({"what": "else"}).to_string(), vec![], "find --json"),
+            (json!([{"request_id": "x"}]).to_string(), vec![], "not an identity"),
+            ("web1\n".to_string(), vec!["--nodes-from", "ok"], "--nodes-from"),
+        ];
+        for (stdin, extra, needle) in refused {
+            let run = ping(&stdin, &extra);
+            run.code(2).stderr_has("cannot read the node list -").stderr_has(needle);
+        }
+        Ok(())
+    }
+}

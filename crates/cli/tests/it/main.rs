@@ -47,6 +47,7 @@ mod daemon;
 mod demo;
 mod filters;
 mod fixture;
+mod flags;
 mod forged;
 mod human;
 mod journal;

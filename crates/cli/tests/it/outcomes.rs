@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use muster_testkit::{Daemon, DaemonSpec, wait_for};
 use serde_json::json;
 
-use crate::cli::{bin, missing, muster, names, replies, run_all};
+use crate::cli::{bin, identities, missing, muster, names, replies, run_all};
 use crate::fixture::{self, FIVE, arg, dead_port, node_list, text_file};
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -153,12 +153,13 @@ on_both_brokers! {
             return Ok(());
         };
         let ghost = node_list(&["web1", "ghost"])?;
+        let web1 = node_list(&["web1"])?;
         let runs = run_all(
             8,
             vec![
-                // No DDL here for this agent: the node answers "no agent", status 2.
-                fleet.muster(&["rpc", "nosuchagent", "run", "-I", "web1"]),
-                fleet.muster(&["rpc", "nosuchagent", "run", "-I", "web1", "--json"]),
+                // No DDL here for this agent: the listed node answers "no agent", status 2.
+                fleet.muster(&["rpc", "nosuchagent", "run", "--nodes", arg(&web1)]),
+                fleet.muster(&["rpc", "nosuchagent", "run", "--nodes", arg(&web1), "--json"]),
                 // A missing node wins over a failure: exit 3.
                 fleet.muster(&[
                     "rpc",
@@ -173,8 +174,13 @@ on_both_brokers! {
                 fleet.muster(&["rpc", "rpcutil", "no_such_action", "-I", "web1"]),
                 fleet.muster(&["rpc", "rpcutil", "get_fact", "fact=", "-I", "web1"]),
                 fleet.muster(&["rpc", "rpcutil", "get_fact", "fact=a", "extra=1", "-I", "web1"]),
+                // Discovered by a filter, a node without the agent is not expected at all.
+                fleet.muster(&["rpc", "nosuchagent", "run", "-I", "web1", "--dt", "1"]),
             ],
         );
+        runs[7]
+            .code(4)
+            .stderr_has("No nodes matched the filter with agent nosuchagent");
 
         runs[0]
             .code(1)
@@ -413,69 +419,72 @@ fn a_compound_syntax_error_shows_where() {
     );
 }
 
+/// Starts a registry on `url` and has it know `identity` (with these agents) as if it had just
+/// registered: a registration published by hand, again until the registry answers with it.
+/// Returns the registry and its directory, which live as long as the test needs them.
+fn registry_knowing(
+    url: &str,
+    identity: &str,
+    agents: &[&str],
+) -> Result<(fixture::Background, tempfile::TempDir)> {
+    let dir = tempfile::tempdir()?;
+    let registry = fixture::registry(
+        &dir.path().join("registry.sqlite"),
+        url,
+        &dir.path().join("registry.log"),
+    )?;
+    wait_for(
+        &format!("the registry to know {identity}"),
+        Duration::from_secs(15),
+        || {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
+            let registration = json!({"protocol": "muster:registration:1", "identity": identity,
+            "agents": agents, "collectives": ["muster"], "time": now})
+            .to_string();
+            let _ = muster_testkit::publish_raw(
+                url,
+                "muster.muster.registration",
+                &[registration.as_bytes()],
+            );
+            let out = muster(&["find", "--dm", "registry", "--json"])
+                .broker(url)
+                .run();
+            serde_json::from_str::<Vec<String>>(&out.stdout)
+                .is_ok_and(|found| found.iter().any(|f| f == identity))
+        },
+    )?;
+    Ok((registry, dir))
+}
+
 on_both_brokers! {
-    /// Above `direct_limit` nodes a request is one broadcast: a node that is not connected is
-    /// then known only at the timeout, as `no_reply` (docs/client.md), and the others still answer.
+    /// A discovered set above `direct_limit` nodes is sent one broadcast: a node that is not
+    /// connected is then known only at the timeout, as `no_reply` (docs/client.md), and the
+    /// others still answer. (Here the absent node is one a registry saw recently, which
+    /// broadcast discovery adds to the expected set.)
     fn broadcast_delivery_reports_absent_nodes_at_the_timeout() -> Result<()> {
         let Some(fleet) = fixture::fleet(&[DaemonSpec::new("web1"), DaemonSpec::new("web2")])? else {
             return Ok(());
         };
-        let config = text_file("direct_limit = 1\n")?;
-        let all = node_list(&["web1", "web2"])?;
-        let with_ghost = node_list(&["web1", "web2", "ghost"])?;
-        let runs = run_all(
-            4,
-            vec![
-                fleet.muster(&[
-                    "rpc",
-                    "rpcutil",
-                    "ping",
-                    "--json",
-                    "-t",
-                    "20",
-                    "--config",
-                    arg(&config),
-                    "--nodes",
-                    arg(&all),
-                ]),
-                fleet.muster(&[
-                    "rpc",
-                    "rpcutil",
-                    "ping",
-                    "--json",
-                    "-t",
-                    "1",
-                    "--config",
-                    arg(&config),
-                    "--nodes",
-                    arg(&with_ghost),
-                ]),
-            ],
-        );
+        let config = small_direct_limit()?;
+        let rpc = |timeout: &str| {
+            fleet
+                .muster(&["rpc", "rpcutil", "ping", "--json", "-t", timeout, "--config", arg(&config)])
+                .run()
+        };
         // Every expected node answered: no waiting for the timeout.
-        let report = runs[0].code(0).json();
-        assert_eq!(
-            replies(&report),
-            pairs(&[("web1", "ok"), ("web2", "ok")]),
-            "{}",
-            runs[0]
-        );
-        assert!(runs[0].elapsed < Duration::from_secs(5), "{}", runs[0]);
+        let run = rpc("20");
+        let report = run.code(0).json();
+        assert_eq!(replies(&report), pairs(&[("web1", "ok"), ("web2", "ok")]), "{run}");
+        assert!(run.elapsed < Duration::from_secs(5), "{run}");
 
-        let report = runs[1].code(3).json();
-        assert_eq!(
-            missing(&report),
-            pairs(&[("ghost", "no_reply")]),
-            "{}",
-            runs[1]
-        );
-        assert_eq!(
-            replies(&report),
-            pairs(&[("web1", "ok"), ("web2", "ok")]),
-            "{}",
-            runs[1]
-        );
-        assert!(runs[1].elapsed >= Duration::from_secs(1), "{}", runs[1]);
+        let (_registry, _dir) = registry_knowing(&fleet.url(), "ghost", &["rpcutil"])?;
+        let run = rpc("1");
+        let report = run.code(3).json();
+        assert_eq!(missing(&report), pairs(&[("ghost", "no_reply")]), "{run}");
+        assert_eq!(replies(&report), pairs(&[("web1", "ok"), ("web2", "ok")]), "{run}");
+        assert!(run.elapsed >= Duration::from_secs(1), "{run}");
         Ok(())
     }
 }
@@ -646,11 +655,13 @@ on_both_brokers! {
         wait_for("the simulated nodes to answer", Duration::from_secs(20), || {
             muster(&["ping", "--nodes", arg(&both), "-t", "5"]).broker(&url).run().code == Some(0)
         })?;
-        // Above direct_limit the request is one broadcast naming slow-00001 in its filter: the
-        // stray node gets it too, and answers.
+        // A registry expects slow-00001 (the simulator does not register; a registration is
+        // published for it). Above direct_limit the request is one broadcast naming it in its
+        // filter: the stray node gets it too, and answers.
+        let (_registry, _dir) = registry_knowing(&url, "slow-00001", &["rpcutil", "sim"])?;
         let config = text_file("direct_limit = 0\n")?;
         let slow = node_list(&["slow-00001"])?;
-        let args = ["rpc", "rpcutil", "ping", "-t", "10", "--config", arg(&config), "--nodes", arg(&slow)];
+        let args = ["rpc", "rpcutil", "ping", "-t", "10", "--config", arg(&config), "--dm", "registry"];
         let run = muster(&[&args[..], &["--json"]].concat()).broker(&url).run();
         let report = run.code(0).json();
         assert_eq!(report["stats"]["expected"], 1, "{run}");
@@ -680,6 +691,123 @@ on_both_brokers! {
             .run()
             .code(3)
             .stdout_has("slow-00001 (acknowledged, no reply in time)");
+        Ok(())
+    }
+}
+
+/// A client config whose `direct_limit` is 1, so that a set of two nodes or more is sent the
+/// way a set above 1,000 nodes is by default; and patient discovery.
+fn small_direct_limit() -> Result<tempfile::NamedTempFile> {
+    text_file("direct_limit = 1\ndiscovery_quiet = \"500ms\"\ndiscovery_timeout = \"4s\"\n")
+}
+
+on_both_brokers! {
+    /// `rpc AGENT` discovers only nodes that have the agent (MCollective and Choria add it to
+    /// the filter), by broadcast, by registry and when a registry reconciles broadcast
+    /// discovery; a node that lacks it is not expected. `find -A`, `ping` and `facts` still
+    /// see every node.
+    fn rpc_discovers_only_nodes_with_the_agent() -> Result<()> {
+        let specs = vec![
+            DaemonSpec::new("web1")
+                .config("registration_interval = \"1s\"\n[agents.shell]\nenabled = true"),
+            DaemonSpec::new("web2").config("registration_interval = \"1s\""),
+        ];
+        let Some(fleet) = fixture::fleet(&specs)? else {
+            return Ok(());
+        };
+        let config = small_direct_limit()?;
+        let with = |args: &[&str]| {
+            let mut a = args.to_vec();
+            a.extend(["--config", arg(&config), "-t", "10"]);
+            fleet.muster(&a).run()
+        };
+        let check = |run: &crate::cli::Run| {
+            let report = run.code(0).json();
+            assert_eq!(replies(&report), pairs(&[("web1", "ok")]), "{run}");
+            assert_eq!(report["stats"]["expected"], 1, "{run}");
+        };
+        check(&with(&["rpc", "shell", "run", "command=true", "--json"]));
+        let run = with(&["rpc", "shell", "run", "command=true", "-I", "web2"]);
+        run.code(4).stderr_has("with agent shell");
+        assert_eq!(identities(&with(&["find", "-A", "shell", "--json"]).json()), ["web1"]);
+        assert_eq!(identities(&with(&["find", "--json"]).json()), ["web1", "web2"]);
+        let run = with(&["ping", "--json"]);
+        assert_eq!(replies(&run.code(0).json()), pairs(&[("web1", "ok"), ("web2", "ok")]), "{run}");
+
+        // A registry that knows both nodes neither adds web2 to broadcast discovery nor
+        // expects it with --dm registry.
+        let dir = tempfile::tempdir()?;
+        let _registry = fixture::registry(
+            &dir.path().join("registry.sqlite"),
+            &fleet.url(),
+            &dir.path().join("registry.log"),
+        )?;
+        wait_for("the registry to know both nodes", Duration::from_secs(15), || {
+            let out = with(&["ping", "--dm", "registry", "--json"]);
+            serde_json::from_str::<serde_json::Value>(&out.stdout)
+                .is_ok_and(|report| report["stats"]["ok"] == 2)
+        })?;
+        check(&with(&["rpc", "shell", "run", "command=true", "--json"]));
+        check(&with(&["rpc", "shell", "run", "command=true", "--dm", "registry", "--json"]));
+        Ok(())
+    }
+}
+
+on_both_brokers! {
+    /// A node list says who should answer, so a node on it that lacks the agent is reported:
+    /// it answered, `failed` with status 2 and the node's "no agent" message, never a
+    /// `no_reply` after the timeout — also for a set large enough to be broadcast otherwise
+    /// (a node does not subscribe to the broadcast subject of an agent it lacks), and for
+    /// `retry`. Not connected nodes are named at once (`not_connected`, not `no_reply`) too.
+    fn a_listed_node_that_lacks_the_agent_says_so() -> Result<()> {
+        let specs = vec![
+            DaemonSpec::new("web1").config("[agents.shell]\nenabled = true"),
+            DaemonSpec::new("web2"),
+            DaemonSpec::new("web3"),
+        ];
+        let Some(fleet) = fixture::fleet(&specs)? else {
+            return Ok(());
+        };
+        let config = small_direct_limit()?;
+        let nodes = node_list(&["web1", "web2", "web3", "gone1"])?;
+        let first = fleet
+            .muster(&[
+                "rpc", "shell", "run", "command=true", "--nodes", arg(&nodes), "--json",
+                "--config", arg(&config), "-t", "20",
+            ])
+            .run();
+        first.code(3);
+        let report = first.json();
+        assert_eq!(
+            replies(&report),
+            pairs(&[("web1", "ok"), ("web2", "failed"), ("web3", "failed")]),
+            "{first}"
+        );
+        assert_eq!(missing(&report), pairs(&[("gone1", "not_connected")]), "{first}");
+        for reply in report["replies"].as_array().into_iter().flatten() {
+            if reply["outcome"] == "failed" {
+                assert_eq!(reply["statuscode"], 2, "{first}");
+                assert!(
+                    reply["statusmsg"].as_str().unwrap_or_default().contains("no agent \"shell\""),
+                    "{first}"
+                );
+            }
+        }
+        let id = report["request_id"].as_str().unwrap_or_default();
+        let retry = fleet
+            .muster(&["retry", id, "--failed", "--json", "--config", arg(&config), "-t", "20"])
+            .run();
+        retry.code(1);
+        assert_eq!(
+            replies(&retry.json()),
+            pairs(&[("web2", "failed"), ("web3", "failed")]),
+            "{retry}"
+        );
+        let ping = fleet
+            .muster(&["ping", "--nodes", arg(&nodes), "--json", "--config", arg(&config), "-t", "20"])
+            .run();
+        ping.code(3);
+        assert_eq!(missing(&ping.json()), pairs(&[("gone1", "not_connected")]), "{ping}");
         Ok(())
     }
 }

@@ -174,8 +174,12 @@ on_both_brokers! {
             .iter()
             .map(|id| {
                 let role = if *id == "web3" { "app" } else { "web" };
+                let facts = match *id {
+                    "web1" => json!({ "role": role, "rack": 4 }),
+                    _ => json!({ "role": role }),
+                };
                 DaemonSpec::new(id)
-                    .facts(json!({ "role": role }))
+                    .facts(facts)
                     .config("registration_interval = \"1s\"")
             })
             .collect();
@@ -207,6 +211,17 @@ on_both_brokers! {
         assert_eq!(answer["source"], "registry", "{facts}");
         assert_eq!(answer["summary"]["values"][0], json!({"value": "web", "count": 2, "nodes": ["web1", "web2"]}), "{facts}");
         assert_eq!(answer["summary"]["values"][1]["nodes"], json!(["web3"]), "{facts}");
+        // Values keep their JSON types; nodes without the fact are null, counted apart.
+        let facts = run(&["facts", "rack", "--from-registry", "--json"]);
+        let answer = facts.code(0).json();
+        assert_eq!(
+            answer["summary"],
+            json!({"fact": "rack", "missing": 2, "values": [
+                {"value": null, "count": 2, "nodes": ["web2", "web3"]},
+                {"value": 4, "count": 1, "nodes": ["web1"]},
+            ]}),
+            "{facts}"
+        );
         let inventory = run(&["inventory", "web1", "--from-registry", "--json"]);
         let answer = inventory.code(0).json();
         assert_eq!(answer["record"]["facts"]["role"], "web", "{inventory}");

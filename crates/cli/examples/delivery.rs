@@ -1,0 +1,114 @@
+//! Benchmark: a request to a known set of simulated nodes, delivered as one broadcast whose
+//! filter lists the identities (how a node list above `direct_limit` was sent) or as one
+//! message per node on its own subject (how a node list is sent now, so that a node lacking
+//! the agent can answer "no agent"). Same build, same process, runs alternating:
+//!
+//! ```sh
+//! cargo build --release -p muster-cli --examples
+//! target/release/examples/delivery [NODES [RUNS [BROKER_URL]]]
+//! ```
+//!
+//! Without a broker URL it starts the embedded broker on 127.0.0.1.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use muster_client::{Call, Client, ConnectConfig, Delivery, RequestOptions};
+use muster_sim::fault::Share;
+use muster_sim::{FleetSpec, Sim, SimConfig};
+use muster_testkit::EmbeddedBroker;
+
+fn summary(label: &str, mut times: Vec<Duration>, lost: usize) {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let mean = times.iter().sum::<Duration>() / times.len().max(1) as u32;
+    println!(
+        "{label:<34} mean {:.1} ms, min {:.1} ms, max {:.1} ms over {} runs; {lost} replies lost",
+        ms(mean),
+        ms(times[0]),
+        ms(times[times.len() - 1]),
+        times.len()
+    );
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let nodes: usize = args.next().map_or(Ok(10_000), |a| a.parse())?;
+    let runs: usize = args.next().map_or(Ok(10), |a| a.parse())?;
+    let (_embedded, url) = match args.next() {
+        Some(url) => (None, url),
+        None => {
+            let broker = EmbeddedBroker::start()?;
+            let url = broker.url();
+            (Some(broker), url)
+        }
+    };
+    let sim = Sim::start(SimConfig {
+        fleet: FleetSpec {
+            nodes,
+            seed: 1,
+            prefix: "sim".into(),
+            silent: Share(0.0),
+            fail: Share(0.0),
+            slow: None,
+            flap: Share(0.0),
+            stray: Share(0.0),
+        },
+        brokers: vec![url.clone()],
+        collective: "muster".into(),
+        nodes_per_connection: 1000,
+        flap_timing: Default::default(),
+    })
+    .await
+    .context("the simulated fleet")?;
+    let expected: BTreeSet<String> = sim.nodes().iter().map(|n| n.identity.clone()).collect();
+    let client = Client::connect(&ConnectConfig {
+        brokers: vec![url.clone()],
+        collective: "muster".into(),
+        ..ConnectConfig::default()
+    })
+    .await?;
+    let call = Call::new("rpcutil", "ping");
+    let ways = [
+        ("broadcast, identities in the filter", Delivery::Broadcast),
+        ("direct, one message per node", Delivery::Direct),
+    ];
+    let mut times = [Vec::new(), Vec::new()];
+    let mut lost = [0, 0];
+    for run in 0..runs + 2 {
+        for (i, (_, delivery)) in ways.iter().enumerate() {
+            let options = RequestOptions {
+                delivery: *delivery,
+                timeout: Duration::from_secs(10),
+                ..RequestOptions::default()
+            };
+            let started = Instant::now();
+            let report = client
+                .request(&call, &expected, &options, 0, &mut |_| {})
+                .await?;
+            // The first two rounds warm up.
+            if run >= 2 {
+                times[i].push(started.elapsed());
+                lost[i] += report.stats.missing;
+            }
+        }
+    }
+    println!("== {nodes} virtual nodes, rpcutil ping to the known set, broker {url}");
+    for (i, (label, _)) in ways.iter().enumerate() {
+        summary(label, std::mem::take(&mut times[i]), lost[i]);
+    }
+    // A broadcast reaches every subscriber of the agent's subject: the simulator has one per
+    // 1,000 nodes, real daemons one each, and each gets the whole identity list.
+    let filter = serde_json::to_vec(&expected)?.len();
+    println!(
+        "broadcast filter: {filter} bytes, delivered to every subscriber: {:.1} MB for {nodes} \
+         daemons (one connection each), {:.1} MB here ({} connections)",
+        (filter * nodes) as f64 / 1e6,
+        (filter * nodes.div_ceil(1000)) as f64 / 1e6,
+        nodes.div_ceil(1000)
+    );
+    sim.stop().await;
+    Ok(())
+}
