@@ -150,13 +150,22 @@ impl Credential {
                 muster_proto::subject::check_token("agent", agent).map_err(|e| e.to_string())?;
             }
         }
+        let expires = issued.saturating_add(valid_secs);
+        // A credential's times are wire times: nothing past the year 9999 can be written or
+        // shown (docs/design.md §2).
+        if expires as f64 > muster_proto::time::MAX_UNIX {
+            return Err(format!(
+                "a credential valid for {valid_secs} seconds would expire after the year 9999; \
+                 give a shorter validity"
+            ));
+        }
         Ok(Credential {
             protocol: CREDENTIAL_PROTOCOL.to_string(),
             kind,
             name: name.to_string(),
             public_key: public_key.to_base64(),
             issued,
-            expires: issued.saturating_add(valid_secs),
+            expires,
             agents,
         })
     }

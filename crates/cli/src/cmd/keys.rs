@@ -103,12 +103,11 @@ pub fn issue(args: IssueArgs) -> Result<ExitStatus, Failure> {
         .unwrap_or_else(|| PathBuf::from(format!("{name}.cred")));
     std::fs::write(&out, format!("{}\n", credential.issue(&issuer)))
         .map_err(|e| Failure::usage(anyhow::anyhow!("cannot write {}: {e}", out.display())))?;
-    let until = std::time::UNIX_EPOCH + std::time::Duration::from_secs(credential.expires);
     println!(
         "{} credential for {name:?}: {} (valid until {}{})",
         kind.name(),
         out.display(),
-        humantime::format_rfc3339_seconds(until),
+        muster_proto::time::rfc3339(credential.expires as f64),
         credential
             .agents
             .as_ref()

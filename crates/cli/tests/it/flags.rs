@@ -121,5 +121,23 @@ fn a_credentials_validity_takes_the_same_forms() -> Result<()> {
     .code(2)
     .stderr_has("--valid")
     .stderr_has("1m30s");
+    // A validity past the year 9999 is refused, not a panic while printing the expiry.
+    muster(&[
+        "issuer",
+        "issue",
+        "--caller",
+        "alice",
+        "--pubkey",
+        &path("alice.pub"),
+        "--issuer-key",
+        &path("issuer.key"),
+        "--valid",
+        "100000y",
+        "--out",
+        &path("forever.cred"),
+    ])
+    .run()
+    .code(2)
+    .stderr_has("after the year 9999");
     Ok(())
 }
