@@ -1040,7 +1040,7 @@ mod tests {
         let issuer = SecretKey::generate();
         let alice = SecretKey::generate();
         let token = |kind, name: &str| {
-            Credential::new(kind, name, &alice.public(), 0, 1 << 40, None)
+            Credential::new(kind, name, &alice.public(), 0, 1 << 32, None)
                 .unwrap()
                 .issue(&issuer)
         };

@@ -354,6 +354,9 @@ mod tests {
         .unwrap();
         assert!(limited.allows_agent("rpcutil") && !limited.allows_agent("shell"));
         assert!(Credential::new(Kind::Caller, "a b", &alice.public(), 0, 1, None).is_err());
+        // Expiring after the year 9999 is refused: no wire time can hold it.
+        assert!(Credential::new(Kind::Caller, "a", &alice.public(), 0, 1 << 40, None).is_err());
+        assert!(Credential::new(Kind::Caller, "a", &alice.public(), 0, 1 << 32, None).is_ok());
         assert!(
             Credential::new(
                 Kind::Caller,
