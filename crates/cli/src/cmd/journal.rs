@@ -76,6 +76,8 @@ pub fn record_collected(request: &RequestArgs, call: &Call, filter: &Filter, job
         missing: Vec::new(),
         replies: Vec::new(),
         aggregates: Vec::new(),
+        discovery: None,
+        ignored: Vec::new(),
     };
     write(
         request,
