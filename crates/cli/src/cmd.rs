@@ -91,10 +91,8 @@ impl Expected {
     pub fn notes(&self, json: bool) {
         let failed: Vec<&muster_client::DiscoveryFailure> =
             self.discovery.iter().flat_map(|d| &d.failed).collect();
-        let mut lines = render::discovery_failures(
-            &failed,
-            "they matched the filter, so they are listed",
-        );
+        let mut lines =
+            render::discovery_failures(&failed, "they matched the filter, so they are listed");
         lines.extend(render::ignored(&self.ignored));
         if !json {
             lines.extend(self.discovery.as_ref().and_then(render::broadcast_notice));

@@ -201,13 +201,18 @@ pub fn summary(report: &Report, verbose: bool) {
     if s.unexpected > 0 {
         parts.push(format!("{} unexpected", s.unexpected));
     }
-    println!(
-        "Finished {} of {} nodes in {} ms: {}",
-        s.responded,
-        s.expected,
-        s.elapsed_ms,
-        parts.join(", ")
-    );
+    if s.expected == 0 && !report.ignored.is_empty() {
+        // Answers came, but none could be verified (exit 1): the lines below say why.
+        println!("No node is expected: no answer could be verified.");
+    } else {
+        println!(
+            "Finished {} of {} nodes in {} ms: {}",
+            s.responded,
+            s.expected,
+            s.elapsed_ms,
+            parts.join(", ")
+        );
+    }
     if verbose {
         println!(
             "Request {} ({} {}), discovery {} ms",
@@ -227,7 +232,10 @@ pub fn summary(report: &Report, verbose: bool) {
     if failed.len() > LISTED && !verbose {
         grouped("Failed", failed);
     } else if !failed.is_empty() {
-        let names: Vec<String> = failed.iter().map(|(n, why)| format!("{n} ({why})")).collect();
+        let names: Vec<String> = failed
+            .iter()
+            .map(|(n, why)| format!("{n} ({why})"))
+            .collect();
         println!("Failed: {}", names.join("  "));
     }
     if report.missing.len() > LISTED && !verbose {
@@ -254,7 +262,7 @@ pub fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -276,7 +284,12 @@ fn grouped(heading: &str, nodes: Vec<(String, String)>) {
     for (why, mut names) in groups {
         names.sort();
         let count = names.len();
-        let shown = names.iter().take(LISTED).cloned().collect::<Vec<_>>().join(" ");
+        let shown = names
+            .iter()
+            .take(LISTED)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
         let rest = if count > LISTED {
             format!(
                 " … ({} more: use --json or -v for all)",
@@ -533,6 +546,14 @@ mod tests {
         };
         assert!(missing(&m).starts_with("web1 ("), "{}", missing(&m));
         assert_eq!(since("2026-11-25T10:00:00Z", std::time::UNIX_EPOCH), "0s");
+    }
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1500), "1,500");
+        assert_eq!(thousands(1234567), "1,234,567");
     }
 
     #[test]

@@ -22,18 +22,31 @@ pub(crate) enum Unopened {
     Untrusted {
         /// Why.
         why: IgnoreReason,
-        /// What it claims to be, unverified: to tell replies from acknowledgements, and
-        /// answers to this request from others.
-        claimed: Option<Response>,
+        /// What it claims to be, unverified, when it decodes.
+        claimed: Option<Claimed>,
     },
 }
 
+/// What an unverified message claims to be: to tell replies from acknowledgements, and
+/// answers to this request from others.
+#[derive(Debug)]
+pub(crate) struct Claimed {
+    /// The request it says it answers.
+    pub(crate) request_id: String,
+    /// Whether it is an acknowledgement (else a reply).
+    pub(crate) ack: bool,
+}
+
 /// What a message claims to be, without checking any signature.
-fn claimed(payload: &[u8]) -> Option<Response> {
-    match serde_json::from_slice::<signed::SignedMessage>(payload) {
+fn claimed(payload: &[u8]) -> Option<Claimed> {
+    let response = match serde_json::from_slice::<signed::SignedMessage>(payload) {
         Ok(s) => Response::decode(s.message.as_bytes()).ok(),
         Err(_) => Response::decode(payload).ok(),
-    }
+    }?;
+    Some(Claimed {
+        request_id: response.request_id().to_string(),
+        ack: matches!(response, Response::Ack(_)),
+    })
 }
 
 /// Where and how to connect.

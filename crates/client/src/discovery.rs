@@ -146,8 +146,8 @@ impl Client {
                 Ok(Response::Ack(_)) | Err(Unopened::Garbage) => continue,
                 Err(Unopened::Untrusted { why, claimed }) => {
                     match claimed {
-                        Some(r) if r.request_id() != request.id => {}
-                        Some(Response::Ack(_)) => ignored.push((why, false)),
+                        Some(c) if c.request_id != request.id => {}
+                        Some(c) if c.ack => ignored.push((why, false)),
                         _ => ignored.push((why, true)),
                     }
                     continue;

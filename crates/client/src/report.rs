@@ -562,6 +562,25 @@ mod tests {
     }
 
     #[test]
+    fn unverifiable_answers_are_counted_by_reason_and_are_not_no_match() {
+        let why = |r| IgnoreReason::from_trust_reason(r);
+        let mut t = Tally::new(BTreeSet::new());
+        t.ignore(&why("unsigned"), true);
+        t.ignore(&why("unknown_issuer"), true);
+        t.ignore(&why("unknown_issuer"), false);
+        t.ignore(&why("unknown_issuer"), true);
+        let r = t.finish("i", "rpcutil", "ping", 0, 0);
+        let counts: Vec<_> = r
+            .ignored
+            .iter()
+            .map(|i| (i.reason.as_str(), i.replies, i.acks))
+            .collect();
+        assert_eq!(counts, [("unknown_issuer", 2, 1), ("unsigned", 1, 0)]);
+        assert_eq!(r.ignored[0].message, "not signed by the configured issuer");
+        assert_eq!(r.exit_status(), ExitStatus::Failed);
+    }
+
+    #[test]
     fn exit_statuses() {
         let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
         let r = Tally::new(set(&[])).finish("i", "a", "b", 0, 0);

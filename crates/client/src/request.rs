@@ -428,8 +428,8 @@ impl Client {
             // Counted, so the report can say how many answers could not be believed and why;
             // one that says it answers another request is not this request's business.
             Err(Unopened::Untrusted { why, claimed }) => match claimed {
-                Some(r) if r.request_id() != id => {}
-                Some(Response::Ack(_)) => tally.ignore(&why, false),
+                Some(c) if c.request_id != id => {}
+                Some(c) if c.ack => tally.ignore(&why, false),
                 _ => tally.ignore(&why, true),
             },
             Err(Unopened::Garbage) => debug!("ignored an undecodable reply"),

@@ -133,7 +133,10 @@ on_both_brokers! {
         let unsigned = "1 reply ignored: not signed, and the client config names an issuer";
 
         let ping = run(&["ping"]);
-        ping.code(1).stdout_has(wrong).stdout_has(unsigned);
+        ping.code(1)
+            .stdout_has("No node is expected: no answer could be verified.")
+            .stdout_has(wrong)
+            .stdout_has(unsigned);
         assert!(!ping.stderr.contains("No nodes matched"), "{ping}");
         let report = run(&["ping", "--json"]).code(1).json();
         assert_eq!(report["stats"]["expected"], 0, "{report}");
