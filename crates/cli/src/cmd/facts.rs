@@ -137,6 +137,7 @@ pub async fn run(args: FactsArgs) -> Result<ExitStatus, Failure> {
     // Only when nothing answered at all is it "no match"; when every answer was ignored as
     // unverifiable the report, over no nodes, says so (exit 1).
     if expected.nothing_answered() {
+        expected.notes(request.json);
         return Ok(session.no_match(request.json));
     }
     let nodes = &expected.nodes;

@@ -87,6 +87,9 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
     if report.stats.expected == 0 && report.ignored.is_empty() {
         if args.json {
             render::json(&report);
+        } else if let Some(notice) = report.discovery.as_ref().and_then(render::broadcast_notice) {
+            // Nodes that are down look just like nodes that do not match.
+            eprintln!("{notice}");
         }
         return Ok(session.no_match(args.json));
     }

@@ -184,6 +184,13 @@ on_both_brokers! {
         assert!(!json.stdout.contains("quiet window") && json.stderr.is_empty(), "{json}");
         assert_eq!(report["discovery"]["method"], "broadcast", "{json}");
         assert_eq!(report["discovery"]["quiet_ms"], 500, "{json}");
+        // Nothing matched: nodes that are down would look the same, so it says so too.
+        for command in [&["ping"][..], &["find"], &["rpc", "rpcutil", "ping"], &["facts", "role"]] {
+            let mut a = command.to_vec();
+            a.extend(["-F", "role=nothing", "--dt", "1"]);
+            let run = fleet.muster(&a).run();
+            run.code(4).stderr_has("No nodes matched").stderr_has("Expected set from broadcast discovery (quiet window 200 ms)");
+        }
         let list = node_list(&["web1", "web2"])?;
         let listed = fleet.muster(&["ping", "--nodes", arg(&list)]).run();
         assert!(!listed.code(0).stdout.contains("broadcast"), "{listed}");
