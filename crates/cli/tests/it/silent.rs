@@ -148,6 +148,11 @@ on_both_brokers! {
             .collect();
         assert_eq!(ignored, [("unknown_issuer".to_string(), 3), ("unsigned".to_string(), 1)], "{report}");
 
+        // find: no node to list, and the reason on stderr (an array cannot carry it).
+        let find = run(&["find", "--json"]);
+        find.code(1).stderr_has(wrong);
+        assert_eq!(find.json(), serde_json::json!([]), "{find}");
+
         // rpc: nothing could be trusted, nothing was sent; exit 1, not 4.
         run(&["rpc", "rpcutil", "ping"]).code(1).stdout_has(wrong);
 
