@@ -16,6 +16,8 @@ use muster_proto::{FactFilter, Filter};
 
 use crate::Failure;
 use crate::args::{DiscoveryMethod, FilterArgs, RequestArgs};
+use crate::render;
+use muster_client::DiscoveryInfo;
 
 pub mod broker;
 pub mod demo;
@@ -56,6 +58,10 @@ pub struct Expected {
     pub last_seen: std::collections::BTreeMap<String, String>,
     /// How long finding them took.
     pub discovery_ms: u64,
+    /// Where they came from.
+    pub discovery: Option<muster_client::DiscoveryInfo>,
+    /// Discovery answers that could not be verified.
+    pub ignored: Vec<muster_client::Ignored>,
 }
 
 impl Expected {
@@ -64,10 +70,36 @@ impl Expected {
         self.nodes.is_empty() && self.absent.is_empty()
     }
 
-    /// Adds what the registry knows to a finished report: absent nodes, last-seen times.
+    /// Whether nothing answered at all (exit 4): nobody is expected, and no answer was
+    /// ignored either. Answers that could not be verified are reported instead (exit 1).
+    pub fn nothing_answered(&self) -> bool {
+        self.is_empty() && self.ignored.is_empty()
+    }
+
+    /// Adds what discovery and the registry know to a finished report: absent nodes,
+    /// last-seen times, where the set came from, discovery answers that were ignored.
     pub fn complete(&self, report: &mut muster_client::Report) {
         report.add_absent(&self.absent);
         report.annotate_last_seen(&self.last_seen);
+        report.discovery = self.discovery.clone();
+        muster_client::report::merge_ignored(&mut report.ignored, &self.ignored);
+    }
+
+    /// For `find`, which prints identities and no report: on stderr, the nodes that answered
+    /// discovery with a failure, the answers that were ignored and, for people, what broadcast
+    /// discovery cannot see.
+    pub fn notes(&self, json: bool) {
+        let failed: Vec<&muster_client::DiscoveryFailure> =
+            self.discovery.iter().flat_map(|d| &d.failed).collect();
+        let mut lines =
+            render::discovery_failures(&failed, "they matched the filter, so they are listed");
+        lines.extend(render::ignored(&self.ignored));
+        if !json {
+            lines.extend(self.discovery.as_ref().and_then(render::broadcast_notice));
+        }
+        for line in lines {
+            eprintln!("{line}");
+        }
     }
 }
 
@@ -291,7 +323,10 @@ impl Session {
     pub async fn expected(&self) -> Result<Expected, Failure> {
         let mut expected = Expected::default();
         match (&self.nodes, self.method) {
-            (Some(nodes), _) => expected.nodes = nodes.clone(),
+            (Some(nodes), _) => {
+                expected.nodes = nodes.clone();
+                expected.discovery = Some(DiscoveryInfo::of(muster_client::DiscoveryMethod::Nodes));
+            }
             (None, DiscoveryMethod::Registry) => {
                 let started = std::time::Instant::now();
                 let seen = self
@@ -309,6 +344,8 @@ impl Session {
                     expected.last_seen.insert(node.identity, when);
                 }
                 expected.discovery_ms = millis(started.elapsed());
+                expected.discovery =
+                    Some(DiscoveryInfo::of(muster_client::DiscoveryMethod::Registry));
             }
             (None, _) => {
                 let found = self
@@ -316,10 +353,13 @@ impl Session {
                     .discover(&self.filter, &self.discovery_options())
                     .await?;
                 expected.discovery_ms = millis(found.elapsed);
-                expected.nodes = found.nodes;
                 // Broadcast cannot see a node that is down; a registry can. When one answers,
                 // nodes it saw recently that did not answer discovery are expected too.
-                for (identity, when) in self.seen_recently().await {
+                let seen = self.seen_recently().await;
+                expected.discovery = Some(found.info(seen.is_some()));
+                expected.ignored = found.ignored;
+                expected.nodes = found.nodes;
+                for (identity, when) in seen.unwrap_or_default() {
                     expected.last_seen.insert(identity.clone(), when);
                     expected.nodes.insert(identity);
                 }
@@ -333,19 +373,20 @@ impl Session {
     }
 
     /// The nodes matching the filter that a registry saw within `--expect-seen`, with when
-    /// (RFC 3339); nothing when no registry answers.
-    pub async fn seen_recently(&self) -> Vec<(String, String)> {
+    /// (RFC 3339); `None` when no registry answers.
+    pub async fn seen_recently(&self) -> Option<Vec<(String, String)>> {
         let recent = Some(self.config.expect_seen);
         match self
             .client
             .query_registry(&self.filter, recent, self.config.discovery_timeout)
             .await
         {
-            Ok(seen) => seen
-                .into_iter()
-                .map(|node| (node.identity, rfc3339(node.last_seen)))
-                .collect(),
-            Err(_) => Vec::new(),
+            Ok(seen) => Some(
+                seen.into_iter()
+                    .map(|node| (node.identity, rfc3339(node.last_seen)))
+                    .collect(),
+            ),
+            Err(_) => None,
         }
     }
 
@@ -391,16 +432,9 @@ impl Session {
         }
     }
 
-    /// Says on stderr what the report cannot: replies that were ignored as untrusted, and
-    /// why nobody may have answered an unsigned request.
+    /// Says on stderr what the report cannot: why nobody may have answered an unsigned
+    /// request. (Answers that were ignored as untrusted are in the report: `ignored`.)
     pub fn trust_notes(&self, report: &muster_client::Report) {
-        let untrusted = self.client.untrusted();
-        if untrusted > 0 {
-            eprintln!(
-                "muster: warning: {untrusted} acknowledgements or replies were ignored: not signed \
-                 by a node the issuer vouches for, or signed by another node than the sender"
-            );
-        }
         if !self.client.signs() && report.stats.expected > 0 && report.stats.responded == 0 {
             eprintln!(
                 "muster: note: the request was not signed (no key and credential in the client \

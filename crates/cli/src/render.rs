@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use muster_client::aggregate::{AggregateResult, format_number, value_text};
-use muster_client::{Missing, NodeReply, Outcome, Report};
+use muster_client::{
+    DiscoveryFailure, DiscoveryInfo, DiscoveryMethod, Ignored, Missing, NodeReply, Outcome, Report,
+};
 use muster_proto::ddl::Action;
 use serde_json::Value;
 
@@ -19,7 +21,8 @@ fn width(names: impl Iterator<Item = usize>) -> usize {
     names.max().unwrap_or(0).clamp(8, 40)
 }
 
-/// One line per node that answered a ping, then the summary.
+/// One line per node that answered a ping — its time, or for a failure (a denial) its status,
+/// never a time, as it did not answer the ping — then the summary.
 pub fn ping(report: &Report, verbose: bool) {
     let w = width(report.replies.iter().map(|r| r.sender.len()));
     for reply in &report.replies {
@@ -28,6 +31,13 @@ pub fn ping(report: &Report, verbose: bool) {
         } else {
             ""
         };
+        if reply.statuscode != 0 {
+            println!(
+                "{:<w$}  FAILED (status {}): {}{tag}",
+                reply.sender, reply.statuscode, reply.statusmsg
+            );
+            continue;
+        }
         let time = match reply.ms {
             0 => "<1".to_string(),
             ms => ms.to_string(),
@@ -191,35 +201,212 @@ pub fn summary(report: &Report, verbose: bool) {
     if s.unexpected > 0 {
         parts.push(format!("{} unexpected", s.unexpected));
     }
-    println!(
-        "Finished {} of {} nodes in {} ms: {}",
-        s.responded,
-        s.expected,
-        s.elapsed_ms,
-        parts.join(", ")
-    );
+    if s.expected == 0 && !report.ignored.is_empty() {
+        // Answers came, but none could be verified (exit 1): the lines below say why.
+        println!("No node is expected: no answer could be verified.");
+    } else {
+        println!(
+            "Finished {} of {} nodes in {} ms: {}",
+            s.responded,
+            s.expected,
+            s.elapsed_ms,
+            parts.join(", ")
+        );
+    }
     if verbose {
         println!(
             "Request {} ({} {}), discovery {} ms",
             report.request_id, report.agent, report.action, s.discovery_ms
         );
     }
-    let failed: Vec<String> = report
+    let failed: Vec<(String, String)> = report
         .replies
         .iter()
         .filter(|r| r.outcome == Outcome::Failed)
         .map(|r| {
             let status = muster_proto::StatusCode::try_from(r.statuscode)
                 .map_or("unknown status", |s| s.message());
-            format!("{} ({status})", r.sender)
+            (r.sender.clone(), status.to_string())
         })
         .collect();
-    if !failed.is_empty() {
-        println!("Failed: {}", failed.join("  "));
+    if failed.len() > LISTED && !verbose {
+        grouped("Failed", failed);
+    } else if !failed.is_empty() {
+        let names: Vec<String> = failed
+            .iter()
+            .map(|(n, why)| format!("{n} ({why})"))
+            .collect();
+        println!("Failed: {}", names.join("  "));
     }
-    if !report.missing.is_empty() {
+    if report.missing.len() > LISTED && !verbose {
+        let missing = report
+            .missing
+            .iter()
+            .map(|m| (m.identity.clone(), m.outcome.describe().to_string()))
+            .collect();
+        grouped("Did not respond", missing);
+    } else if !report.missing.is_empty() {
         let names: Vec<String> = report.missing.iter().map(missing).collect();
         println!("Did not respond: {}", names.join("  "));
+    }
+    for line in notes(report) {
+        println!("{line}");
+    }
+}
+
+/// At most this many names per reason in a list for people; `-v` and `--json` have them all.
+const LISTED: usize = 20;
+
+/// `1,500`.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A long list of `(node, reason)` as one heading and one line per reason, most common first,
+/// each naming at most [`LISTED`] nodes: a fleet's worth of names on one line helps nobody.
+fn grouped(heading: &str, nodes: Vec<(String, String)>) {
+    let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let total = nodes.len();
+    for (node, why) in nodes {
+        by.entry(why).or_default().push(node);
+    }
+    let mut groups: Vec<(String, Vec<String>)> = by.into_iter().collect();
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+    println!("{heading}: {} nodes", thousands(total));
+    for (why, mut names) in groups {
+        names.sort();
+        let count = names.len();
+        let shown = names
+            .iter()
+            .take(LISTED)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let rest = if count > LISTED {
+            format!(
+                " … ({} more: use --json or -v for all)",
+                thousands(count - LISTED)
+            )
+        } else {
+            String::new()
+        };
+        println!("  {} {why}: {shown}{rest}", thousands(count));
+    }
+}
+
+fn nodes(n: usize) -> String {
+    format!("{} {}", thousands(n), if n == 1 { "node" } else { "nodes" })
+}
+
+/// What the counts above cannot say: nodes that denied the request, nodes that answered
+/// discovery with a failure, answers that could not be verified, and what broadcast
+/// discovery cannot see. One line each.
+pub fn notes(report: &Report) -> Vec<String> {
+    let mut lines = Vec::new();
+    let denied = report.replies.iter().filter(|r| r.statuscode == 6).count();
+    if denied > 0 {
+        lines.push(format!(
+            "{} denied {} {}: not authorized — see the node's audit log",
+            nodes(denied),
+            report.agent,
+            report.action
+        ));
+    }
+    // Discovery failures of nodes whose answer to the request itself says no more (the
+    // discovery of `muster ping` is the request: its denials are counted above).
+    let said = |identity: &str| {
+        report
+            .replies
+            .iter()
+            .any(|r| r.sender == identity && r.statuscode != 0)
+    };
+    let failed: Vec<&DiscoveryFailure> = report
+        .discovery
+        .iter()
+        .flat_map(|d| &d.failed)
+        .filter(|f| !said(&f.identity))
+        .collect();
+    lines.extend(discovery_failures(
+        &failed,
+        "they matched the filter, so they were sent the request",
+    ));
+    lines.extend(ignored(&report.ignored));
+    if let Some(info) = &report.discovery {
+        lines.extend(broadcast_notice(info));
+    }
+    lines
+}
+
+/// Nodes that answered discovery with a failure, one line per status; `then` says what
+/// became of them.
+pub fn discovery_failures(failed: &[&DiscoveryFailure], then: &str) -> Vec<String> {
+    let mut by: BTreeMap<u8, usize> = BTreeMap::new();
+    for f in failed {
+        *by.entry(f.statuscode).or_default() += 1;
+    }
+    by.into_iter()
+        .map(|(code, count)| match code {
+            6 => format!(
+                "{} denied rpcutil ping (discovery): not authorized — see the node's audit log; \
+                 {then}",
+                nodes(count)
+            ),
+            code => {
+                let status = muster_proto::StatusCode::try_from(code)
+                    .map_or("unknown status", |s| s.message());
+                format!(
+                    "{} answered rpcutil ping (discovery) with status {code} ({status}); {then}",
+                    nodes(count)
+                )
+            }
+        })
+        .collect()
+}
+
+/// `3 replies ignored: not signed by the configured issuer`, one line per reason.
+pub fn ignored(list: &[Ignored]) -> Vec<String> {
+    let plural = |n: usize, one: &str, many: &str| {
+        format!("{} {}", thousands(n), if n == 1 { one } else { many })
+    };
+    list.iter()
+        .map(|i| match (i.replies, i.acks) {
+            (0, acks) => format!(
+                "{} ignored: {}",
+                plural(acks, "acknowledgement", "acknowledgements"),
+                i.message
+            ),
+            (replies, 0) => format!(
+                "{} ignored: {}",
+                plural(replies, "reply", "replies"),
+                i.message
+            ),
+            (replies, acks) => format!(
+                "{} ignored: {} (and {})",
+                plural(replies, "reply", "replies"),
+                i.message,
+                plural(acks, "acknowledgement", "acknowledgements")
+            ),
+        })
+        .collect()
+}
+
+/// The one line saying what broadcast discovery alone cannot see.
+pub fn broadcast_notice(info: &DiscoveryInfo) -> Option<String> {
+    match (info.method, info.quiet_ms) {
+        (DiscoveryMethod::Broadcast, Some(quiet)) => Some(format!(
+            "Expected set from broadcast discovery (quiet window {quiet} ms): nodes that are \
+             down or answered late are not seen; a registry (--dm registry) or a node list \
+             (--nodes) makes them visible"
+        )),
+        _ => None,
     }
 }
 
@@ -359,6 +546,14 @@ mod tests {
         };
         assert!(missing(&m).starts_with("web1 ("), "{}", missing(&m));
         assert_eq!(since("2026-11-25T10:00:00Z", std::time::UNIX_EPOCH), "0s");
+    }
+
+    #[test]
+    fn thousands_are_separated() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1500), "1,500");
+        assert_eq!(thousands(1234567), "1,234,567");
     }
 
     #[test]

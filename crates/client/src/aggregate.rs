@@ -239,6 +239,8 @@ mod tests {
                 })
                 .collect(),
             aggregates: vec![],
+            discovery: None,
+            ignored: Vec::new(),
         }
     }
 

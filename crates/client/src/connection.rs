@@ -11,6 +11,43 @@ use muster_security::{Credential, Kind, SecretKey, TrustError, Verifier};
 use tracing::debug;
 
 use crate::exit::ExitStatus;
+use crate::report::IgnoreReason;
+
+/// Why a message from the network was not taken as an answer.
+#[derive(Debug)]
+pub(crate) enum Unopened {
+    /// Not an acknowledgement or a reply at all.
+    Garbage,
+    /// One that could not be verified.
+    Untrusted {
+        /// Why.
+        why: IgnoreReason,
+        /// What it claims to be, unverified, when it decodes.
+        claimed: Option<Claimed>,
+    },
+}
+
+/// What an unverified message claims to be: to tell replies from acknowledgements, and
+/// answers to this request from others.
+#[derive(Debug)]
+pub(crate) struct Claimed {
+    /// The request it says it answers.
+    pub(crate) request_id: String,
+    /// Whether it is an acknowledgement (else a reply).
+    pub(crate) ack: bool,
+}
+
+/// What a message claims to be, without checking any signature.
+fn claimed(payload: &[u8]) -> Option<Claimed> {
+    let response = match serde_json::from_slice::<signed::SignedMessage>(payload) {
+        Ok(s) => Response::decode(s.message.as_bytes()).ok(),
+        Err(_) => Response::decode(payload).ok(),
+    }?;
+    Some(Claimed {
+        request_id: response.request_id().to_string(),
+        ack: matches!(response, Response::Ack(_)),
+    })
+}
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -233,26 +270,34 @@ impl Client {
 
     /// An acknowledgement or reply from the network, if it can be trusted: with an issuer
     /// configured it must be signed by a node credential naming its sender.
-    pub(crate) fn open(&self, payload: &[u8], now: f64) -> Option<Response> {
-        let untrusted = |why: &dyn std::fmt::Display| {
+    pub(crate) fn open(&self, payload: &[u8], now: f64) -> Result<Response, Unopened> {
+        let untrusted = |why: &dyn std::fmt::Display, reason: &'static str| {
             debug!(%why, "ignored an untrusted acknowledgement or reply");
             self.untrusted.fetch_add(1, Ordering::Relaxed);
-            None
+            Err(Unopened::Untrusted {
+                why: IgnoreReason::from_trust_reason(reason),
+                claimed: claimed(payload),
+            })
         };
         match signed::open(self.verifier.as_ref(), Kind::Node, payload, now) {
             Ok((inner, signer)) => match (Response::decode(&inner), signer) {
-                (Ok(r), Some(signer)) if signer != r.sender() => {
-                    untrusted(&format!("{} signed a reply of {}", signer, r.sender()))
-                }
-                (Ok(r), _) => Some(r),
+                (Ok(r), Some(signer)) if signer != r.sender() => untrusted(
+                    &format!("{} signed a reply of {}", signer, r.sender()),
+                    "sender_mismatch",
+                ),
+                (Ok(r), _) => Ok(r),
                 // Unwrapped from a signed message, and nothing usable inside.
-                (Err(e), _) if matches!(inner, std::borrow::Cow::Owned(_)) => untrusted(&e),
-                (Err(_), _) => None,
+                (Err(e), _) if matches!(inner, std::borrow::Cow::Owned(_)) => {
+                    untrusted(&e, "malformed")
+                }
+                (Err(_), _) => Err(Unopened::Garbage),
             },
             // Unsigned garbage is only garbage; an unsigned reply, where replies must be
             // signed, is one anybody could have forged.
-            Err(TrustError::Unsigned) if Response::decode(payload).is_err() => None,
-            Err(e) => untrusted(&e),
+            Err(TrustError::Unsigned) if Response::decode(payload).is_err() => {
+                Err(Unopened::Garbage)
+            }
+            Err(e) => untrusted(&e, e.reason()),
         }
     }
 

@@ -12,6 +12,11 @@
 //! A longer `--dt` does not help with that; a larger quiet window does, at the cost of every
 //! discovery taking that long after the last answer. Where it matters, use a node list or the
 //! registry, which know who *should* answer.
+//!
+//! Nothing is dropped without a word. A node that answers with a failure (status 6: its policy
+//! denies the caller `rpcutil ping`) has matched the filter — a node checks the filter before
+//! its policy — so it is discovered, and its answer is kept to be reported. Answers that cannot
+//! be verified are counted by reason; who sent them is not known, so they discover nobody.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -19,8 +24,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use muster_proto::{Filter, Response, StatusCode, subject};
 
-use crate::connection::{Client, ClientError};
-use crate::report::{Report, Tally};
+use crate::connection::{Client, ClientError, Unopened};
+use crate::report::{
+    DiscoveryFailure, DiscoveryInfo, DiscoveryMethod, IgnoreReason, Ignored, Report, Tally,
+};
 use crate::request::{Call, millis};
 
 /// When to stop listening for discovery answers.
@@ -46,17 +53,44 @@ impl Default for DiscoveryOptions {
 pub struct Discovery {
     /// The discovery request's id.
     pub request_id: String,
-    /// Identities that answered.
+    /// Identities that answered, with success or with a failure.
     pub nodes: BTreeSet<String>,
+    /// Those that answered with a failure (a denial, usually), sorted by identity.
+    pub failed: Vec<DiscoveryFailure>,
+    /// Answers that could not be verified, by reason.
+    pub ignored: Vec<Ignored>,
     /// How long discovery took.
     pub elapsed: Duration,
+    /// The quiet window it ended with.
+    pub quiet: Duration,
     report: Report,
 }
 
 impl Discovery {
-    /// Discovery is an `rpcutil ping`: its answers are a ping report of their own.
+    /// What the report says about this discovery: broadcast (alone, or `and_registry`), its
+    /// quiet window, and the nodes that answered with a failure.
+    pub fn info(&self, and_registry: bool) -> DiscoveryInfo {
+        DiscoveryInfo {
+            method: if and_registry {
+                DiscoveryMethod::BroadcastAndRegistry
+            } else {
+                DiscoveryMethod::Broadcast
+            },
+            quiet_ms: Some(millis(self.quiet)),
+            failed: self.failed.clone(),
+        }
+    }
+
+    /// Discovery is an `rpcutil ping`: its answers are a ping report of their own, failures
+    /// and unverifiable answers included.
     pub fn into_ping_report(self) -> Report {
-        self.report
+        let mut report = self.report;
+        report.discovery = Some(DiscoveryInfo {
+            method: DiscoveryMethod::Broadcast,
+            quiet_ms: Some(millis(self.quiet)),
+            failed: self.failed,
+        });
+        report
     }
 }
 
@@ -95,7 +129,8 @@ impl Client {
         let hard_deadline = started + options.timeout;
         let mut quiet = options.quiet;
         let mut deadline = hard_deadline;
-        let mut replies = Vec::new();
+        let mut replies: Vec<(muster_proto::Reply, u64)> = Vec::new();
+        let mut ignored: Vec<(IgnoreReason, bool)> = Vec::new();
         loop {
             let wait = tokio::time::Instant::from_std(deadline.min(hard_deadline));
             let message = match tokio::time::timeout_at(wait, answers.next()).await {
@@ -106,12 +141,19 @@ impl Client {
             if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
                 break;
             }
-            let Some(Response::Reply(reply)) =
-                self.open(&message.payload, crate::request::unix_now())
-            else {
-                continue;
+            let reply = match self.open(&message.payload, crate::request::unix_now()) {
+                Ok(Response::Reply(reply)) => reply,
+                Ok(Response::Ack(_)) | Err(Unopened::Garbage) => continue,
+                Err(Unopened::Untrusted { why, claimed }) => {
+                    match claimed {
+                        Some(c) if c.request_id != request.id => {}
+                        Some(c) if c.ack => ignored.push((why, false)),
+                        _ => ignored.push((why, true)),
+                    }
+                    continue;
+                }
             };
-            if reply.request_id != request.id || reply.statuscode != StatusCode::Ok {
+            if reply.request_id != request.id {
                 continue;
             }
             let now = Instant::now();
@@ -123,15 +165,32 @@ impl Client {
         }
         let elapsed = started.elapsed();
         let nodes: BTreeSet<String> = replies.iter().map(|(r, _)| r.sender.clone()).collect();
+        let mut failed: Vec<DiscoveryFailure> = Vec::new();
         let mut tally = Tally::new(nodes.clone());
+        for (why, reply) in &ignored {
+            tally.ignore(why, *reply);
+        }
+        let mut seen = BTreeSet::new();
         for (reply, ms) in replies {
+            // The first answer per node counts, as in the tally.
+            if seen.insert(reply.sender.clone()) && reply.statuscode != StatusCode::Ok {
+                failed.push(DiscoveryFailure {
+                    identity: reply.sender.clone(),
+                    statuscode: reply.statuscode.code(),
+                    statusmsg: reply.statusmsg.clone(),
+                });
+            }
             tally.reply(reply, ms);
         }
+        failed.sort_by(|a, b| a.identity.cmp(&b.identity));
         let report = tally.finish(&request.id, "rpcutil", "ping", 0, millis(elapsed));
         Ok(Discovery {
             request_id: request.id,
             nodes,
+            failed,
+            ignored: report.ignored.clone(),
             elapsed,
+            quiet,
             report,
         })
     }

@@ -5,13 +5,14 @@
 pub enum ExitStatus {
     /// 0: every expected node replied OK.
     Ok,
-    /// 1: some node replied with a failure.
+    /// 1: some node replied with a failure (a denial too); or answers came and none could be
+    /// verified.
     Failed,
     /// 2: usage, configuration or invalid-input error.
     Usage,
     /// 3: some expected node did not respond (wins over 1).
     Missing,
-    /// 4: no node matched; nothing was sent.
+    /// 4: nothing answered at all: no node matched; nothing was sent.
     NoMatch,
     /// 5: the broker could not be reached.
     BrokerUnreachable,

@@ -25,5 +25,8 @@ pub use config::ClientConfig;
 pub use connection::{Client, ClientError, ConnectConfig, Signing};
 pub use discovery::{Discovery, DiscoveryOptions};
 pub use exit::ExitStatus;
-pub use report::{Missing, NodeReply, Outcome, Report, Stats};
+pub use report::{
+    DiscoveryFailure, DiscoveryInfo, DiscoveryMethod, Ignored, Missing, NodeReply, Outcome, Report,
+    Stats,
+};
 pub use request::{Call, Delivery, Pacing, Progress, RequestOptions};

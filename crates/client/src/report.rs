@@ -91,6 +91,130 @@ pub struct NodeReply {
     pub ms: u64,
 }
 
+/// How the expected set was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscoveryMethod {
+    /// Broadcast discovery alone: no registry answered, so nodes that are down, or answered
+    /// after the quiet window, are not in the set.
+    Broadcast,
+    /// Broadcast discovery, and a registry's recently seen nodes too.
+    BroadcastAndRegistry,
+    /// The registry (`--dm registry`).
+    Registry,
+    /// A node list (`--nodes`, or a journal's for `retry`).
+    Nodes,
+}
+
+/// A node that answered discovery with a non-zero status (6, not authorized: its policy
+/// denies the caller `rpcutil ping`). A node checks the filter before its policy, so it
+/// matched, and it is in the expected set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveryFailure {
+    /// The node.
+    pub identity: String,
+    /// The status of its discovery answer.
+    pub statuscode: u8,
+    /// Its status message.
+    pub statusmsg: String,
+}
+
+/// Where the expected set came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveryInfo {
+    /// How it was found.
+    pub method: DiscoveryMethod,
+    /// With broadcast discovery, the quiet window it ended with, in milliseconds.
+    #[serde(default)]
+    pub quiet_ms: Option<u64>,
+    /// Nodes that answered discovery with a failure, sorted by identity.
+    #[serde(default)]
+    pub failed: Vec<DiscoveryFailure>,
+}
+
+impl DiscoveryInfo {
+    /// A set that was not discovered by broadcast.
+    pub fn of(method: DiscoveryMethod) -> Self {
+        DiscoveryInfo {
+            method,
+            quiet_ms: None,
+            failed: Vec::new(),
+        }
+    }
+}
+
+/// Acknowledgements and replies the client could not verify, for one reason. They are not
+/// counted as any node's answer: who sent them is not known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ignored {
+    /// A stable name: `unsigned`, `unknown_issuer`, `bad_signature`, `sender_mismatch`, …
+    pub reason: String,
+    /// The reason in words.
+    pub message: String,
+    /// How many replies.
+    pub replies: usize,
+    /// How many acknowledgements.
+    pub acks: usize,
+}
+
+/// Why an acknowledgement or a reply was not believed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoreReason {
+    /// A stable name (see [`Ignored::reason`]).
+    pub reason: &'static str,
+    /// The reason in words.
+    pub message: &'static str,
+}
+
+impl IgnoreReason {
+    /// The words for a [`muster_security::TrustError`] reason name.
+    pub fn from_trust_reason(reason: &'static str) -> Self {
+        let message = match reason {
+            "unsigned" => "not signed, and the client config names an issuer",
+            "unknown_issuer" => "not signed by the configured issuer",
+            "bad_signature" => "the signature does not match the message",
+            "credential_expired" => "signed with an expired credential",
+            "credential_not_yet_valid" => "signed with a credential that is not valid yet",
+            "wrong_credential_kind" => "not signed with a node credential",
+            "sender_mismatch" => "signed by another node than the sender it names",
+            _ => "a malformed signature or credential",
+        };
+        IgnoreReason { reason, message }
+    }
+}
+
+/// Adds `replies` and `acks` to the count of their reason.
+fn count_ignored(list: &mut Vec<Ignored>, why: &IgnoreReason, replies: usize, acks: usize) {
+    merge_ignored(
+        list,
+        &[Ignored {
+            reason: why.reason.to_string(),
+            message: why.message.to_string(),
+            replies,
+            acks,
+        }],
+    );
+}
+
+/// Adds the counts of `more` to `list`.
+pub fn merge_ignored(list: &mut Vec<Ignored>, more: &[Ignored]) {
+    for i in more {
+        match list.iter_mut().find(|l| l.reason == i.reason) {
+            Some(l) => {
+                l.replies += i.replies;
+                l.acks += i.acks;
+            }
+            None => list.push(i.clone()),
+        }
+    }
+    // Most first; ties by name, so the order does not depend on arrival.
+    list.sort_by(|a, b| {
+        (b.replies, b.acks)
+            .cmp(&(a.replies, a.acks))
+            .then_with(|| a.reason.cmp(&b.reason))
+    });
+}
+
 /// The report of one request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
@@ -109,6 +233,14 @@ pub struct Report {
     /// Summaries across the replies, as the action's DDL asks for them.
     #[serde(default)]
     pub aggregates: Vec<crate::aggregate::AggregateResult>,
+    /// Where the expected set came from; `null` where that is not known (a collected request
+    /// shown from a registry, `inventory`).
+    #[serde(default)]
+    pub discovery: Option<DiscoveryInfo>,
+    /// Acknowledgements and replies, to discovery or to the request, that could not be
+    /// verified, by reason, most first.
+    #[serde(default)]
+    pub ignored: Vec<Ignored>,
 }
 
 impl Report {
@@ -151,6 +283,7 @@ impl Report {
         self.missing.extend(other.missing);
         self.missing.sort_by(|a, b| a.identity.cmp(&b.identity));
         self.replies.extend(other.replies);
+        merge_ignored(&mut self.ignored, &other.ignored);
         self.replies.sort_by(|a, b| {
             let unexpected = |r: &NodeReply| r.outcome == Outcome::Unexpected;
             (unexpected(a), &a.sender).cmp(&(unexpected(b), &b.sender))
@@ -159,7 +292,10 @@ impl Report {
 
     /// The exit status docs/design.md §3 gives this report.
     pub fn exit_status(&self) -> ExitStatus {
-        if self.stats.expected == 0 {
+        // Answers came, but none could be verified: not "nothing answered" (4).
+        if self.stats.expected == 0 && !self.ignored.is_empty() {
+            ExitStatus::Failed
+        } else if self.stats.expected == 0 {
             ExitStatus::NoMatch
         } else if self.stats.missing > 0 {
             ExitStatus::Missing
@@ -180,6 +316,7 @@ pub struct Tally {
     given_up: BTreeSet<String>,
     replies: BTreeMap<String, NodeReply>,
     unexpected: BTreeMap<String, NodeReply>,
+    ignored: Vec<Ignored>,
 }
 
 impl Tally {
@@ -192,6 +329,7 @@ impl Tally {
             given_up: BTreeSet::new(),
             replies: BTreeMap::new(),
             unexpected: BTreeMap::new(),
+            ignored: Vec::new(),
         }
     }
 
@@ -249,6 +387,12 @@ impl Tally {
             .cloned()
             .collect();
         self.not_connected.extend(rest);
+    }
+
+    /// A reply (`reply`), else an acknowledgement, that could not be verified, for this reason.
+    pub fn ignore(&mut self, why: &IgnoreReason, reply: bool) {
+        let (replies, acks) = if reply { (1, 0) } else { (0, 1) };
+        count_ignored(&mut self.ignored, why, replies, acks);
     }
 
     /// A reply arrived `ms` after sending. The first reply per node counts.
@@ -334,6 +478,8 @@ impl Tally {
             missing,
             replies,
             aggregates: Vec::new(),
+            discovery: None,
+            ignored: self.ignored,
         }
     }
 }
@@ -413,6 +559,25 @@ mod tests {
         assert_eq!(order, ["b", "c", "z"]);
         let missing: Vec<_> = first.missing.iter().map(|m| m.identity.as_str()).collect();
         assert_eq!(missing, ["a", "d"]);
+    }
+
+    #[test]
+    fn unverifiable_answers_are_counted_by_reason_and_are_not_no_match() {
+        let why = |r| IgnoreReason::from_trust_reason(r);
+        let mut t = Tally::new(BTreeSet::new());
+        t.ignore(&why("unsigned"), true);
+        t.ignore(&why("unknown_issuer"), true);
+        t.ignore(&why("unknown_issuer"), false);
+        t.ignore(&why("unknown_issuer"), true);
+        let r = t.finish("i", "rpcutil", "ping", 0, 0);
+        let counts: Vec<_> = r
+            .ignored
+            .iter()
+            .map(|i| (i.reason.as_str(), i.replies, i.acks))
+            .collect();
+        assert_eq!(counts, [("unknown_issuer", 2, 1), ("unsigned", 1, 0)]);
+        assert_eq!(r.ignored[0].message, "not signed by the configured issuer");
+        assert_eq!(r.exit_status(), ExitStatus::Failed);
     }
 
     #[test]

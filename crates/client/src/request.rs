@@ -16,7 +16,7 @@ use muster_proto::{Filter, Request, Response, subject};
 use serde_json::Value;
 use tracing::debug;
 
-use crate::connection::{Client, ClientError};
+use crate::connection::{Client, ClientError, Unopened};
 use crate::report::{Report, Tally};
 
 /// What to run.
@@ -420,12 +420,19 @@ impl Client {
             return;
         }
         match self.open(&message.payload, unix_now()) {
-            Some(response) if response.request_id() != id => {
+            Ok(response) if response.request_id() != id => {
                 debug!(sender = response.sender(), "reply to another request");
             }
-            Some(Response::Ack(ack)) => tally.ack(&ack.sender),
-            Some(Response::Reply(reply)) => tally.reply(reply, millis(started.elapsed())),
-            None => debug!("ignored an undecodable or untrusted reply"),
+            Ok(Response::Ack(ack)) => tally.ack(&ack.sender),
+            Ok(Response::Reply(reply)) => tally.reply(reply, millis(started.elapsed())),
+            // Counted, so the report can say how many answers could not be believed and why;
+            // one that says it answers another request is not this request's business.
+            Err(Unopened::Untrusted { why, claimed }) => match claimed {
+                Some(c) if c.request_id != id => {}
+                Some(c) if c.ack => tally.ignore(&why, false),
+                _ => tally.ignore(&why, true),
+            },
+            Err(Unopened::Garbage) => debug!("ignored an undecodable reply"),
         }
     }
 }

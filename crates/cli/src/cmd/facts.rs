@@ -134,7 +134,10 @@ pub async fn run(args: FactsArgs) -> Result<ExitStatus, Failure> {
         return from_registry(&args, &session).await;
     }
     let expected = session.expected().await?;
-    if expected.is_empty() {
+    // Only when nothing answered at all is it "no match"; when every answer was ignored as
+    // unverifiable the report, over no nodes, says so (exit 1).
+    if expected.nothing_answered() {
+        expected.notes(request.json);
         return Ok(session.no_match(request.json));
     }
     let nodes = &expected.nodes;
@@ -172,5 +175,6 @@ pub async fn run(args: FactsArgs) -> Result<ExitStatus, Failure> {
         report.replies.retain(|r| r.outcome != Outcome::Ok);
         render::report(&report, crate::args::Display::Failed, None, request.verbose);
     }
+    session.trust_notes(&report);
     Ok(report.exit_status())
 }

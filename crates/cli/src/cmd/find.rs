@@ -10,8 +10,8 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
     let session = args.connect().await?;
     let expected = session.expected().await?;
     let discovery_ms = expected.discovery_ms;
-    let mut nodes = expected.nodes;
-    nodes.extend(expected.absent.into_iter().map(|(identity, _)| identity));
+    let mut nodes = expected.nodes.clone();
+    nodes.extend(expected.absent.iter().map(|(identity, _)| identity.clone()));
     if args.json {
         println!("{}", serde_json::to_string(&nodes).unwrap_or_default());
     } else {
@@ -22,8 +22,13 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
             eprintln!("Found {} nodes in {discovery_ms} ms", nodes.len());
         }
     }
-    if nodes.is_empty() {
+    expected.notes(args.json);
+    if expected.nothing_answered() {
         return Ok(session.no_match(args.json));
+    }
+    // Answers came, and none could be verified: not "no match" (docs/design.md §3).
+    if nodes.is_empty() {
+        return Ok(ExitStatus::Failed);
     }
     Ok(ExitStatus::Ok)
 }

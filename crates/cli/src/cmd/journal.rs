@@ -76,6 +76,8 @@ pub fn record_collected(request: &RequestArgs, call: &Call, filter: &Filter, job
         missing: Vec::new(),
         replies: Vec::new(),
         aggregates: Vec::new(),
+        discovery: None,
+        ignored: Vec::new(),
     };
     write(
         request,
@@ -340,6 +342,10 @@ pub async fn retry(args: RetryArgs) -> Result<ExitStatus, Failure> {
         .request(&call, &nodes, &options, 0, &mut progress(request.json))
         .await?;
     end_progress(request.json);
+    // The journal named the nodes: a node list.
+    report.discovery = Some(muster_client::DiscoveryInfo::of(
+        muster_client::DiscoveryMethod::Nodes,
+    ));
     let ddl = ddl_for(&session.config, &call.agent)?;
     let action = ddl.as_ref().and_then(|d| d.action(&call.action));
     if let Some(action) = action {

@@ -18,7 +18,7 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
     // discovery broadcast is the ping.
     let report = if session.nodes.is_some() || session.method == DiscoveryMethod::Registry {
         let expected = session.expected().await?;
-        if expected.is_empty() {
+        if expected.nothing_answered() {
             return Ok(session.no_match(args.json));
         }
         let mut report = session
@@ -42,8 +42,14 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
         // Broadcast cannot see a node that is down; a registry can. Nodes it saw recently that
         // did not answer are pinged on their own subjects: not connected, or late.
         let seen = session.seen_recently().await;
+        let and_registry = seen.is_some();
         let mut report = found.into_ping_report();
-        let last_seen: BTreeMap<String, String> = seen.into_iter().collect();
+        if let Some(discovery) = &mut report.discovery
+            && and_registry
+        {
+            discovery.method = muster_client::DiscoveryMethod::BroadcastAndRegistry;
+        }
+        let last_seen: BTreeMap<String, String> = seen.into_iter().flatten().collect();
         let late: BTreeSet<String> = last_seen
             .keys()
             .filter(|identity| !report.replies.iter().any(|r| &r.sender == *identity))
@@ -76,9 +82,14 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
         None,
         &report,
     );
-    if report.stats.expected == 0 {
+    // Answers that could not be verified are reported (exit 1); only when nothing answered
+    // at all is it "no match".
+    if report.stats.expected == 0 && report.ignored.is_empty() {
         if args.json {
             render::json(&report);
+        } else if let Some(notice) = report.discovery.as_ref().and_then(render::broadcast_notice) {
+            // Nodes that are down look just like nodes that do not match.
+            eprintln!("{notice}");
         }
         return Ok(session.no_match(args.json));
     }

@@ -79,13 +79,16 @@ pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
     let mut session = request.connect().await?;
     session.require_agent(&call.agent);
     let expected = session.expected().await?;
-    if expected.is_empty() {
+    // Only when nothing answered at all is it "no match"; when every answer was ignored as
+    // unverifiable the report, over no nodes, says so (exit 1).
+    if expected.nothing_answered() {
+        expected.notes(request.json);
         return Ok(session.no_match(request.json));
     }
     let nodes = &expected.nodes;
     let mut options = session.request_options(nodes.len());
     let mut job = None;
-    if args.no_results || args.collect {
+    if (args.no_results || args.collect) && !expected.is_empty() {
         let id = session.client.new_request_id();
         let mut record = job_record(&session, &call, &expected, &options, &id);
         match session

@@ -41,7 +41,9 @@ fn assert_report_shape(run: &Run) -> Value {
             "stats",
             "missing",
             "replies",
-            "aggregates"
+            "aggregates",
+            "discovery",
+            "ignored"
         ]),
         "{run}"
     );
@@ -70,6 +72,12 @@ fn assert_report_shape(run: &Run) -> Value {
             "{key} is not a number:\n{run}"
         );
     }
+    assert_eq!(report["ignored"], serde_json::json!([]), "{run}");
+    let method = report["discovery"]["method"].as_str().unwrap_or_default();
+    assert!(
+        ["broadcast", "broadcast_and_registry", "registry", "nodes"].contains(&method),
+        "discovery.method:\n{run}"
+    );
     for reply in report["replies"].as_array().into_iter().flatten() {
         assert_eq!(
             keys(reply),
@@ -132,6 +140,7 @@ on_both_brokers! {
             ".stats.discovery_ms" => "[ms]",
             ".stats.elapsed_ms" => "[ms]",
             ".replies[].ms" => "[ms]",
+            ".discovery.quiet_ms" => "[ms]",
         });
         Ok(())
     }

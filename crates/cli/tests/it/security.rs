@@ -291,7 +291,7 @@ on_both_brokers! {
         let report = run.code(3).json();
         assert_eq!(replies(&report), [("web1".to_string(), "ok".to_string())], "{run}");
         assert_eq!(missing(&report), [("web2".to_string(), "no_reply".to_string())], "{run}");
-        run.stderr_has("were ignored");
+        assert_eq!(report["ignored"][0]["reason"], "unsigned", "{run}");
 
         let dir = tempfile::tempdir()?;
         let _registry = fixture::Background::start(
