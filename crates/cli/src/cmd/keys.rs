@@ -59,7 +59,8 @@ pub fn keygen(args: KeygenArgs) -> Result<ExitStatus, Failure> {
     );
     println!("public key:  {}", public.display());
     println!(
-        "Have the issuer make a credential for it: muster issuer issue --caller NAME --pubkey {}",
+        "Have the issuer make a credential for it: muster issuer issue --caller NAME --pubkey {} \
+         (a node's: --node IDENTITY)",
         public.display()
     );
     Ok(ExitStatus::Ok)
