@@ -15,8 +15,29 @@ fn public_path(private: &Path) -> PathBuf {
     private.with_extension("pub")
 }
 
+/// Makes `dir` and whichever of its parents are missing, each readable by its owner only:
+/// they are made to hold private keys or to sit beside them, so nobody else need look in.
+/// Directories that exist keep their mode.
+fn make_dirs(dir: &Path) -> Result<(), Failure> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| Failure::usage(anyhow::anyhow!("cannot create {}: {e}", dir.display())))
+}
+
+/// Makes the missing directories a file is to be written in ([`make_dirs`]).
+fn make_parent(file: &Path) -> Result<(), Failure> {
+    file.parent().map_or(Ok(()), make_dirs)
+}
+
 fn write_pair(key: &SecretKey, private: &Path) -> Result<PathBuf, Failure> {
     let public = public_path(private);
+    make_parent(private)?;
     if private.exists() {
         return Err(Failure::usage(anyhow::anyhow!(
             "{} exists; a key is never overwritten (move it away, or give --out another file)",
@@ -38,7 +59,8 @@ pub fn keygen(args: KeygenArgs) -> Result<ExitStatus, Failure> {
     );
     println!("public key:  {}", public.display());
     println!(
-        "Have the issuer make a credential for it: muster issuer issue --caller NAME --pubkey {}",
+        "Have the issuer make a credential for it: muster issuer issue --caller NAME --pubkey {} \
+         (a node's: --node IDENTITY)",
         public.display()
     );
     Ok(ExitStatus::Ok)
@@ -46,8 +68,7 @@ pub fn keygen(args: KeygenArgs) -> Result<ExitStatus, Failure> {
 
 /// `muster issuer init`.
 pub fn issuer_init(dir: &Path) -> Result<ExitStatus, Failure> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| Failure::usage(anyhow::anyhow!("cannot create {}: {e}", dir.display())))?;
+    make_dirs(dir)?;
     let key = SecretKey::generate();
     let private = dir.join("issuer.key");
     let public = write_pair(&key, &private)?;
@@ -101,6 +122,7 @@ pub fn issue(args: IssueArgs) -> Result<ExitStatus, Failure> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{name}.cred")));
+    make_parent(&out)?;
     std::fs::write(&out, format!("{}\n", credential.issue(&issuer)))
         .map_err(|e| Failure::usage(anyhow::anyhow!("cannot write {}: {e}", out.display())))?;
     println!(

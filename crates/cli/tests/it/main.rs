@@ -58,3 +58,4 @@ mod plugin;
 mod registry;
 mod security;
 mod silent;
+mod walkthrough;
