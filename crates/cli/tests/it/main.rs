@@ -57,3 +57,4 @@ mod pacing;
 mod plugin;
 mod registry;
 mod security;
+mod tls;
