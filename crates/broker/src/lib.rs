@@ -16,9 +16,10 @@
 //!   the few wildcard subscriptions (client inboxes) — and the fan-out.
 //! - `connection`: one reader task and one writer task per client connection, with a
 //!   byte-bounded outbound queue that drops a slow consumer instead of stalling the fan-out.
-//! - `tls`: the rustls acceptor (ring provider) for `[tls]`, optionally requiring client
+//! - [`tls`]: the rustls acceptor (ring provider) for `[tls]`, optionally requiring client
 //!   certificates signed by a CA; `INFO` goes out in plain text first, as nats-server does
-//!   without `handshake_first`.
+//!   without `handshake_first`. [`tls::check`] names a certificate rustls would refuse, with
+//!   the reason, before the broker listens.
 //! - [`server`]: the accept loop, the cheap-to-clone [`Broker`] handle and graceful shutdown.
 //! - [`config`]: [`BrokerConfig`], every key with `nats-server`'s default.
 //! - [`stats`]: counters and the [`Stats`] snapshot.
@@ -47,7 +48,7 @@ mod routing;
 pub mod server;
 pub mod stats;
 pub mod subject;
-mod tls;
+pub mod tls;
 
 pub use config::{Auth, BrokerConfig, Tls};
 pub use server::{Broker, run};

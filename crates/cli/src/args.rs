@@ -87,6 +87,67 @@ pub enum IssuerCommand {
     },
     /// Issue a credential for a caller's or a node's public key.
     Issue(IssueArgs),
+    /// TLS certificates for the broker connection, for `muster broker` and nats-server alike:
+    /// a CA, the broker's certificate, and clients' (clients, daemons, the registry).
+    #[command(subcommand)]
+    Tls(TlsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TlsCommand {
+    /// Make the CA: DIR/ca.crt (the broker and every client get it) and DIR/ca.key (keep it
+    /// to yourself: it makes certificates).
+    Ca {
+        /// The directory to write them in (made, mode 0700, if missing).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// The CA's name (its certificate's common name).
+        #[arg(long, default_value = "Muster CA")]
+        name: String,
+        /// How long it is valid, e.g. 3650d, 10y.
+        #[arg(long, default_value = "3650d", value_name = "DURATION", value_parser = duration::parse)]
+        valid: Duration,
+    },
+    /// Make the broker's certificate, signed by the CA: OUT.crt and OUT.key.
+    Server(TlsServerArgs),
+    /// Make a client's certificate, signed by the CA, for a client, a daemon or the registry:
+    /// OUT.crt and OUT.key.
+    Client(TlsClientArgs),
+}
+
+/// Where the CA is, where the files go and how long they are valid.
+#[derive(Debug, Args)]
+pub struct TlsLeafArgs {
+    /// The CA's directory (ca.crt and ca.key, from `muster issuer tls ca`).
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub ca: PathBuf,
+    /// Write OUT.crt and OUT.key (default: NAME in the current directory). Never overwritten.
+    #[arg(long, value_name = "OUT")]
+    pub out: Option<PathBuf>,
+    /// How long it is valid, e.g. 365d (not past the CA's expiry).
+    #[arg(long, default_value = "365d", value_name = "DURATION", value_parser = duration::parse)]
+    pub valid: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct TlsServerArgs {
+    /// A host name clients connect to (repeatable; the first is the common name).
+    #[arg(long = "name", value_name = "HOST", required_unless_present = "ips")]
+    pub names: Vec<String>,
+    /// An IP address clients connect to (repeatable).
+    #[arg(long = "ip", value_name = "ADDR")]
+    pub ips: Vec<std::net::IpAddr>,
+    #[command(flatten)]
+    pub leaf: TlsLeafArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TlsClientArgs {
+    /// Who it is for: the common name (a node's identity, a user's name).
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    #[command(flatten)]
+    pub leaf: TlsLeafArgs,
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,7 @@ pub mod registry;
 pub mod rpc;
 pub mod server;
 pub mod sim;
+pub mod tls;
 
 /// A connected client with the settings of one command.
 pub struct Session {

@@ -96,5 +96,6 @@ async fn run(cli: Cli) -> Result<ExitStatus, Failure> {
         Command::Keygen(args) => cmd::keys::keygen(args),
         Command::Issuer(args::IssuerCommand::Init { dir }) => cmd::keys::issuer_init(&dir),
         Command::Issuer(args::IssuerCommand::Issue(args)) => cmd::keys::issue(args),
+        Command::Issuer(args::IssuerCommand::Tls(args)) => cmd::tls::run(args),
     }
 }

@@ -12,12 +12,16 @@
 //! - [`replay`]: the bounded cache of request ids a node has run, entries expiring with their
 //!   request's time window.
 //! - [`policy`]: MCollective's actionpolicy files, parsed and evaluated.
+//! - [`pki`]: X.509 certificates for the broker connection — `muster issuer tls` makes a CA,
+//!   broker and client certificates with it, and the certificate and key files a connection
+//!   is given are checked when they are loaded, so that one rustls would refuse is named with
+//!   the reason.
 //! - [`transport`]: TLS and NATS credentials applied to a connection's options, and
 //!   [`transport::round_trip`], which waits until the broker has handled what a connection sent
 //!   (it subscribes, publishes to itself and waits, under a timeout, for the echo).
 //!
 //! Everything but [`transport`] is free of the network and of clocks: time is a parameter, and
-//! the only I/O is reading and writing key files ([`keys`]). [`transport::round_trip`] is the
+//! the only I/O is reading and writing key and certificate files ([`keys`], [`pki`]). [`transport::round_trip`] is the
 //! exception on both counts — it talks to the broker and its timeout reads the runtime's clock
 //! — which is why this crate depends on async-nats and tokio.
 
@@ -25,6 +29,7 @@ pub mod credential;
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub mod keys;
+pub mod pki;
 pub mod policy;
 pub mod replay;
 pub mod signed;

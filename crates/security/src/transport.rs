@@ -42,7 +42,8 @@ pub struct Transport {
 pub struct TransportError(pub String);
 
 impl Transport {
-    /// Checks the settings go together and the files exist.
+    /// Checks the settings go together, the files exist, and the certificates and key are
+    /// ones rustls takes.
     pub fn check(&self) -> Result<(), TransportError> {
         let fail = |m: &str| Err(TransportError(m.to_string()));
         if self.tls_cert.is_some() != self.tls_key.is_some() {
@@ -67,6 +68,21 @@ impl Transport {
                     path.display()
                 )));
             }
+        }
+        self.check_certificates(std::time::SystemTime::now())
+    }
+
+    /// Checks the CA file and the client certificate and key as rustls would take them at
+    /// `now`, so that one it refuses is named with the reason here, once, instead of each
+    /// connection failing with a generic TLS error.
+    fn check_certificates(&self, now: std::time::SystemTime) -> Result<(), TransportError> {
+        let fail = |e: crate::pki::PkiError| TransportError(e.to_string());
+        if let Some(ca) = &self.tls_ca {
+            crate::pki::check_ca_file(ca).map_err(fail)?;
+        }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            crate::pki::check_certificate(cert, key, crate::pki::Role::Client, now)
+                .map_err(fail)?;
         }
         Ok(())
     }
@@ -124,16 +140,72 @@ pub async fn round_trip(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pki::{Leaf, Made, Role, make_ca, make_leaf};
+
+    const YEAR: std::time::Duration = std::time::Duration::from_secs(365 * 86400);
+
+    /// A CA and a client certificate made with it.
+    fn certificates(dir: &std::path::Path) -> (Made, Made) {
+        let now = std::time::SystemTime::now();
+        let ca = make_ca(dir, "test CA", YEAR, now).unwrap();
+        let client = Leaf {
+            role: Role::Client,
+            common_name: "web1".into(),
+            dns_names: vec![],
+            ips: vec![],
+        };
+        let made = make_leaf(dir, &client, &dir.join("web1"), YEAR, now).unwrap();
+        (ca, made)
+    }
+
+    #[test]
+    fn certificates_rustls_would_refuse_are_named_when_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ca, client) = certificates(dir.path());
+        let ok = Transport {
+            tls_ca: Some(ca.cert.clone()),
+            tls_cert: Some(client.cert.clone()),
+            tls_key: Some(client.key.clone()),
+            ..Transport::default()
+        };
+        for (t, needle) in [
+            (
+                Transport {
+                    tls_key: Some(ca.key.clone()),
+                    ..ok.clone()
+                },
+                format!("{}: does not match the certificate", ca.key.display()),
+            ),
+            (
+                Transport {
+                    tls_cert: Some(ca.cert.clone()),
+                    tls_key: Some(ca.key.clone()),
+                    ..ok.clone()
+                },
+                format!("{}: a CA certificate", ca.cert.display()),
+            ),
+            (
+                Transport {
+                    tls_ca: Some(client.key.clone()),
+                    ..ok.clone()
+                },
+                "no certificate in the file, only a private key".to_string(),
+            ),
+        ] {
+            let err = t.check().unwrap_err().to_string();
+            assert!(err.starts_with("transport: "), "{err}");
+            assert!(err.contains(&needle), "{err}");
+        }
+    }
 
     #[test]
     fn settings_that_do_not_go_together_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("ca.pem");
-        std::fs::write(&file, "x").unwrap();
+        let (ca, client) = certificates(dir.path());
         let ok = Transport {
-            tls_ca: Some(file.clone()),
-            tls_cert: Some(file.clone()),
-            tls_key: Some(file.clone()),
+            tls_ca: Some(ca.cert.clone()),
+            tls_cert: Some(client.cert.clone()),
+            tls_key: Some(client.key.clone()),
             user: Some("u".into()),
             password: Some("p".into()),
             token: None,

@@ -21,6 +21,10 @@ pub async fn run(args: BrokerArgs) -> Result<ExitStatus, Failure> {
         }
         None => BrokerConfig::default(),
     };
+    // A certificate clients would refuse is named now, before the broker says it listens.
+    if let Some(tls) = &config.tls {
+        muster_broker::tls::check(tls).map_err(Failure::usage)?;
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))

@@ -58,4 +58,5 @@ mod plugin;
 mod registry;
 mod security;
 mod silent;
+mod tls;
 mod walkthrough;
