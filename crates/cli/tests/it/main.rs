@@ -45,6 +45,7 @@ mod busy;
 mod cli;
 mod daemon;
 mod demo;
+mod errors;
 mod filters;
 mod fixture;
 mod flags;

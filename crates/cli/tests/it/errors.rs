@@ -1,0 +1,119 @@
+//! What a failure says: a connection failure names the URL and the cause (refused, TLS: unknown
+//! issuer, TLS: certificate required, auth failed) with a hint that fits it, in the client, the
+//! daemon and the registry; no message is printed twice; and with `--json` every failure is one
+//! JSON object on stdout (docs/design.md §3).
+
+use anyhow::Result;
+use muster_testkit::tls::TestCerts;
+
+use crate::cli::muster;
+use crate::fixture;
+
+/// The `[transport]` table for a client or daemon of a TLS broker that wants a client
+/// certificate and the user `muster` with password `s3cret`.
+fn transport(ca: &std::path::Path, cert: Option<(&std::path::Path, &std::path::Path)>, password: &str) -> String {
+    let mut t = format!("[transport]\ntls_ca = {ca:?}\nuser = \"muster\"\npassword = {password:?}\n");
+    if let Some((cert, key)) = cert {
+        t.push_str(&format!("tls_cert = {cert:?}\ntls_key = {key:?}\n"));
+    }
+    t
+}
+
+/// Each way the client's connection fails, with what its message and hint must say and what
+/// they must not.
+fn causes(url: &str, certs: &TestCerts) -> Result<()> {
+    let other = TestCerts::new()?;
+    let (cert, key) = certs.client();
+    let dir = tempfile::tempdir()?;
+    let cases: [(&str, String, &[&str], &[&str]); 4] = [
+        (
+            "unknown-issuer",
+            transport(&other.ca(), Some((&cert, &key)), "s3cret"),
+            &["TLS: unknown issuer", "[transport] tls_ca"],
+            &["Is it running?", "IO error"],
+        ),
+        (
+            "certificate-required",
+            transport(&certs.ca(), None, "s3cret"),
+            &["TLS: certificate required", "[transport] tls_cert and tls_key"],
+            &["Is it running?", "IO error"],
+        ),
+        (
+            "auth-failed",
+            transport(&certs.ca(), Some((&cert, &key)), "wrong"),
+            &["auth failed", "[transport] user and password"],
+            &["Is it running?", "IO error"],
+        ),
+        (
+            "good",
+            transport(&certs.ca(), Some((&cert, &key)), "s3cret"),
+            &[],
+            &[],
+        ),
+    ];
+    for (name, config, wanted, unwanted) in cases {
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, &config)?;
+        let run = muster(&["ping", "--config", path.to_str().unwrap_or_default()])
+            .broker(url)
+            .run();
+        if name == "good" {
+            // Nobody is up: the connection works and nothing matched.
+            run.code(4);
+            continue;
+        }
+        run.code(5).stderr_has(url);
+        for w in wanted {
+            assert!(run.stderr.contains(w), "{name}: wanted {w:?} in\n{}", run.stderr);
+        }
+        for u in unwanted {
+            assert!(!run.stderr.contains(u), "{name}: unwanted {u:?} in\n{}", run.stderr);
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_refused_connection_says_refused_and_asks_whether_the_broker_runs() {
+    let url = format!("nats://127.0.0.1:{}", fixture::dead_port());
+    let run = muster(&["ping"]).broker(&url).run();
+    run.code(5)
+        .stderr_has(&format!("cannot reach the broker at {url}: connection refused"))
+        .stderr_has("Is it running?");
+    assert!(!run.stderr.contains("IO error"), "{}", run.stderr);
+}
+
+/// nats-server with TLS, client certificates and a password.
+#[test]
+fn connection_failures_name_the_cause_on_nats_server() -> Result<()> {
+    let certs = TestCerts::new()?;
+    let (server_cert, server_key) = certs.server();
+    let conf = format!(
+        "tls {{\n  cert_file: {server_cert:?}\n  key_file: {server_key:?}\n  ca_file: {:?}\n  verify: true\n  timeout: 5\n}}\nauthorization {{\n  user: muster\n  password: s3cret\n}}\n",
+        certs.ca()
+    );
+    let Some(nats) = muster_testkit::NatsServerProcess::start_with_config(Some(&conf))? else {
+        return Ok(());
+    };
+    causes(&nats.url(), &certs)
+}
+
+/// The embedded broker with TLS, client certificates and a password.
+#[test]
+fn connection_failures_name_the_cause_on_the_embedded_broker() -> Result<()> {
+    let certs = TestCerts::new()?;
+    let (cert, key) = certs.server();
+    let broker = muster_testkit::EmbeddedBroker::with_config(muster_broker::BrokerConfig {
+        tls: Some(muster_broker::Tls {
+            cert,
+            key,
+            ca: Some(certs.ca()),
+        }),
+        auth: muster_broker::Auth::UserPassword {
+            user: "muster".into(),
+            password: "s3cret".into(),
+        },
+        ..Default::default()
+    })?;
+    causes(&broker.url(), &certs)
+}
