@@ -163,7 +163,10 @@ impl std::fmt::Display for Cause {
             }
             Cause::CertificateRequired => write!(f, "TLS: certificate required"),
             Cause::ClientCertificateRefused(why) => {
-                write!(f, "TLS: bad certificate (the broker refused the client's: {why})")
+                write!(
+                    f,
+                    "TLS: bad certificate (the broker refused the client's: {why})"
+                )
             }
             Cause::TlsRequired => write!(f, "TLS required"),
             Cause::Tls(why) => write!(f, "TLS: {why}"),
@@ -223,9 +226,9 @@ impl Cause {
             Error::InvalidCertificate(Cert::UnknownIssuer | Cert::BadSignature) => {
                 Cause::UnknownIssuer
             }
-            Error::InvalidCertificate(Cert::NotValidForName | Cert::NotValidForNameContext { .. }) => {
-                Cause::NameMismatch
-            }
+            Error::InvalidCertificate(
+                Cert::NotValidForName | Cert::NotValidForNameContext { .. },
+            ) => Cause::NameMismatch,
             Error::InvalidCertificate(why) => Cause::BadBrokerCertificate(format!("{why:?}")),
             Error::AlertReceived(Alert::CertificateRequired) => Cause::CertificateRequired,
             // Some brokers (Go's TLS before 1.3) answer a missing certificate with this alert.
@@ -322,6 +325,73 @@ pub async fn connect(
         }
     }
     Err(causes)
+}
+
+/// Why each of `brokers` cannot be connected to now: one attempt at each alone, with the
+/// transport settings. For services that let async-nats retry, whose events name only the
+/// kind of failure ("IO error"): they ask this what the cause is. Empty when every URL
+/// connects.
+pub async fn diagnose(
+    brokers: &[String],
+    transport: &Transport,
+    timeout: std::time::Duration,
+) -> Vec<(String, Cause)> {
+    let Ok(options) = transport.apply(async_nats::ConnectOptions::new()) else {
+        return Vec::new();
+    };
+    let mut causes = Vec::new();
+    for url in brokers {
+        match options
+            .clone()
+            .name("muster-diagnosis")
+            .connection_timeout(timeout)
+            .connect(url.as_str())
+            .await
+        {
+            Ok(probe) => drop(probe),
+            Err(e) => causes.push((url.clone(), Cause::of(&e, transport))),
+        }
+    }
+    causes
+}
+
+/// What a retrying service has said about its failures, so that it says each cause once
+/// while it stays the same rather than at every attempt.
+#[derive(Debug, Default)]
+pub struct Retrying {
+    said: std::sync::Mutex<Vec<(String, Cause)>>,
+    asking: std::sync::atomic::AtomicBool,
+}
+
+impl Retrying {
+    /// The causes of a failed attempt, if they differ from the last ones said (and no other
+    /// call is asking the brokers already).
+    pub async fn failed(
+        &self,
+        brokers: &[String],
+        transport: &Transport,
+    ) -> Option<Vec<(String, Cause)>> {
+        use std::sync::atomic::Ordering;
+        if self.asking.swap(true, Ordering::AcqRel) {
+            return None;
+        }
+        let causes = diagnose(brokers, transport, std::time::Duration::from_secs(3)).await;
+        self.asking.store(false, Ordering::Release);
+        if causes.is_empty() {
+            return None;
+        }
+        let mut said = self.said.lock().unwrap_or_else(|e| e.into_inner());
+        if *said == causes {
+            return None;
+        }
+        *said = causes.clone();
+        Some(causes)
+    }
+
+    /// Connected: the next failure is said again.
+    pub fn connected(&self) {
+        self.said.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
 }
 
 /// The failures of [`connect`] for people, after "cannot reach the broker at URLS: ": the

@@ -11,8 +11,13 @@ use crate::fixture;
 
 /// The `[transport]` table for a client or daemon of a TLS broker that wants a client
 /// certificate and the user `muster` with password `s3cret`.
-fn transport(ca: &std::path::Path, cert: Option<(&std::path::Path, &std::path::Path)>, password: &str) -> String {
-    let mut t = format!("[transport]\ntls_ca = {ca:?}\nuser = \"muster\"\npassword = {password:?}\n");
+fn transport(
+    ca: &std::path::Path,
+    cert: Option<(&std::path::Path, &std::path::Path)>,
+    password: &str,
+) -> String {
+    let mut t =
+        format!("[transport]\ntls_ca = {ca:?}\nuser = \"muster\"\npassword = {password:?}\n");
     if let Some((cert, key)) = cert {
         t.push_str(&format!("tls_cert = {cert:?}\ntls_key = {key:?}\n"));
     }
@@ -35,7 +40,10 @@ fn causes(url: &str, certs: &TestCerts) -> Result<()> {
         (
             "certificate-required",
             transport(&certs.ca(), None, "s3cret"),
-            &["TLS: certificate required", "[transport] tls_cert and tls_key"],
+            &[
+                "TLS: certificate required",
+                "[transport] tls_cert and tls_key",
+            ],
             &["Is it running?", "IO error"],
         ),
         (
@@ -64,10 +72,18 @@ fn causes(url: &str, certs: &TestCerts) -> Result<()> {
         }
         run.code(5).stderr_has(url);
         for w in wanted {
-            assert!(run.stderr.contains(w), "{name}: wanted {w:?} in\n{}", run.stderr);
+            assert!(
+                run.stderr.contains(w),
+                "{name}: wanted {w:?} in\n{}",
+                run.stderr
+            );
         }
         for u in unwanted {
-            assert!(!run.stderr.contains(u), "{name}: unwanted {u:?} in\n{}", run.stderr);
+            assert!(
+                !run.stderr.contains(u),
+                "{name}: unwanted {u:?} in\n{}",
+                run.stderr
+            );
         }
     }
     Ok(())
@@ -78,7 +94,9 @@ fn a_refused_connection_says_refused_and_asks_whether_the_broker_runs() {
     let url = format!("nats://127.0.0.1:{}", fixture::dead_port());
     let run = muster(&["ping"]).broker(&url).run();
     run.code(5)
-        .stderr_has(&format!("cannot reach the broker at {url}: connection refused"))
+        .stderr_has(&format!(
+            "cannot reach the broker at {url}: connection refused"
+        ))
         .stderr_has("Is it running?");
     assert!(!run.stderr.contains("IO error"), "{}", run.stderr);
 }
@@ -116,4 +134,58 @@ fn connection_failures_name_the_cause_on_the_embedded_broker() -> Result<()> {
         ..Default::default()
     })?;
     causes(&broker.url(), &certs)
+}
+
+/// A daemon without the client certificate the broker wants says so while it retries, with
+/// the URL, and connects once the config has it.
+#[test]
+fn the_daemon_says_why_it_cannot_connect_while_it_retries() -> Result<()> {
+    let certs = TestCerts::new()?;
+    let (cert, key) = certs.server();
+    let broker = muster_testkit::EmbeddedBroker::with_config(muster_broker::BrokerConfig {
+        tls: Some(muster_broker::Tls {
+            cert,
+            key,
+            ca: Some(certs.ca()),
+        }),
+        auth: muster_broker::Auth::UserPassword {
+            user: "muster".into(),
+            password: "s3cret".into(),
+        },
+        ..Default::default()
+    })?;
+    let url = broker.url();
+    let spec =
+        muster_testkit::DaemonSpec::new("web1").config(&transport(&certs.ca(), None, "s3cret"));
+    let daemon = muster_testkit::Daemon::spawn(crate::cli::bin(), &url, &spec)?;
+    let needle =
+        format!("cannot connect to the broker at {url}: TLS: certificate required; retrying");
+    let said = muster_testkit::wait_for(
+        "the cause in the log",
+        std::time::Duration::from_secs(15),
+        || daemon.log().contains(&needle),
+    );
+    assert!(said.is_ok(), "no {needle:?} in\n{}", daemon.log());
+    assert!(
+        daemon.log().contains("[transport] tls_cert and tls_key"),
+        "{}",
+        daemon.log()
+    );
+    Ok(())
+}
+
+/// The registry names the cause too.
+#[test]
+fn the_registry_says_why_it_cannot_connect() {
+    let url = format!("nats://127.0.0.1:{}", fixture::dead_port());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let run = muster(&["registry", "--db", db.to_str().unwrap()])
+        .broker(&url)
+        .run();
+    run.code(5)
+        .stderr_has(&format!(
+            "cannot reach the broker at {url}: connection refused"
+        ))
+        .stderr_has("Is it running?");
 }

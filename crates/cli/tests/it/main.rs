@@ -56,5 +56,6 @@ mod json;
 mod outcomes;
 mod pacing;
 mod plugin;
+mod precedence;
 mod registry;
 mod security;
