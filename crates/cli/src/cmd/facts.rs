@@ -135,6 +135,13 @@ pub async fn run(args: FactsArgs) -> Result<ExitStatus, Failure> {
     }
     let expected = session.expected().await?;
     if expected.is_empty() {
+        if request.json {
+            // Exit 4 with --json is the report with zero nodes (docs/design.md §3).
+            let report = crate::cmd::empty_report("rpcutil", "get_fact", &expected);
+            let mut object = serde_json::to_value(&report).unwrap_or_default();
+            object["summary"] = FactValues::default().summary_json(&args.fact);
+            println!("{object}");
+        }
         return Ok(session.no_match(request.json));
     }
     let nodes = &expected.nodes;

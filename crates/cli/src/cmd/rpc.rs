@@ -80,6 +80,14 @@ pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
     session.require_agent(&call.agent);
     let expected = session.expected().await?;
     if expected.is_empty() {
+        if request.json {
+            // Exit 4 with --json is the report with zero nodes (docs/design.md §3).
+            render::json(&crate::cmd::empty_report(
+                &call.agent,
+                &call.action,
+                &expected,
+            ));
+        }
         return Ok(session.no_match(request.json));
     }
     let nodes = &expected.nodes;

@@ -189,3 +189,150 @@ fn the_registry_says_why_it_cannot_connect() {
         ))
         .stderr_has("Is it running?");
 }
+
+/// No part of a message is said twice: not "X: X" within a line, not the same line twice.
+fn said_once(run: &crate::cli::Run) {
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    for (i, line) in lines.iter().enumerate() {
+        assert!(
+            !lines[..i].contains(line),
+            "{:?} said twice:\n{}",
+            line,
+            run.stderr
+        );
+        let parts: Vec<&str> = line.split(": ").collect();
+        for w in parts.windows(2) {
+            assert!(
+                w[0] != w[1] && !w[0].ends_with(w[1]),
+                "{:?} repeats {:?}:\n{}",
+                line,
+                w[1],
+                run.stderr
+            );
+        }
+    }
+}
+
+/// With `--json` every failure is exactly one JSON value on stdout — `{"error": {"kind",
+/// "message"}}` for exits 2 and 5, the report with zero nodes (find: its empty list) for exit
+/// 4 — with the exit code of docs/design.md §3; people still read it on stderr, once.
+#[test]
+fn with_json_every_failure_is_one_json_object() -> Result<()> {
+    let broker = muster_testkit::EmbeddedBroker::start()?;
+    let url = broker.url();
+    let dead = format!("nats://127.0.0.1:{}", fixture::dead_port());
+    let bad_nodes = fixture::text_file("web1\nnot an identity!\n")?;
+    let bad_config = fixture::text_file("brokerz = []\n")?;
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec!["ping", "--json", "--bogus"], 2, "usage"),
+        (vec!["facts", "--json"], 2, "usage"),
+        (
+            vec!["ping", "--json", "--config", "/nonexistent/client.toml"],
+            2,
+            "config",
+        ),
+        (
+            vec!["find", "--json", "--config", fixture::arg(&bad_config)],
+            2,
+            "config",
+        ),
+        (
+            vec!["ping", "--json", "-F", "x~~", "--broker", &url],
+            2,
+            "usage",
+        ),
+        (
+            vec![
+                "ping",
+                "--json",
+                "--nodes",
+                fixture::arg(&bad_nodes),
+                "--broker",
+                &url,
+            ],
+            2,
+            "invalid_input",
+        ),
+        (
+            vec!["ping", "--json", "--broker", &dead],
+            5,
+            "broker_unreachable",
+        ),
+        (
+            vec!["facts", "os.family", "--json", "--broker", &dead],
+            5,
+            "broker_unreachable",
+        ),
+        (
+            vec!["ping", "--json", "--broker", &url, "--dt", "0.3"],
+            4,
+            "no_match",
+        ),
+        (
+            vec!["find", "--json", "--broker", &url, "--dt", "0.3"],
+            4,
+            "no_match",
+        ),
+        (
+            vec![
+                "facts",
+                "os.family",
+                "--json",
+                "--broker",
+                &url,
+                "--dt",
+                "0.3",
+            ],
+            4,
+            "no_match",
+        ),
+        (
+            vec![
+                "rpc", "rpcutil", "ping", "--json", "--broker", &url, "--dt", "0.3",
+            ],
+            4,
+            "no_match",
+        ),
+    ];
+    for (args, code, kind) in cases {
+        let run = muster(&args).run();
+        run.code(code);
+        let value: serde_json::Value =
+            serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| {
+                panic!(
+                    "{args:?}: stdout is not one JSON object ({e}):\n{}",
+                    run.stdout
+                )
+            });
+        if kind == "no_match" {
+            // Exit 4 is the command's own JSON with zero nodes: the report, find's list.
+            let zero = value["stats"]["expected"] == 0 || value == serde_json::json!([]);
+            assert!(zero, "{args:?}: {value}");
+            said_once(&run);
+            continue;
+        }
+        assert_eq!(value["error"]["kind"], kind, "{args:?}: {value}");
+        let message = value["error"]["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{args:?}: {value}");
+        said_once(&run);
+    }
+    Ok(())
+}
+
+/// A message whose text embeds its cause does not print the cause again ("X: X").
+#[test]
+fn an_error_is_printed_once() {
+    for args in [
+        vec!["server", "--config", "/nonexistent/server.toml"],
+        vec!["ping", "--config", "/nonexistent/client.toml"],
+        vec!["ping", "-F", "x~~"],
+    ] {
+        let run = muster(&args).run();
+        run.code(2);
+        said_once(&run);
+    }
+}
