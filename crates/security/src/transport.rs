@@ -251,10 +251,18 @@ impl Cause {
     /// What to do about it, for people.
     pub fn hint(&self, transport: &Transport) -> String {
         match self {
-            Cause::Refused | Cause::TimedOut | Cause::Other(_) => {
+            Cause::Refused | Cause::TimedOut => {
                 "Is it running? Point --broker (or MUSTER_BROKER) at it.".to_string()
             }
+            Cause::Other(_) => "Check the broker URL, and the [transport] settings against the \
+                                broker's."
+                .to_string(),
             Cause::Dns(_) => "Check the host name in the broker URL.".to_string(),
+            Cause::UnknownIssuer if transport.tls_ca.is_none() => {
+                "The broker speaks TLS, and its certificate is not signed by a CA this machine \
+                 trusts: set [transport] tls_ca to the CA that signed it."
+                    .to_string()
+            }
             Cause::UnknownIssuer => "The broker's certificate is not signed by the CA in \
                                      [transport] tls_ca: set tls_ca to the CA that signed it."
                 .to_string(),
@@ -410,6 +418,69 @@ pub fn describe(causes: &[(String, Cause)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The cause is found however deep async-nats wrapped it.
+    #[test]
+    fn causes_are_found_down_the_source_chain() {
+        use async_nats::rustls::{AlertDescription as Alert, CertificateError as Cert, Error};
+        use async_nats::{ConnectError, ConnectErrorKind as Kind};
+        use std::io;
+        let tls = |e: Error| {
+            ConnectError::with_source(Kind::Io, io::Error::new(io::ErrorKind::InvalidData, e))
+        };
+        let with_cert = Transport {
+            tls_cert: Some("c".into()),
+            ..Transport::default()
+        };
+        let none = Transport::default();
+        let cases = [
+            (
+                ConnectError::with_source(
+                    Kind::Io,
+                    io::Error::from(io::ErrorKind::ConnectionRefused),
+                ),
+                &none,
+                Cause::Refused,
+            ),
+            (
+                tls(Error::InvalidCertificate(Cert::UnknownIssuer)),
+                &none,
+                Cause::UnknownIssuer,
+            ),
+            (
+                tls(Error::InvalidCertificate(Cert::NotValidForName)),
+                &none,
+                Cause::NameMismatch,
+            ),
+            (
+                tls(Error::AlertReceived(Alert::CertificateRequired)),
+                &none,
+                Cause::CertificateRequired,
+            ),
+            (
+                tls(Error::AlertReceived(Alert::BadCertificate)),
+                &none,
+                Cause::CertificateRequired,
+            ),
+            (
+                tls(Error::AlertReceived(Alert::BadCertificate)),
+                &with_cert,
+                Cause::ClientCertificateRefused("BadCertificate".into()),
+            ),
+            (
+                ConnectError::new(Kind::AuthorizationViolation),
+                &none,
+                Cause::AuthFailed,
+            ),
+            (ConnectError::new(Kind::TimedOut), &none, Cause::TimedOut),
+        ];
+        for (error, transport, cause) in cases {
+            assert_eq!(Cause::of(&error, transport), cause, "{error}");
+            assert!(!cause.to_string().contains("IO error"));
+        }
+        assert!(Cause::Refused.hint(&none).contains("Is it running?"));
+        assert!(!Cause::AuthFailed.hint(&none).contains("Is it running?"));
+    }
 
     #[test]
     fn settings_that_do_not_go_together_are_refused() {

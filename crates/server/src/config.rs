@@ -220,6 +220,16 @@ impl ServerConfig {
         path: Option<&Path>,
         overrides: &Overrides,
     ) -> Result<(Self, Origin), ConfigError> {
+        Self::load_from(path, std::env::var("MUSTER_BROKER").ok(), overrides)
+    }
+
+    /// Loading, with the value of `MUSTER_BROKER` given (tests give it without touching the
+    /// process environment).
+    fn load_from(
+        path: Option<&Path>,
+        env: Option<String>,
+        overrides: &Overrides,
+    ) -> Result<(Self, Origin), ConfigError> {
         let mut origin = Origin {
             file: path.map(Path::to_path_buf),
             brokers: Source::Default,
@@ -252,7 +262,7 @@ impl ServerConfig {
             None => ServerConfig::default(),
         };
         let from_file = (origin.brokers == Source::File).then(|| config.brokers.clone());
-        if let Ok(env) = std::env::var("MUSTER_BROKER") {
+        if let Some(env) = env {
             let brokers: Vec<String> = env
                 .split(',')
                 .map(str::trim)
@@ -439,6 +449,82 @@ registration_interval = "5m"
         )
         .unwrap_err();
         assert!(err.to_string().contains("identity"), "{err}");
+    }
+
+    /// flag → environment → file → default, and the origin says which won and what it
+    /// overrode.
+    #[test]
+    fn a_flag_beats_the_environment_which_beats_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = dir.path().join("server.toml");
+        std::fs::write(
+            &with,
+            "security = \"insecure\"\nbrokers = [\"nats://file:1\"]\n",
+        )
+        .unwrap();
+        let without = dir.path().join("bare.toml");
+        std::fs::write(&without, "security = \"insecure\"\n").unwrap();
+        let flag = Overrides {
+            brokers: vec!["nats://flag:1".into()],
+            identity: Some("n1".into()),
+        };
+        let rows: [(&Path, Option<&str>, &Overrides, &str, Source, bool); 5] = [
+            (
+                &without,
+                None,
+                &Overrides::default(),
+                "nats://127.0.0.1:4222",
+                Source::Default,
+                false,
+            ),
+            (
+                &with,
+                None,
+                &Overrides::default(),
+                "nats://file:1",
+                Source::File,
+                false,
+            ),
+            (
+                &with,
+                Some("nats://env:1"),
+                &Overrides::default(),
+                "nats://env:1",
+                Source::Env("MUSTER_BROKER"),
+                true,
+            ),
+            (
+                &with,
+                Some("nats://env:1"),
+                &flag,
+                "nats://flag:1",
+                Source::Flag("--broker"),
+                true,
+            ),
+            (
+                &without,
+                Some("nats://env:1"),
+                &Overrides::default(),
+                "nats://env:1",
+                Source::Env("MUSTER_BROKER"),
+                false,
+            ),
+        ];
+        for (path, env, overrides, wins, source, overrode) in rows {
+            let env = env.map(String::from);
+            let (c, origin) = ServerConfig::load_from(Some(path), env.clone(), overrides).unwrap();
+            assert_eq!(c.brokers, vec![wins.to_string()], "{env:?}");
+            assert_eq!(origin.brokers, source);
+            assert_eq!(origin.overridden_brokers.is_some(), overrode, "{origin:?}");
+            let lines = origin.describe(&c, "n1").join("\n");
+            assert!(lines.contains(&format!("brokers = [{wins:?}]")), "{lines}");
+            if overrode {
+                assert!(
+                    lines.contains("overriding server.toml's brokers = [\"nats://file:1\"]"),
+                    "{lines}"
+                );
+            }
+        }
     }
 
     #[test]

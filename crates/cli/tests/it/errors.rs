@@ -30,7 +30,7 @@ fn causes(url: &str, certs: &TestCerts) -> Result<()> {
     let other = TestCerts::new()?;
     let (cert, key) = certs.client();
     let dir = tempfile::tempdir()?;
-    let cases: [(&str, String, &[&str], &[&str]); 4] = [
+    let cases: [(&str, String, &[&str], &[&str]); 6] = [
         (
             "unknown-issuer",
             transport(&other.ca(), Some((&cert, &key)), "s3cret"),
@@ -50,6 +50,21 @@ fn causes(url: &str, certs: &TestCerts) -> Result<()> {
             "auth-failed",
             transport(&certs.ca(), Some((&cert, &key)), "wrong"),
             &["auth failed", "[transport] user and password"],
+            &["Is it running?", "IO error"],
+        ),
+        (
+            "no-credentials",
+            format!(
+                "[transport]\ntls_ca = {:?}\ntls_cert = {cert:?}\ntls_key = {key:?}\n",
+                certs.ca()
+            ),
+            &["auth failed", "set [transport] user and password, or token"],
+            &["Is it running?", "IO error"],
+        ),
+        (
+            "plain",
+            String::new(),
+            &["TLS: unknown issuer", "set [transport] tls_ca"],
             &["Is it running?", "IO error"],
         ),
         (
