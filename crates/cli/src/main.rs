@@ -56,7 +56,7 @@ fn kind(failure: &Failure) -> &'static str {
 
 /// The error and its causes for people, each once: a cause whose text the message already
 /// contains (a `thiserror` message that embeds its source) is not repeated.
-fn message(error: &anyhow::Error) -> String {
+pub(crate) fn message(error: &anyhow::Error) -> String {
     let mut text = error.to_string();
     for cause in error.chain().skip(1) {
         let cause = cause.to_string();

@@ -138,8 +138,6 @@ pub enum Cause {
     CertificateRequired,
     /// The broker refused the client certificate.
     ClientCertificateRefused(String),
-    /// The broker wants TLS and `tls_ca` is not set.
-    TlsRequired,
     /// Another TLS failure.
     Tls(String),
     /// The broker refused the user and password or token (or wants some).
@@ -168,7 +166,6 @@ impl std::fmt::Display for Cause {
                     "TLS: bad certificate (the broker refused the client's: {why})"
                 )
             }
-            Cause::TlsRequired => write!(f, "TLS required"),
             Cause::Tls(why) => write!(f, "TLS: {why}"),
             Cause::AuthFailed => write!(f, "auth failed"),
             Cause::TimedOut => write!(f, "timed out"),
@@ -207,10 +204,6 @@ impl Cause {
                     std::io::ErrorKind::TimedOut => return Cause::TimedOut,
                     _ => {}
                 }
-            }
-            let text = e.to_string();
-            if text.contains("TLS required") || text.contains("tls required") {
-                return Cause::TlsRequired;
             }
             next = e.source();
         }
@@ -279,7 +272,6 @@ impl Cause {
                                                    [transport] tls_cert and tls_key to a \
                                                    certificate signed by the broker's client CA."
                 .to_string(),
-            Cause::TlsRequired => "The broker requires TLS: set [transport] tls_ca.".to_string(),
             Cause::Tls(_) => "Check the [transport] TLS settings against the broker's.".to_string(),
             Cause::AuthFailed if transport.user.is_none() && transport.token.is_none() => {
                 "The broker wants credentials: set [transport] user and password, or token."

@@ -468,7 +468,17 @@ registration_interval = "5m"
             brokers: vec!["nats://flag:1".into()],
             identity: Some("n1".into()),
         };
-        let rows: [(&Path, Option<&str>, &Overrides, &str, Source, bool); 5] = [
+        // The file, MUSTER_BROKER, the flags; the brokers that win, from where, and whether
+        // the file's were overridden.
+        type Row<'a> = (
+            &'a Path,
+            Option<&'a str>,
+            &'a Overrides,
+            &'a str,
+            Source,
+            bool,
+        );
+        let rows: [Row; 5] = [
             (
                 &without,
                 None,
