@@ -91,6 +91,16 @@ async fn from_registry(args: &FactsArgs, session: &Session) -> Result<ExitStatus
     query.fact = Some(args.fact.clone());
     let found = session.registry_view(query).await?;
     if found.fresh.is_empty() && found.stale.is_empty() {
+        if request.json {
+            // Exit 4 with --json is the answer with zero nodes (docs/design.md §3).
+            let object = json!({
+                "source": "registry",
+                "nodes": 0,
+                "stale": [],
+                "summary": FactValues::default().summary_json(&args.fact),
+            });
+            println!("{object}");
+        }
         return Ok(no_match(request.json));
     }
     let mut values = FactValues::default();
