@@ -579,13 +579,13 @@ pub struct RegistryArgs {
     /// The SQLite database file.
     #[arg(long, value_name = "FILE")]
     pub db: PathBuf,
-    /// Broker URL (repeatable; comma-separated in MUSTER_BROKER).
+    /// Broker URL (repeatable; comma-separated in MUSTER_BROKER); without either, the
+    /// `--config` file's `brokers`, else nats://127.0.0.1:4222.
     #[arg(
         long = "broker",
         value_name = "URL",
         env = "MUSTER_BROKER",
-        value_delimiter = ',',
-        default_value = "nats://127.0.0.1:4222"
+        value_delimiter = ','
     )]
     pub brokers: Vec<String>,
     /// The collective.

@@ -166,7 +166,8 @@ impl FilterArgs {
         };
         for fact in &self.with_fact {
             let f = FactFilter::parse(fact).map_err(|e| {
-                Failure::usage(anyhow::anyhow!("invalid fact filter -F {fact:?}: {e}"))
+                // The parser's message already names the filter.
+                Failure::usage(anyhow::anyhow!("-F: {e}"))
             })?;
             filter.fact.push(f);
         }
@@ -546,6 +547,20 @@ pub fn ddl_for(
         .map(|(_, text)| muster_proto::ddl::Ddl::parse(&text))
         .transpose()
         .map_err(|e| Failure::usage(anyhow::anyhow!("the DDL of agent {agent} is broken: {e}")))
+}
+
+/// The report of a request that was not sent because nobody matched: zero nodes, no request
+/// id. With `--json` it is what exit 4 prints, so that stdout always parses (docs/design.md §3).
+pub fn empty_report(agent: &str, action: &str, expected: &Expected) -> muster_client::Report {
+    let mut report = muster_client::report::Tally::new(BTreeSet::new()).finish(
+        "",
+        agent,
+        action,
+        expected.discovery_ms,
+        0,
+    );
+    expected.complete(&mut report);
+    report
 }
 
 /// Says that nothing matched (exit 4).

@@ -28,6 +28,61 @@ impl Failure {
     }
 }
 
+/// What kind of failure it was, for scripts: `{"error": {"kind": …}}` with `--json`
+/// (docs/design.md §3). Read from the error's type, so no call site has to say it.
+fn kind(failure: &Failure) -> &'static str {
+    use muster_client::ClientError;
+    let error = &failure.error;
+    if error
+        .downcast_ref::<muster_client::config::ConfigError>()
+        .is_some()
+        || error.downcast_ref::<muster_server::ConfigError>().is_some()
+    {
+        return "config";
+    }
+    if let Some(e) = error.downcast_ref::<ClientError>() {
+        match e {
+            ClientError::Invalid(_) | ClientError::NodeList { .. } => return "invalid_input",
+            ClientError::BrokerUrl { .. } => return "usage",
+            ClientError::BrokerUnreachable { .. } | ClientError::Broker(_) => {}
+        }
+    }
+    match failure.status {
+        ExitStatus::BrokerUnreachable => "broker_unreachable",
+        ExitStatus::NoMatch => "no_match",
+        _ => "usage",
+    }
+}
+
+/// The error and its causes for people, each once: a cause whose text the message already
+/// contains (a `thiserror` message that embeds its source) is not repeated.
+pub(crate) fn message(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+/// Whether the command line asks for JSON. Read from the raw arguments, because clap's own
+/// errors come before there is a parsed command to ask.
+fn wants_json() -> bool {
+    std::env::args_os()
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json")
+}
+
+/// With `--json`, every failure is still exactly one JSON object on stdout, so that scripts
+/// always parse it (docs/design.md §3); the human message goes to stderr as always.
+pub(crate) fn print_json_error(kind: &str, message: &str) {
+    let value = serde_json::json!({"error": {"kind": kind, "message": message}});
+    println!("{value}");
+}
+
 impl From<muster_client::ClientError> for Failure {
     fn from(e: muster_client::ClientError) -> Self {
         Failure {
@@ -38,7 +93,20 @@ impl From<muster_client::ClientError> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if !matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+                && wants_json()
+            {
+                let rendered = e.render().to_string();
+                let first = rendered.lines().next().unwrap_or_default();
+                print_json_error("usage", first.strip_prefix("error: ").unwrap_or(first));
+            }
+            e.exit()
+        }
+    };
     // A command whose output goes into `head` ends quietly when the reader closes the pipe,
     // as Unix tools do, instead of panicking on the failed write. Not the long-running
     // services: they write to sockets and to agents' pipes, and a reader going away must
@@ -63,10 +131,15 @@ fn main() -> ExitCode {
             return ExitCode::from(ExitStatus::Usage.code());
         }
     };
+    let json = wants_json();
     let status = match runtime.block_on(run(cli)) {
         Ok(status) => status,
         Err(failure) => {
-            eprintln!("muster: {:#}", failure.error);
+            let text = message(&failure.error);
+            if json {
+                print_json_error(kind(&failure), &text);
+            }
+            eprintln!("muster: {text}");
             failure.status
         }
     };

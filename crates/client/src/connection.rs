@@ -131,14 +131,14 @@ impl Default for ConnectConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// No broker could be reached.
-    #[error(
-        "cannot reach the broker at {brokers}: {message}\nIs it running? Point --broker (or MUSTER_BROKER) at it."
-    )]
+    #[error("cannot reach the broker at {brokers}: {message}\n{hint}")]
     BrokerUnreachable {
         /// The URLs tried.
         brokers: String,
-        /// Why.
+        /// Why: the cause for each URL (refused, TLS: unknown issuer, auth failed, …).
         message: String,
+        /// What to do about the first cause.
+        hint: String,
     },
     /// A broker URL is not valid.
     #[error("invalid broker URL {url:?}: {message}")]
@@ -195,32 +195,32 @@ impl Client {
     pub async fn connect(config: &ConnectConfig) -> Result<Client, ClientError> {
         subject::check_token("collective", &config.collective)
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
-        let mut addrs = Vec::new();
         for url in &config.brokers {
-            let addr =
-                url.parse::<async_nats::ServerAddr>()
-                    .map_err(|e| ClientError::BrokerUrl {
-                        url: url.clone(),
-                        message: e.to_string(),
-                    })?;
-            addrs.push(addr);
+            url.parse::<async_nats::ServerAddr>()
+                .map_err(|e| ClientError::BrokerUrl {
+                    url: url.clone(),
+                    message: e.to_string(),
+                })?;
         }
         let options = config
             .transport
             .apply(ConnectOptions::new())
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
-        let nats = options
+            .map_err(|e| ClientError::Invalid(e.to_string()))?
             .name("muster-client")
             .connection_timeout(config.connect_timeout)
             // Large fleets answer at once: a subscriber that falls behind loses messages.
             .subscription_capacity(1 << 18)
             .client_capacity(1 << 14)
-            .ignore_discovered_servers()
-            .connect(addrs)
+            .ignore_discovered_servers();
+        let nats = muster_security::transport::connect(&config.brokers, &config.transport, options)
             .await
-            .map_err(|e| ClientError::BrokerUnreachable {
+            .map_err(|causes| ClientError::BrokerUnreachable {
                 brokers: config.brokers.join(", "),
-                message: e.to_string(),
+                message: muster_security::transport::describe(&causes),
+                hint: causes
+                    .first()
+                    .map(|(_, cause)| cause.hint(&config.transport))
+                    .unwrap_or_default(),
             })?;
         let sender = hostname::get()
             .map(|h| h.to_string_lossy().into_owned())

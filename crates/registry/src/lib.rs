@@ -458,20 +458,17 @@ impl Registry {
             .map_err(|e| RegistryError::Config(format!("cannot open the database: {e}")))??
         };
 
-        let mut addrs = Vec::new();
         for url in &config.brokers {
-            addrs.push(url.parse::<async_nats::ServerAddr>().map_err(|e| {
-                RegistryError::BrokerUrl {
+            url.parse::<async_nats::ServerAddr>()
+                .map_err(|e| RegistryError::BrokerUrl {
                     url: url.clone(),
                     message: e.to_string(),
-                }
-            })?);
+                })?;
         }
         let options = config
             .transport
             .apply(ConnectOptions::new())
-            .map_err(|e| RegistryError::Config(e.to_string()))?;
-        let client = options
+            .map_err(|e| RegistryError::Config(e.to_string()))?
             .name("muster-registry")
             .connection_timeout(Duration::from_secs(3))
             .subscription_capacity(QUEUE_CAPACITY)
@@ -479,19 +476,57 @@ impl Registry {
             .reconnect_delay_callback(|attempt| {
                 Duration::from_millis((attempt as u64).saturating_mul(100).min(2000))
             })
-            .event_callback(|event| async move {
-                match event {
-                    Event::Connected => info!("connected to the broker"),
-                    Event::Disconnected => warn!("disconnected from the broker; reconnecting"),
-                    other => warn!(%other, "broker connection event"),
+            .event_callback({
+                // async-nats' events name only the kind of a failed attempt ("IO error"):
+                // ask each broker once why, and say it when the cause changes.
+                let brokers = Arc::new(config.brokers.clone());
+                let transport = Arc::new(config.transport.clone());
+                let retrying = Arc::new(muster_security::transport::Retrying::default());
+                move |event| {
+                    let (brokers, transport, retrying) =
+                        (brokers.clone(), transport.clone(), retrying.clone());
+                    async move {
+                        match event {
+                            Event::Connected => {
+                                retrying.connected();
+                                info!("connected to the broker");
+                            }
+                            Event::Disconnected => {
+                                warn!("disconnected from the broker; reconnecting")
+                            }
+                            Event::ClientError(_) => {
+                                // On a task of its own: the callback's future must be Sync,
+                                // and a connection attempt is not.
+                                tokio::spawn(async move {
+                                    let causes = retrying.failed(&brokers, &transport).await;
+                                    for (url, cause) in causes.unwrap_or_default() {
+                                        warn!(
+                                            "cannot connect to the broker at {url}: {cause}; \
+                                             retrying. {}",
+                                            cause.hint(&transport)
+                                        );
+                                    }
+                                });
+                            }
+                            other => warn!(%other, "broker connection event"),
+                        }
+                    }
                 }
-            })
-            .connect(addrs)
-            .await
-            .map_err(|e| RegistryError::BrokerUnreachable {
-                brokers: config.brokers.join(", "),
-                message: e.to_string(),
-            })?;
+            });
+        let client =
+            muster_security::transport::connect(&config.brokers, &config.transport, options)
+                .await
+                .map_err(|causes| RegistryError::BrokerUnreachable {
+                    brokers: config.brokers.join(", "),
+                    message: format!(
+                        "{}\n{}",
+                        muster_security::transport::describe(&causes),
+                        causes
+                            .first()
+                            .map(|(_, cause)| cause.hint(&config.transport))
+                            .unwrap_or_default()
+                    ),
+                })?;
         let registrations = client
             .subscribe(subject::registration(&config.collective))
             .await

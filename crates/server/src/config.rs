@@ -1,5 +1,6 @@
-//! The daemon's configuration: one typed struct, a default for every key, loaded in one place
-//! (defaults → file → environment → flags).
+//! The daemon's configuration: one typed struct, a default for every key, loaded in one place.
+//! A flag beats the environment, which beats the file, which beats the default
+//! (docs/design.md §5); [`Origin`] says where each setting the daemon logs at start came from.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -134,24 +135,134 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Where a setting came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Its default.
+    Default,
+    /// The config file.
+    File,
+    /// An environment variable.
+    Env(&'static str),
+    /// A command-line flag.
+    Flag(&'static str),
+}
+
+/// Where the settings the daemon logs at start came from, so that an operator reading the log
+/// knows which file, variable or flag to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The config file, if one was read.
+    pub file: Option<PathBuf>,
+    /// Where `brokers` came from.
+    pub brokers: Source,
+    /// The file's `brokers`, when something else overrode them.
+    pub overridden_brokers: Option<Vec<String>>,
+    /// Where `identity` came from (`Default`: the hostname).
+    pub identity: Source,
+    /// Where `security` came from.
+    pub security: Source,
+}
+
+impl Origin {
+    /// One line per setting, for the start-up log: `brokers = [...] (from MUSTER_BROKER,
+    /// overriding server.toml's brokers = [...])`.
+    pub fn describe(&self, config: &ServerConfig, identity: &str) -> Vec<String> {
+        let file_name = self.file.as_ref().and_then(|p| p.file_name()).map_or_else(
+            || "the config file".to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let from = |source: &Source, default: &str| match source {
+            Source::Default => default.to_string(),
+            Source::File => format!("from {file_name}"),
+            Source::Env(name) => format!("from {name}"),
+            Source::Flag(name) => format!("from {name}"),
+        };
+        let mut brokers_from = from(&self.brokers, "the default");
+        if let Some(overridden) = &self.overridden_brokers {
+            brokers_from.push_str(&format!(
+                ", overriding {file_name}'s brokers = {overridden:?}"
+            ));
+        }
+        let security = match config.security {
+            Security::Signed => "signed",
+            Security::Insecure => "insecure",
+        };
+        vec![
+            match &self.file {
+                Some(path) => format!("config file {}", path.display()),
+                None => "no config file: every setting not given by a flag or the environment \
+                         has its default"
+                    .to_string(),
+            },
+            format!("brokers = {:?} ({brokers_from})", config.brokers),
+            format!(
+                "identity = {identity:?} ({})",
+                from(&self.identity, "the hostname")
+            ),
+            format!(
+                "security = {security:?} ({})",
+                from(&self.security, "the default")
+            ),
+        ]
+    }
+}
+
 impl ServerConfig {
     /// Loads the configuration: defaults, then `path` (if any), then `MUSTER_BROKER` (a
     /// comma-separated list), then the flags.
     pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        Self::load_with_origin(path, overrides).map(|(config, _)| config)
+    }
+
+    /// [`ServerConfig::load`], and where the settings came from.
+    pub fn load_with_origin(
+        path: Option<&Path>,
+        overrides: &Overrides,
+    ) -> Result<(Self, Origin), ConfigError> {
+        Self::load_from(path, std::env::var("MUSTER_BROKER").ok(), overrides)
+    }
+
+    /// Loading, with the value of `MUSTER_BROKER` given (tests give it without touching the
+    /// process environment).
+    fn load_from(
+        path: Option<&Path>,
+        env: Option<String>,
+        overrides: &Overrides,
+    ) -> Result<(Self, Origin), ConfigError> {
+        let mut origin = Origin {
+            file: path.map(Path::to_path_buf),
+            brokers: Source::Default,
+            overridden_brokers: None,
+            identity: Source::Default,
+            security: Source::Default,
+        };
         let mut config = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_path_buf(),
                     source,
                 })?;
-                Self::parse(&text).map_err(|message| ConfigError::Parse {
+                let config = Self::parse(&text).map_err(|message| ConfigError::Parse {
                     path: path.to_path_buf(),
                     message,
-                })?
+                })?;
+                // Which keys the file sets (it parsed, so it is a table).
+                let keys: toml::Table = toml::from_str(&text).unwrap_or_default();
+                let set = |key: &str, source: &mut Source| {
+                    if keys.contains_key(key) {
+                        *source = Source::File;
+                    }
+                };
+                set("brokers", &mut origin.brokers);
+                set("identity", &mut origin.identity);
+                set("security", &mut origin.security);
+                config
             }
             None => ServerConfig::default(),
         };
-        if let Ok(env) = std::env::var("MUSTER_BROKER") {
+        let from_file = (origin.brokers == Source::File).then(|| config.brokers.clone());
+        if let Some(env) = env {
             let brokers: Vec<String> = env
                 .split(',')
                 .map(str::trim)
@@ -160,16 +271,22 @@ impl ServerConfig {
                 .collect();
             if !brokers.is_empty() {
                 config.brokers = brokers;
+                origin.brokers = Source::Env("MUSTER_BROKER");
             }
         }
         if !overrides.brokers.is_empty() {
             config.brokers = overrides.brokers.clone();
+            origin.brokers = Source::Flag("--broker");
+        }
+        if origin.brokers != Source::File && from_file.as_ref() != Some(&config.brokers) {
+            origin.overridden_brokers = from_file;
         }
         if let Some(identity) = &overrides.identity {
             config.identity = Some(identity.clone());
+            origin.identity = Source::Flag("--identity");
         }
         config.check()?;
-        Ok(config)
+        Ok((config, origin))
     }
 
     /// Parses TOML text.
@@ -332,6 +449,92 @@ registration_interval = "5m"
         )
         .unwrap_err();
         assert!(err.to_string().contains("identity"), "{err}");
+    }
+
+    /// flag → environment → file → default, and the origin says which won and what it
+    /// overrode.
+    #[test]
+    fn a_flag_beats_the_environment_which_beats_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = dir.path().join("server.toml");
+        std::fs::write(
+            &with,
+            "security = \"insecure\"\nbrokers = [\"nats://file:1\"]\n",
+        )
+        .unwrap();
+        let without = dir.path().join("bare.toml");
+        std::fs::write(&without, "security = \"insecure\"\n").unwrap();
+        let flag = Overrides {
+            brokers: vec!["nats://flag:1".into()],
+            identity: Some("n1".into()),
+        };
+        // The file, MUSTER_BROKER, the flags; the brokers that win, from where, and whether
+        // the file's were overridden.
+        type Row<'a> = (
+            &'a Path,
+            Option<&'a str>,
+            &'a Overrides,
+            &'a str,
+            Source,
+            bool,
+        );
+        let rows: [Row; 5] = [
+            (
+                &without,
+                None,
+                &Overrides::default(),
+                "nats://127.0.0.1:4222",
+                Source::Default,
+                false,
+            ),
+            (
+                &with,
+                None,
+                &Overrides::default(),
+                "nats://file:1",
+                Source::File,
+                false,
+            ),
+            (
+                &with,
+                Some("nats://env:1"),
+                &Overrides::default(),
+                "nats://env:1",
+                Source::Env("MUSTER_BROKER"),
+                true,
+            ),
+            (
+                &with,
+                Some("nats://env:1"),
+                &flag,
+                "nats://flag:1",
+                Source::Flag("--broker"),
+                true,
+            ),
+            (
+                &without,
+                Some("nats://env:1"),
+                &Overrides::default(),
+                "nats://env:1",
+                Source::Env("MUSTER_BROKER"),
+                false,
+            ),
+        ];
+        for (path, env, overrides, wins, source, overrode) in rows {
+            let env = env.map(String::from);
+            let (c, origin) = ServerConfig::load_from(Some(path), env.clone(), overrides).unwrap();
+            assert_eq!(c.brokers, vec![wins.to_string()], "{env:?}");
+            assert_eq!(origin.brokers, source);
+            assert_eq!(origin.overridden_brokers.is_some(), overrode, "{origin:?}");
+            let lines = origin.describe(&c, "n1").join("\n");
+            assert!(lines.contains(&format!("brokers = [{wins:?}]")), "{lines}");
+            if overrode {
+                assert!(
+                    lines.contains("overriding server.toml's brokers = [\"nats://file:1\"]"),
+                    "{lines}"
+                );
+            }
+        }
     }
 
     #[test]

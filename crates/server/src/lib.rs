@@ -22,5 +22,5 @@ pub mod registration;
 pub mod stats;
 pub mod trust;
 
-pub use config::{ConfigError, Overrides, Security, ServerConfig};
+pub use config::{ConfigError, Origin, Overrides, Security, ServerConfig, Source};
 pub use daemon::{Control, ServerError, run};

@@ -256,10 +256,20 @@ async fn connect(group: &Group, brokers: &[String]) -> Result<(Client, Messages)
                     .saturating_mul(100)
                     .min(2000),
             )
-        })
-        .connect(brokers.to_vec())
+        });
+    let transport = muster_security::Transport::default();
+    let client = muster_security::transport::connect(brokers, &transport, client)
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(|causes| {
+            fail(format!(
+                "{}\n{}",
+                muster_security::transport::describe(&causes),
+                causes
+                    .first()
+                    .map(|(_, cause)| cause.hint(&transport))
+                    .unwrap_or_default()
+            ))
+        })?;
     let collective = &group.collective;
     let mut subscriptions = Vec::new();
     for agent in group.agents.keys() {

@@ -91,6 +91,16 @@ async fn from_registry(args: &FactsArgs, session: &Session) -> Result<ExitStatus
     query.fact = Some(args.fact.clone());
     let found = session.registry_view(query).await?;
     if found.fresh.is_empty() && found.stale.is_empty() {
+        if request.json {
+            // Exit 4 with --json is the answer with zero nodes (docs/design.md §3).
+            let object = json!({
+                "source": "registry",
+                "nodes": 0,
+                "stale": [],
+                "summary": FactValues::default().summary_json(&args.fact),
+            });
+            println!("{object}");
+        }
         return Ok(no_match(request.json));
     }
     let mut values = FactValues::default();
@@ -138,6 +148,13 @@ pub async fn run(args: FactsArgs) -> Result<ExitStatus, Failure> {
     // unverifiable the report, over no nodes, says so (exit 1).
     if expected.nothing_answered() {
         expected.notes(request.json);
+        if request.json {
+            // Exit 4 with --json is the report with zero nodes (docs/design.md §3).
+            let report = crate::cmd::empty_report("rpcutil", "get_fact", &expected);
+            let mut object = serde_json::to_value(&report).unwrap_or_default();
+            object["summary"] = FactValues::default().summary_json(&args.fact);
+            println!("{object}");
+        }
         return Ok(session.no_match(request.json));
     }
     let nodes = &expected.nodes;

@@ -61,7 +61,18 @@ async fn from_registry(args: &InventoryArgs, session: &Session) -> Result<ExitSt
     let found = session.registry_view(query).await?;
     let stale = found.fresh.is_empty();
     let Some(node) = found.fresh.first().or(found.stale.first()) else {
-        if !args.request.json {
+        if args.request.json {
+            // Exit 4 with --json is the answer with nothing in it (docs/design.md §3).
+            let object = serde_json::json!({
+                "source": "registry",
+                "identity": args.identity,
+                "first_seen": null,
+                "last_seen": null,
+                "stale": false,
+                "record": null,
+            });
+            println!("{object}");
+        } else {
             eprintln!(
                 "The registry does not know {}: it has never registered, or not within the \
                  registry's retention.",

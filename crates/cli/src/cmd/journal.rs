@@ -99,8 +99,8 @@ fn write(request: &RequestArgs, entry: &Entry) {
     });
     if let Err(failure) = written {
         eprintln!(
-            "muster: warning: the request was not journalled: {:#}",
-            failure.error
+            "muster: warning: the request was not journalled: {}",
+            crate::message(&failure.error)
         );
     }
 }
@@ -197,8 +197,8 @@ async fn lookup(
         Err(failure) if local.is_none() => {
             return Err(Failure::usage(anyhow::anyhow!(
                 "no request {id} in the journal (`muster history` lists the requests this \
-                 machine sent), and no registry could be asked: {:#}",
-                failure.error
+                 machine sent), and no registry could be asked: {}",
+                crate::message(&failure.error)
             )));
         }
         Err(failure) => return Err(failure),

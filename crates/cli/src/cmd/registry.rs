@@ -16,15 +16,20 @@ pub fn config(args: &RegistryArgs) -> Result<RegistryConfig, Failure> {
             "invalid --retention 0: it must be longer than 0"
         )));
     }
+    // A flag (or MUSTER_BROKER) beats the file, which beats the default, as for the client.
+    let client =
+        muster_client::ClientConfig::load(args.config.as_deref()).map_err(Failure::usage)?;
     Ok(RegistryConfig {
         db: args.db.clone(),
-        brokers: args.brokers.clone(),
+        brokers: if args.brokers.is_empty() {
+            client.brokers
+        } else {
+            args.brokers.clone()
+        },
         collective: args.collective.clone(),
         retention,
         prune_interval: RegistryConfig::prune_interval_for(retention),
-        transport: muster_client::ClientConfig::load(args.config.as_deref())
-            .map_err(Failure::usage)?
-            .transport,
+        transport: client.transport,
         issuer: match &args.issuer {
             Some(path) => Some(muster_security::PublicKey::read(path).map_err(Failure::usage)?),
             None => None,

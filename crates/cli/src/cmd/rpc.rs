@@ -83,6 +83,14 @@ pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
     // unverifiable the report, over no nodes, says so (exit 1).
     if expected.nothing_answered() {
         expected.notes(request.json);
+        if request.json {
+            // Exit 4 with --json is the report with zero nodes (docs/design.md §3).
+            render::json(&crate::cmd::empty_report(
+                &call.agent,
+                &call.action,
+                &expected,
+            ));
+        }
         return Ok(session.no_match(request.json));
     }
     let nodes = &expected.nodes;

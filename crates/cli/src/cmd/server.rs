@@ -14,7 +14,8 @@ pub async fn run(args: ServerArgs) -> Result<ExitStatus, Failure> {
         brokers: args.brokers,
         identity: args.identity,
     };
-    let config = ServerConfig::load(args.config.as_deref(), &overrides).map_err(Failure::usage)?;
+    let (config, origin) = ServerConfig::load_with_origin(args.config.as_deref(), &overrides)
+        .map_err(Failure::usage)?;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&config.log_level))
         .map_err(|e| Failure::usage(anyhow::anyhow!("invalid log_level: {e}")))?;
@@ -22,6 +23,12 @@ pub async fn run(args: ServerArgs) -> Result<ExitStatus, Failure> {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    // Where each setting came from, before anything can fail on it: a broker URL from the
+    // environment that overrides the file's is the first thing to know when nothing connects.
+    let identity = config.identity().map_err(Failure::usage)?;
+    for line in origin.describe(&config, &identity) {
+        tracing::info!("{line}");
+    }
 
     let (tx, rx) = mpsc::channel(4);
     let mut hup = signal(SignalKind::hangup()).map_err(Failure::usage)?;

@@ -295,7 +295,12 @@ fn an_unreachable_broker_exits_5_naming_it() -> Result<()> {
     for run in &runs {
         run.code(5)
             .stderr_has(&format!("cannot reach the broker at {url}"));
-        assert_eq!(run.stdout, "", "{run}");
+        // With --json the failure is one JSON object on stdout (docs/design.md §3).
+        if run.args.iter().any(|a| a == "--json") {
+            assert_eq!(run.json()["error"]["kind"], "broker_unreachable", "{run}");
+        } else {
+            assert_eq!(run.stdout, "", "{run}");
+        }
     }
     Ok(())
 }

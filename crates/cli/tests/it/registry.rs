@@ -10,7 +10,7 @@ use muster_client::{Client, ConnectConfig};
 use muster_proto::registration::SeenNode;
 use muster_proto::{FactFilter, Filter};
 use muster_testkit::{DaemonSpec, wait_for};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::cli::{missing, muster, replies};
 use crate::fixture::{self, dead_port};
@@ -228,6 +228,11 @@ on_both_brokers! {
         assert_eq!(answer["record"]["agents"][0], "cm", "{inventory}");
         assert_eq!(answer["stale"], false, "{inventory}");
         run(&["inventory", "web9", "--from-registry"]).code(4).stderr_has("The registry does not know web9");
+        // Exit 4 with --json is still one JSON answer, with nothing in it (docs/design.md §3).
+        let unknown = run(&["inventory", "web9", "--from-registry", "--json"]);
+        assert_eq!(unknown.code(4).json()["record"], Value::Null, "{unknown}");
+        let nobody = run(&["facts", "role", "-F", "role=nobody", "--from-registry", "--json"]);
+        assert_eq!(nobody.code(4).json()["nodes"], 0, "{nobody}");
 
         fleet.daemon("web3").kill();
         // Once the registry has not heard from web3 within --expect-seen, its values are
