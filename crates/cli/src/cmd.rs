@@ -375,7 +375,8 @@ impl Session {
     }
 
     /// The nodes matching the filter that a registry saw within `--expect-seen`, with when
-    /// (RFC 3339); `None` when no registry answers.
+    /// (RFC 3339); `None` when no registry answers, or (with a warning, since discovery then
+    /// goes on without what the registry knows) when one answers with something unusable.
     pub async fn seen_recently(&self) -> Option<Vec<(String, String)>> {
         let recent = Some(self.config.expect_seen);
         match self
@@ -388,7 +389,14 @@ impl Session {
                     .map(|node| (node.identity, rfc3339(node.last_seen)))
                     .collect(),
             ),
-            Err(_) => None,
+            Err(muster_client::ClientError::NoRegistry(_)) => None,
+            Err(e) => {
+                eprintln!(
+                    "muster: warning: the registry's answer could not be used, so discovery \
+                     goes on without it: {e}"
+                );
+                None
+            }
         }
     }
 

@@ -42,14 +42,17 @@ fn kind(failure: &Failure) -> &'static str {
     }
     if let Some(e) = error.downcast_ref::<ClientError>() {
         match e {
-            ClientError::Invalid(_) | ClientError::NodeList { .. } => return "invalid_input",
+            ClientError::Invalid(_)
+            | ClientError::NodeList { .. }
+            | ClientError::NoRegistry(_)
+            | ClientError::Registry(_) => return "invalid_input",
             ClientError::BrokerUrl { .. } => return "usage",
             ClientError::BrokerUnreachable { .. } | ClientError::Broker(_) => {}
         }
     }
+    // Exit 4 prints the report (or answer) with zero nodes, never an error object.
     match failure.status {
         ExitStatus::BrokerUnreachable => "broker_unreachable",
-        ExitStatus::NoMatch => "no_match",
         _ => "usage",
     }
 }
@@ -127,7 +130,11 @@ fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("muster: cannot start the async runtime: {e}");
+            let text = format!("cannot start the async runtime: {e}");
+            if wants_json() {
+                print_json_error("usage", &text);
+            }
+            eprintln!("muster: {text}");
             return ExitCode::from(ExitStatus::Usage.code());
         }
     };

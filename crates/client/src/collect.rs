@@ -41,7 +41,7 @@ impl Client {
             .ask_job_subject(subject::job_new(&self.collective), bytes, timeout)
             .await?;
         match answer.error {
-            Some(error) => Err(ClientError::Invalid(format!("the registry said: {error}"))),
+            Some(error) => Err(ClientError::Registry(format!("the registry said: {error}"))),
             None => Ok(()),
         }
     }
@@ -57,7 +57,7 @@ impl Client {
                 .ask_job_subject(subject.clone(), query.to_bytes(), timeout)
                 .await?;
             if let Some(error) = page.error {
-                return Err(ClientError::Invalid(format!("the registry said: {error}")));
+                return Err(ClientError::Registry(format!("the registry said: {error}")));
             }
             let (next, registry) = (page.next, page.registry.clone());
             match &mut whole {
@@ -96,18 +96,18 @@ impl Client {
             .send_request(subject.clone(), request)
             .await
             .map_err(|e| match e.kind() {
-                RequestErrorKind::NoResponders => ClientError::Invalid(format!(
+                RequestErrorKind::NoResponders => ClientError::NoRegistry(format!(
                     "no registry is running for collective {:?} (nobody answers on {subject}); \
                      start one with `muster registry --db FILE`",
                     self.collective
                 )),
-                RequestErrorKind::TimedOut => ClientError::Invalid(format!(
+                RequestErrorKind::TimedOut => ClientError::NoRegistry(format!(
                     "no registry answered on {subject} within {timeout:?}"
                 )),
                 _ => ClientError::Broker(format!("{subject}: {e}")),
             })?;
         JobAnswer::decode(&message.payload).map_err(|e| {
-            ClientError::Broker(format!(
+            ClientError::Registry(format!(
                 "the registry sent an answer that does not decode: {e}"
             ))
         })

@@ -154,6 +154,13 @@ pub enum ClientError {
     /// The request or its inputs are not valid.
     #[error("{0}")]
     Invalid(String),
+    /// No registry answered (nobody subscribes its query subject, or none answered in time).
+    #[error("{0}")]
+    NoRegistry(String),
+    /// A registry answered with something that cannot be used: an answer that does not decode,
+    /// or the registry's own error.
+    #[error("{0}")]
+    Registry(String),
     /// A node list could not be read.
     #[error("cannot read the node list {path}: {message}")]
     NodeList {
@@ -173,6 +180,8 @@ impl ClientError {
             }
             ClientError::BrokerUrl { .. }
             | ClientError::Invalid(_)
+            | ClientError::NoRegistry(_)
+            | ClientError::Registry(_)
             | ClientError::NodeList { .. } => ExitStatus::Usage,
         }
     }

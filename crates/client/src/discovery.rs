@@ -143,7 +143,11 @@ impl Client {
             }
             let reply = match self.open(&message.payload, crate::request::unix_now()) {
                 Ok(Response::Reply(reply)) => reply,
-                Ok(Response::Ack(_)) | Err(Unopened::Garbage) => continue,
+                Ok(Response::Ack(_)) => continue,
+                Err(Unopened::Garbage) => {
+                    ignored.push((IgnoreReason::UNDECODABLE, true));
+                    continue;
+                }
                 Err(Unopened::Untrusted { why, claimed }) => {
                     match claimed {
                         Some(c) if c.request_id != request.id => {}

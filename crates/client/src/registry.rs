@@ -69,23 +69,23 @@ impl Client {
             .send_request(subject.clone(), request)
             .await
             .map_err(|e| match e.kind() {
-                RequestErrorKind::NoResponders => ClientError::Invalid(format!(
+                RequestErrorKind::NoResponders => ClientError::NoRegistry(format!(
                     "no registry is running for collective {:?} (nobody answers on {subject}); \
                      start one with `muster registry --db FILE`, or use another discovery method",
                     self.collective
                 )),
-                RequestErrorKind::TimedOut => ClientError::Invalid(format!(
+                RequestErrorKind::TimedOut => ClientError::NoRegistry(format!(
                     "no registry answered on {subject} within {timeout:?}"
                 )),
                 _ => ClientError::Broker(format!("registry query on {subject}: {e}")),
             })?;
         let answer = RegistryAnswer::decode(&message.payload).map_err(|e| {
-            ClientError::Broker(format!(
+            ClientError::Registry(format!(
                 "the registry sent an answer that does not decode: {e}"
             ))
         })?;
         match answer.error {
-            Some(error) => Err(ClientError::Invalid(format!("the registry said: {error}"))),
+            Some(error) => Err(ClientError::Registry(format!("the registry said: {error}"))),
             None => Ok(answer),
         }
     }

@@ -167,6 +167,13 @@ pub struct IgnoreReason {
 }
 
 impl IgnoreReason {
+    /// A message on the reply inbox that is neither an acknowledgement nor a reply: counted
+    /// with the rest, since whoever can write there is worth knowing about.
+    pub const UNDECODABLE: IgnoreReason = IgnoreReason {
+        reason: "undecodable",
+        message: "not readable as an acknowledgement or a reply",
+    };
+
     /// The words for a [`muster_security::TrustError`] reason name.
     pub fn from_trust_reason(reason: &'static str) -> Self {
         let message = match reason {

@@ -17,7 +17,7 @@ use serde_json::Value;
 use tracing::debug;
 
 use crate::connection::{Client, ClientError, Unopened};
-use crate::report::{Report, Tally};
+use crate::report::{IgnoreReason, Report, Tally};
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq)]
@@ -432,7 +432,7 @@ impl Client {
                 Some(c) if c.ack => tally.ignore(&why, false),
                 _ => tally.ignore(&why, true),
             },
-            Err(Unopened::Garbage) => debug!("ignored an undecodable reply"),
+            Err(Unopened::Garbage) => tally.ignore(&IgnoreReason::UNDECODABLE, true),
         }
     }
 }

@@ -51,7 +51,10 @@ on_both_brokers! {
         });
         fake_registry(&runtime, &url, subject::registry_query("muster"), answer)?;
         let run = muster(&["ping", "--json"]).broker(&url).run();
-        run.code(0);
+        // Said, not silently dropped: discovery went on without the registry's view.
+        run.code(0)
+            .stderr_has("the registry's answer could not be used")
+            .stderr_has("year 9999");
         let replies = crate::cli::replies(&run.json());
         assert_eq!(replies, [("web1".to_string(), "ok".to_string())], "{run}");
         Ok(())
@@ -102,8 +105,40 @@ on_both_brokers! {
         let run = muster(&["find", "--dm", "registry", "-t", "2"])
             .broker(&url)
             .run();
-        // Exit 5, as for any answer from a registry that does not decode.
-        run.code(5).stderr_has("first_seen").stderr_has("year 9999");
+        // Exit 2, as for any answer from a registry that does not decode (docs/design.md §3):
+        // the broker was reached, what came back cannot be used.
+        run.code(2).stderr_has("first_seen").stderr_has("year 9999");
+        Ok(())
+    }
+}
+
+on_both_brokers! {
+    /// Something on the reply inbox that is neither an acknowledgement nor a reply is counted
+    /// in the report, not dropped without a word.
+    fn an_undecodable_answer_is_counted() -> Result<()> {
+        let Some(fleet) = fixture::fleet(&[DaemonSpec::new("web1")])? else {
+            return Ok(());
+        };
+        let url = fleet.url();
+        let runtime = tokio::runtime::Runtime::new()?;
+        fake_registry(
+            &runtime,
+            &url,
+            subject::broadcast("muster", "rpcutil"),
+            json!("not an answer"),
+        )?;
+        let run = muster(&["ping", "--json"]).broker(&url).run();
+        run.code(0);
+        let report = run.json();
+        let replies = crate::cli::replies(&report);
+        assert_eq!(replies, [("web1".to_string(), "ok".to_string())], "{run}");
+        let ignored = report["ignored"].as_array().cloned().unwrap_or_default();
+        assert!(
+            ignored
+                .iter()
+                .any(|i| i["reason"] == "undecodable" && i["replies"] == 1),
+            "{run}"
+        );
         Ok(())
     }
 }

@@ -124,22 +124,6 @@ fn script(blocks: &[String], broker: &str) -> Result<(String, Vec<String>)> {
          \x20 printf 'discovery_quiet = \"500ms\"\\n' >> \"$MUSTER_CONFIG\"\n\
          fi\n",
     );
-    text.push_str(&format!(
-        "\n# (the test) Wait, as a reader would, until every node answers a signed ping: with\n\
-         # exit 0, or 1 if some refused it (what the commands below then show).\n\
-         walk_deadline=$((SECONDS + 30))\n\
-         while :; do\n\
-         \x20 walk_rc=0\n\
-         \x20 printf '{}\\n' | muster ping --nodes - >/dev/null 2>&1 || walk_rc=$?\n\
-         \x20 case $walk_rc in 0|1) break;; esac\n\
-         \x20 if [ $SECONDS -ge $walk_deadline ]; then\n\
-         \x20   echo \"the nodes did not all answer a signed ping within 30s (exit $walk_rc)\" >&2\n\
-         \x20   exit 97\n\
-         \x20 fi\n\
-         \x20 sleep 0.1\n\
-         done\n\n",
-        NODES.join("\\n")
-    ));
     for (i, command) in finals.iter().enumerate() {
         let command = command.replace(SECTION_BROKER, broker);
         text.push_str(&format!(
