@@ -18,6 +18,13 @@
 //! its policy — so it is discovered, and its answer is kept to be reported. Answers that cannot
 //! be verified are counted by reason; who sent them is not known, so they discover nobody.
 
+// Counts and deadlines here come from what the network sends: no arithmetic that can overflow,
+// no indexing that can panic (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::arithmetic_side_effects, clippy::indexing_slicing)
+)]
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -126,7 +133,7 @@ impl Client {
             .await
             .map_err(|e| ClientError::Broker(e.to_string()))?;
 
-        let hard_deadline = started + options.timeout;
+        let hard_deadline = crate::request::deadline(started, options.timeout);
         let mut quiet = options.quiet;
         let mut deadline = hard_deadline;
         let mut replies: Vec<(muster_proto::Reply, u64)> = Vec::new();
@@ -162,10 +169,10 @@ impl Client {
             }
             let now = Instant::now();
             if replies.is_empty() {
-                quiet = quiet.max((now - started) * 3);
+                quiet = quiet.max(now.saturating_duration_since(started).saturating_mul(3));
             }
-            replies.push((reply, millis(now - started)));
-            deadline = now + quiet;
+            replies.push((reply, millis(now.saturating_duration_since(started))));
+            deadline = crate::request::deadline(now, quiet);
         }
         let elapsed = started.elapsed();
         let nodes: BTreeSet<String> = replies.iter().map(|(r, _)| r.sender.clone()).collect();

@@ -1,6 +1,13 @@
 //! The report of one request (docs/design.md §3, contract): one outcome per expected node,
 //! replies from nodes outside the expected set kept as `unexpected`, and the counts.
 
+// Counts and deadlines here come from what the network sends: no arithmetic that can overflow,
+// no indexing that can panic (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::arithmetic_side_effects, clippy::indexing_slicing)
+)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use muster_proto::{Reply, StatusCode};
@@ -208,8 +215,8 @@ pub fn merge_ignored(list: &mut Vec<Ignored>, more: &[Ignored]) {
     for i in more {
         match list.iter_mut().find(|l| l.reason == i.reason) {
             Some(l) => {
-                l.replies += i.replies;
-                l.acks += i.acks;
+                l.replies = l.replies.saturating_add(i.replies);
+                l.acks = l.acks.saturating_add(i.acks);
             }
             None => list.push(i.clone()),
         }
@@ -262,8 +269,8 @@ impl Report {
             });
         }
         self.missing.sort_by(|a, b| a.identity.cmp(&b.identity));
-        self.stats.expected += absent.len();
-        self.stats.missing += absent.len();
+        self.stats.expected = self.stats.expected.saturating_add(absent.len());
+        self.stats.missing = self.stats.missing.saturating_add(absent.len());
     }
 
     /// Fills in `last_seen` (RFC 3339) for missing nodes the registry knows.
@@ -280,12 +287,12 @@ impl Report {
     /// first report's id, agent and action stay.
     pub fn merge(&mut self, other: Report) {
         let s = &mut self.stats;
-        s.expected += other.stats.expected;
-        s.responded += other.stats.responded;
-        s.ok += other.stats.ok;
-        s.failed += other.stats.failed;
-        s.missing += other.stats.missing;
-        s.unexpected += other.stats.unexpected;
+        s.expected = s.expected.saturating_add(other.stats.expected);
+        s.responded = s.responded.saturating_add(other.stats.responded);
+        s.ok = s.ok.saturating_add(other.stats.ok);
+        s.failed = s.failed.saturating_add(other.stats.failed);
+        s.missing = s.missing.saturating_add(other.stats.missing);
+        s.unexpected = s.unexpected.saturating_add(other.stats.unexpected);
         s.elapsed_ms = s.elapsed_ms.max(other.stats.elapsed_ms);
         self.missing.extend(other.missing);
         self.missing.sort_by(|a, b| a.identity.cmp(&b.identity));
@@ -352,7 +359,10 @@ impl Tally {
 
     /// How many expected nodes have settled.
     pub fn settled(&self) -> usize {
-        self.replies.len() + self.not_connected.len() + self.given_up.len()
+        self.replies
+            .len()
+            .saturating_add(self.not_connected.len())
+            .saturating_add(self.given_up.len())
     }
 
     /// Whether `identity` has settled: replied, known not connected, or waited for long enough.
@@ -466,7 +476,7 @@ impl Tally {
             expected: self.expected.len(),
             responded: self.replies.len(),
             ok,
-            failed: self.replies.len() - ok,
+            failed: self.replies.len().saturating_sub(ok),
             missing: missing.len(),
             unexpected: self.unexpected.len(),
             discovery_ms,

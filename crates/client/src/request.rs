@@ -7,6 +7,13 @@
 //! identities as the filter: one publish instead of thousands, at the price of learning about
 //! absent nodes only at the timeout.
 
+// Counts and deadlines here come from what the network sends: no arithmetic that can overflow,
+// no indexing that can panic (tests may).
+#![cfg_attr(
+    not(test),
+    deny(clippy::arithmetic_side_effects, clippy::indexing_slicing)
+)]
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -134,6 +141,14 @@ pub(crate) fn unix_now() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// `at + by`, or as far as an `Instant` goes when that overflows (a `-t` of centuries).
+pub(crate) fn deadline(at: Instant, by: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
+    at.checked_add(by)
+        .or_else(|| at.checked_add(CENTURY))
+        .unwrap_or(at)
+}
+
 pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -241,8 +256,8 @@ impl Client {
                     batches.len(),
                 )
                 .await?;
-                launched += launch.len();
-                deadlines.push_back((Instant::now() + options.timeout, launch.clone()));
+                launched = launched.saturating_add(launch.len());
+                deadlines.push_back((deadline(Instant::now(), options.timeout), launch.clone()));
                 batches.push(launch);
             }
             if launched == tally.settled() {
@@ -265,8 +280,8 @@ impl Client {
                     let now = Instant::now();
                     while deadlines.front().is_some_and(|(at, _)| *at <= now) {
                         if let Some((_, nodes)) = deadlines.pop_front() {
-                            for i in nodes {
-                                tally.give_up(targets[i]);
+                            for target in nodes.iter().filter_map(|&i| targets.get(i)) {
+                                tally.give_up(target);
                             }
                         }
                     }
@@ -348,7 +363,10 @@ impl Client {
             Filter::default()
         } else {
             Filter {
-                identity: which.iter().map(|i| targets[*i].clone()).collect(),
+                identity: which
+                    .iter()
+                    .filter_map(|&i| targets.get(i).map(|t| (*t).clone()))
+                    .collect(),
                 ..Filter::default()
             }
         };
@@ -358,10 +376,10 @@ impl Client {
         let payload: bytes::Bytes = self.envelope(&request).to_bytes().into();
         let publish_err = |e: async_nats::PublishError| ClientError::Broker(e.to_string());
         if direct {
-            for &i in which {
+            for (i, target) in which.iter().filter_map(|&i| targets.get(i).map(|t| (i, t))) {
                 self.nats
                     .publish_with_reply(
-                        subject::node(&self.collective, targets[i]),
+                        subject::node(&self.collective, target),
                         format!("{inbox}.{i}"),
                         payload.clone(),
                     )
