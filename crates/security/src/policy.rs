@@ -97,8 +97,8 @@ fn is_group_name(name: &str) -> bool {
 }
 
 impl Groups {
-    /// Reads a groups file. Lines the plugin skips (a bad name, no members) are skipped here
-    /// too, and listed in [`Groups::problems`].
+    /// Reads a groups file. Lines the plugin skips (a bad name, no members) and a group defined
+    /// twice are listed in [`Groups::problems`]; the daemon then denies every request.
     pub fn parse(text: &str) -> Groups {
         let mut groups = Groups::default();
         for (index, raw) in text.lines().enumerate() {
@@ -111,10 +111,12 @@ impl Groups {
             let members: Vec<String> = words.map(String::from).collect();
             let problem = if !is_group_name(name) {
                 Some(format!(
-                    "{name:?} is no group name (letters, digits, _ . -); line skipped"
+                    "{name:?} is no group name (letters, digits, _ . -)"
                 ))
             } else if members.is_empty() {
-                Some(format!("group {name} has no members; line skipped"))
+                Some(format!("group {name} has no members"))
+            } else if groups.members.contains_key(name) {
+                Some(format!("group {name} is defined a second time"))
             } else {
                 None
             };

@@ -66,10 +66,21 @@ fn load_groups(directory: &Path) -> Result<Groups, String> {
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let groups = Groups::parse(&text);
-            for problem in groups.problems() {
-                warn!(file = %path.display(), "groups {problem}");
+            // A line not understood may define a group some deny names: skipping it would let
+            // the group's members past that deny, so every request is denied instead.
+            let problems: Vec<String> = groups.problems().iter().map(|p| p.to_string()).collect();
+            if problems.is_empty() {
+                Ok(groups)
+            } else {
+                for problem in &problems {
+                    error!(file = %path.display(), "BROKEN POLICY groups {problem}");
+                }
+                Err(format!(
+                    "{} could not be understood ({}), so every request is denied",
+                    path.display(),
+                    problems.join("; ")
+                ))
             }
-            Ok(groups)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Groups::default()),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),

@@ -460,6 +460,20 @@ on_both_brokers! {
             ping_as("alice").is_ok_and(|r| r.code == Some(0))
         })?;
         ping_as("bob")?.code(1).stdout_has("policy rpcutil: rule on line 2");
+
+        // A groups line that cannot be read would let the group's members past its deny:
+        // every request is denied instead, and the log says why.
+        std::fs::write(pki.policy_directory().join("groups"), "contractors bob\ntemps\n")?;
+        fleet.daemons[0].signal(muster_testkit::UnixSignal::SIGHUP)?;
+        wait_for("the broken groups file to deny alice", Duration::from_secs(15), || {
+            ping_as("alice").is_ok_and(|r| r.code == Some(1) && r.stdout.contains("groups"))
+        })?;
+        ping_as("bob")?.code(1);
+        assert!(
+            fleet.daemons[0].log().contains("BROKEN POLICY") && fleet.daemons[0].log().contains("temps"),
+            "{}",
+            fleet.daemons[0].log()
+        );
         Ok(())
     }
 }
