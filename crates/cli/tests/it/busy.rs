@@ -17,6 +17,9 @@ use crate::fixture::{self, arg, node_list, stand_in};
 
 /// How many actions the node runs at once in these tests (the default).
 const SLOTS: usize = 16;
+/// Requests queued behind the busy slots: more than the daemon checks at once (4 per core), so
+/// a checking permit held while waiting for a slot would stop the receive loop.
+const QUEUED: usize = 12;
 
 /// The process groups of the sleeping actions (each action's shell is its group's leader and
 /// wrote its pid), killed on drop so a failed test leaves nothing behind.
@@ -120,18 +123,48 @@ on_both_brokers! {
         })
         .map_err(|e| anyhow::anyhow!("{e}\n{}", fleet.daemon("web1").log()))?;
 
-        // The node is busy, not dead: ping answers.
+        // Then more, once every slot is taken: they wait for one (until the daemon stops).
+        let (stop_queued, queued_stopped) = tokio::sync::oneshot::channel::<()>();
+        let queued = {
+            let (client, web1) = (client.clone(), web1.clone());
+            let long = RequestOptions {
+                timeout: Duration::from_secs(60),
+                ..Default::default()
+            };
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                let call = Call {
+                    data: json!({"command": "echo queued"}),
+                    ..Call::new("shell", "run")
+                };
+                runtime.block_on(async {
+                    let all = futures::future::join_all((0..QUEUED).map(|_| async {
+                        client.request(&call, &web1, &long, 0, &mut |_| {}).await
+                    }));
+                    tokio::select! {
+                        _ = all => {}
+                        _ = queued_stopped => {}
+                    }
+                });
+                anyhow::Ok(())
+            })
+        };
+        let mut stats = serde_json::Value::Null;
+        wait_for("the other requests to wait for a slot", Duration::from_secs(20), || {
+            let run = fleet
+                .muster(&["rpc", "rpcutil", "daemon_stats", "-I", "web1", "--json", "-t", "5"])
+                .run();
+            stats = run.json();
+            stats["replies"][0]["data"]["requests_waiting"] == QUEUED
+        })
+        .map_err(|e| anyhow::anyhow!("{e}\n{stats:#}\n{}", fleet.daemon("web1").log()))?;
+
+        // The node is busy, not dead: ping answers, the first time it is asked.
         let nodes = node_list(&["web1"])?;
         let started = Instant::now();
-        let mut last = None;
-        wait_for("the busy node to answer ping", Duration::from_secs(10), || {
-            let run = fleet.muster(&["ping", "--json", "-t", "2", "--nodes", arg(&nodes)]).run();
-            let ok = run.code == Some(0);
-            last = Some(run);
-            ok
-        })
-        .map_err(|e| anyhow::anyhow!("{e}\nlast: {}\n{}", last.map(|r| r.to_string()).unwrap_or_default(), fleet.daemon("web1").log()))?;
-        eprintln!("the busy node answered ping after {:?}", started.elapsed());
+        let run = fleet.muster(&["ping", "--json", "-t", "5", "--nodes", arg(&nodes)]).run();
+        run.code(0);
+        eprintln!("the busy node answered ping in {:?}", started.elapsed());
         let run = fleet
             .muster(&["rpc", "rpcutil", "daemon_stats", "-I", "web1", "--json", "-t", "5"])
             .run();
@@ -184,7 +217,7 @@ on_both_brokers! {
             let run = fleet
                 .muster(&["rpc", "rpcutil", "daemon_stats", "-I", "web1", "--json", "-t", "5"])
                 .run();
-            run.json()["replies"][0]["data"]["requests_waiting"] == 1
+            run.json()["replies"][0]["data"]["requests_waiting"] == QUEUED + 1
         })?;
 
         // Stopping gives up on the sleeping actions after the drain timeout and kills them.
@@ -205,7 +238,9 @@ on_both_brokers! {
             anyhow::anyhow!("{e}: still running: {alive:?}")
         })?;
         drop(stop);
+        drop(stop_queued);
         let _ = requests.join();
+        let _ = queued.join();
         Ok(())
     }
 }
