@@ -12,7 +12,47 @@ use muster_client::{
 };
 use muster_proto::{FactFilter, Filter};
 use muster_sim::{Fault, FlapTiming, FleetSpec, Share, Sim, SimConfig};
-use muster_testkit::NatsServerProcess;
+use muster_testkit::{EmbeddedBroker, NatsServerProcess};
+
+/// Runs an async test body, given the broker's URL, once on the embedded broker and once on a
+/// real `nats-server` (that half is skipped, loudly, where none is installed): the simulator
+/// stands in for fleets on either. The brokers start outside the test's runtime, which they
+/// must not be dropped in.
+macro_rules! on_both_brokers {
+    (async fn $name:ident($url:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($url: String) -> anyhow::Result<()> $body
+
+            #[test]
+            fn embedded() -> anyhow::Result<()> {
+                let broker = EmbeddedBroker::start()?;
+                crate::run(broker.url(), body)
+            }
+
+            #[test]
+            fn nats_server() -> anyhow::Result<()> {
+                let Some(nats) = NatsServerProcess::start()? else {
+                    return Ok(());
+                };
+                crate::run(nats.url(), body)
+            }
+        }
+    };
+}
+
+/// Runs `body(url)` to completion on a multi-threaded runtime of its own.
+fn run<F>(url: String, body: impl FnOnce(String) -> F) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(body(url))
+}
 
 fn fleet(nodes: usize) -> FleetSpec {
     FleetSpec {
@@ -60,341 +100,21 @@ fn identities(sim: &Sim, fault: fn(&Fault) -> bool) -> BTreeSet<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn faults_become_their_outcomes() -> anyhow::Result<()> {
-    let Some(nats) = NatsServerProcess::start()? else {
-        return Ok(());
-    };
-    let spec = FleetSpec {
-        silent: Share(0.02),
-        fail: Share(0.03),
-        slow: Some((Share(0.02), Duration::from_secs(30))),
-        ..fleet(200)
-    };
-    let (sim, client) = start(&nats.url(), spec).await?;
-    let all = identities(&sim, |_| true);
-    let options = RequestOptions {
-        timeout: Duration::from_millis(1500),
-        ..RequestOptions::default()
-    };
-    let report = client
-        .request(
-            &Call::new("rpcutil", "inventory"),
-            &all,
-            &options,
-            0,
-            &mut |_| {},
-        )
-        .await?;
-
-    let with = |o: Outcome| -> BTreeSet<String> {
-        report
-            .missing
-            .iter()
-            .filter(|m| m.outcome == o)
-            .map(|m| m.identity.clone())
-            .chain(
-                report
-                    .replies
-                    .iter()
-                    .filter(|r| r.outcome == o)
-                    .map(|r| r.sender.clone()),
-            )
-            .collect()
-    };
-    assert_eq!(
-        with(Outcome::NoReply),
-        identities(&sim, |f| *f == Fault::Silent)
-    );
-    assert_eq!(
-        with(Outcome::Failed),
-        identities(&sim, |f| *f == Fault::Fail)
-    );
-    assert_eq!(
-        with(Outcome::Timeout),
-        identities(&sim, |f| matches!(f, Fault::Slow(_)))
-    );
-    assert_eq!(with(Outcome::Ok), identities(&sim, |f| *f == Fault::None));
-    assert_eq!(report.stats.expected, 200);
-    assert_eq!(report.stats.missing, 4 + 4);
-    assert_eq!(report.stats.failed, 6);
-    assert_eq!(report.exit_status(), ExitStatus::Missing);
-
-    // Discovery cannot see the silent nodes, nor the slow ones (they answer after it ends);
-    // failing ones still answer pings.
-    let found = client
-        .discover(&Filter::default(), &DiscoveryOptions::default())
-        .await?;
-    let visible = identities(&sim, |f| matches!(f, Fault::None | Fault::Fail));
-    assert_eq!(found.nodes, visible);
-    sim.stop().await;
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn filters_see_the_generated_facts() -> anyhow::Result<()> {
-    let Some(nats) = NatsServerProcess::start()? else {
-        return Ok(());
-    };
-    let (sim, client) = start(&nats.url(), fleet(300)).await?;
-    let filter = Filter {
-        fact: vec![FactFilter::parse("role=db")?],
-        class: vec!["dc_ams1".into()],
-        ..Filter::default()
-    };
-    let expected: BTreeSet<String> = sim
-        .nodes()
-        .iter()
-        .filter(|n| n.facts["role"] == "db" && n.facts["dc"] == "ams1")
-        .map(|n| n.identity.clone())
-        .collect();
-    assert!(
-        !expected.is_empty(),
-        "the seed should give some ams1 databases"
-    );
-    let found = client
-        .discover(&filter, &DiscoveryOptions::default())
-        .await?;
-    assert_eq!(found.nodes, expected);
-    sim.stop().await;
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn thousands_of_nodes_lose_no_reply() -> anyhow::Result<()> {
-    let Some(nats) = NatsServerProcess::start()? else {
-        return Ok(());
-    };
-    let (sim, client) = start(&nats.url(), fleet(3000)).await?;
-    let all = identities(&sim, |_| true);
-    for delivery in [
-        muster_client::Delivery::Direct,
-        muster_client::Delivery::Broadcast,
-    ] {
+on_both_brokers! {
+    async fn faults_become_their_outcomes(url) {
+        let spec = FleetSpec {
+            silent: Share(0.02),
+            fail: Share(0.03),
+            slow: Some((Share(0.02), Duration::from_secs(30))),
+            ..fleet(200)
+        };
+        let (sim, client) = start(&url, spec).await?;
+        let all = identities(&sim, |_| true);
         let options = RequestOptions {
-            timeout: Duration::from_secs(20),
-            delivery,
+            timeout: Duration::from_millis(1500),
             ..RequestOptions::default()
         };
         let report = client
-            .request(
-                &Call::new("rpcutil", "ping"),
-                &all,
-                &options,
-                0,
-                &mut |_| {},
-            )
-            .await?;
-        assert_eq!(report.stats.ok, 3000, "{delivery:?}: {:?}", report.stats);
-        assert_eq!(report.exit_status(), ExitStatus::Ok);
-    }
-    sim.stop().await;
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn the_sim_agent_sleeps_fails_and_sizes() -> anyhow::Result<()> {
-    let Some(nats) = NatsServerProcess::start()? else {
-        return Ok(());
-    };
-    let (sim, client) = start(&nats.url(), fleet(3)).await?;
-    let all = identities(&sim, |_| true);
-    let options = RequestOptions {
-        timeout: Duration::from_secs(5),
-        ..RequestOptions::default()
-    };
-    let call = |action: &str, data: serde_json::Value| Call {
-        data,
-        ..Call::new("sim", action)
-    };
-    let r = client
-        .request(
-            &call("payload", serde_json::json!({"bytes": 1000})),
-            &all,
-            &options,
-            0,
-            &mut |_| {},
-        )
-        .await?;
-    assert_eq!(r.stats.ok, 3);
-    assert_eq!(
-        r.replies[0].data["payload"].as_str().map(str::len),
-        Some(1000)
-    );
-    let r = client
-        .request(
-            &call("fail", serde_json::json!({"message": "boom"})),
-            &all,
-            &options,
-            0,
-            &mut |_| {},
-        )
-        .await?;
-    assert_eq!(r.stats.failed, 3);
-    assert_eq!(r.replies[0].statusmsg, "boom");
-    let short = RequestOptions {
-        timeout: Duration::from_millis(500),
-        ..RequestOptions::default()
-    };
-    let r = client
-        .request(
-            &call("sleep", serde_json::json!({"seconds": 5})),
-            &all,
-            &short,
-            0,
-            &mut |_| {},
-        )
-        .await?;
-    assert!(
-        r.missing.iter().all(|m| m.outcome == Outcome::Timeout),
-        "{:?}",
-        r.missing
-    );
-    assert_eq!(r.stats.missing, 3);
-    sim.stop().await;
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn flapping_nodes_go_and_come_back() -> anyhow::Result<()> {
-    let Some(nats) = NatsServerProcess::start()? else {
-        return Ok(());
-    };
-    let timing = FlapTiming {
-        up: Duration::from_millis(300)..Duration::from_millis(400),
-        down: Duration::from_millis(300)..Duration::from_millis(400),
-    };
-    let spec = FleetSpec {
-        flap: Share(0.5),
-        stray: Share(0.0),
-        ..fleet(4)
-    };
-    let (sim, client) = start_with(&nats.url(), spec, timing).await?;
-    let flapping = identities(&sim, |f| *f == Fault::Flap);
-    assert_eq!(flapping.len(), 2);
-    let options = RequestOptions {
-        timeout: Duration::from_secs(2),
-        ..RequestOptions::default()
-    };
-    let (mut seen_away, mut seen_back) = (false, false);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !(seen_away && seen_back) && tokio::time::Instant::now() < deadline {
-        let r = client
-            .request(
-                &Call::new("rpcutil", "ping"),
-                &flapping,
-                &options,
-                0,
-                &mut |_| {},
-            )
-            .await?;
-        if r.missing.iter().any(|m| m.outcome == Outcome::NotConnected) {
-            seen_away = true;
-        } else if seen_away && r.stats.ok == flapping.len() {
-            seen_back = true;
-        }
-    }
-    assert!(seen_away, "a flapping node was never seen disconnected");
-    assert!(seen_back, "flapping nodes never all came back");
-    sim.stop().await;
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_window_lets_no_slow_node_hold_the_rest_back_and_batches_wait() -> anyhow::Result<()> {
-    let Some(nats) = NatsServerProcess::start()? else {
-        return Ok(());
-    };
-    let spec = FleetSpec {
-        slow: Some((Share(1.0 / 60.0), Duration::from_millis(800))),
-        ..fleet(60)
-    };
-    let (sim, client) = start(&nats.url(), spec).await?;
-    let all = identities(&sim, |_| true);
-    let slow = identities(&sim, |f| matches!(f, Fault::Slow(_)));
-    assert_eq!(slow.len(), 1);
-    let slow = slow.into_iter().next().unwrap_or_default();
-    let ms_of = |report: &muster_client::Report, who: &str| {
-        report
-            .replies
-            .iter()
-            .find(|r| r.sender == who)
-            .map(|r| r.ms)
-    };
-
-    // A window of 10: the other 59 nodes finish while the slow one still holds its slot.
-    let options = RequestOptions {
-        timeout: Duration::from_secs(10),
-        pacing: Pacing::Window(10),
-        ..RequestOptions::default()
-    };
-    let r = client
-        .request(
-            &Call::new("rpcutil", "ping"),
-            &all,
-            &options,
-            0,
-            &mut |_| {},
-        )
-        .await?;
-    assert_eq!(r.stats.ok, 60, "{:?}", r.stats);
-    let slow_ms = ms_of(&r, &slow).unwrap_or(0);
-    assert!(slow_ms >= 800, "{slow_ms}");
-    let later = r.replies.iter().filter(|x| x.ms > slow_ms).count();
-    assert_eq!(later, 0, "with a window nobody waits for the slow node");
-
-    // Batches of 10: every batch after the slow node's waits for it.
-    let options = RequestOptions {
-        pacing: Pacing::Batch {
-            size: 10,
-            sleep: Duration::ZERO,
-        },
-        ..options
-    };
-    let r = client
-        .request(
-            &Call::new("rpcutil", "ping"),
-            &all,
-            &options,
-            0,
-            &mut |_| {},
-        )
-        .await?;
-    assert_eq!(r.stats.ok, 60, "{:?}", r.stats);
-    let slow_ms = ms_of(&r, &slow).unwrap_or(0);
-    let position = all.iter().position(|n| *n == slow).unwrap_or(0);
-    let after_its_batch = 60 - (position / 10 + 1) * 10;
-    let later = r.replies.iter().filter(|x| x.ms > slow_ms).count();
-    assert_eq!(later, after_its_batch, "slow node at position {position}");
-    sim.stop().await;
-    Ok(())
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn batches_and_windows_account_for_every_node_of_a_fleet() -> anyhow::Result<()> {
-    let Some(nats) = NatsServerProcess::start()? else {
-        return Ok(());
-    };
-    let spec = FleetSpec {
-        silent: Share(0.01),
-        fail: Share(0.01),
-        ..fleet(300)
-    };
-    let (sim, client) = start(&nats.url(), spec).await?;
-    let all = identities(&sim, |_| true);
-    for pacing in [
-        Pacing::Batch {
-            size: 50,
-            sleep: Duration::from_millis(10),
-        },
-        Pacing::Window(25),
-    ] {
-        let options = RequestOptions {
-            timeout: Duration::from_millis(1500),
-            pacing,
-            ..RequestOptions::default()
-        };
-        let r = client
             .request(
                 &Call::new("rpcutil", "inventory"),
                 &all,
@@ -403,15 +123,321 @@ async fn batches_and_windows_account_for_every_node_of_a_fleet() -> anyhow::Resu
                 &mut |_| {},
             )
             .await?;
-        assert_eq!(r.stats.expected, 300, "{pacing:?}");
-        assert_eq!(r.stats.ok, 294, "{pacing:?}: {:?}", r.stats);
-        assert_eq!(r.stats.failed, 3, "{pacing:?}");
-        assert_eq!(r.stats.missing, 3, "{pacing:?}");
-        assert!(
-            r.missing.iter().all(|m| m.outcome == Outcome::NoReply),
-            "{pacing:?}"
+
+        let with = |o: Outcome| -> BTreeSet<String> {
+            report
+                .missing
+                .iter()
+                .filter(|m| m.outcome == o)
+                .map(|m| m.identity.clone())
+                .chain(
+                    report
+                        .replies
+                        .iter()
+                        .filter(|r| r.outcome == o)
+                        .map(|r| r.sender.clone()),
+                )
+                .collect()
+        };
+        assert_eq!(
+            with(Outcome::NoReply),
+            identities(&sim, |f| *f == Fault::Silent)
         );
+        assert_eq!(
+            with(Outcome::Failed),
+            identities(&sim, |f| *f == Fault::Fail)
+        );
+        assert_eq!(
+            with(Outcome::Timeout),
+            identities(&sim, |f| matches!(f, Fault::Slow(_)))
+        );
+        assert_eq!(with(Outcome::Ok), identities(&sim, |f| *f == Fault::None));
+        assert_eq!(report.stats.expected, 200);
+        assert_eq!(report.stats.missing, 4 + 4);
+        assert_eq!(report.stats.failed, 6);
+        assert_eq!(report.exit_status(), ExitStatus::Missing);
+
+        // Discovery cannot see the silent nodes, nor the slow ones (they answer after it ends);
+        // failing ones still answer pings.
+        let found = client
+            .discover(&Filter::default(), &DiscoveryOptions::default())
+            .await?;
+        let visible = identities(&sim, |f| matches!(f, Fault::None | Fault::Fail));
+        assert_eq!(found.nodes, visible);
+        sim.stop().await;
+        Ok(())
     }
-    sim.stop().await;
-    Ok(())
+}
+
+on_both_brokers! {
+    async fn filters_see_the_generated_facts(url) {
+        let (sim, client) = start(&url, fleet(300)).await?;
+        let filter = Filter {
+            fact: vec![FactFilter::parse("role=db")?],
+            class: vec!["dc_ams1".into()],
+            ..Filter::default()
+        };
+        let expected: BTreeSet<String> = sim
+            .nodes()
+            .iter()
+            .filter(|n| n.facts["role"] == "db" && n.facts["dc"] == "ams1")
+            .map(|n| n.identity.clone())
+            .collect();
+        assert!(
+            !expected.is_empty(),
+            "the seed should give some ams1 databases"
+        );
+        let found = client
+            .discover(&filter, &DiscoveryOptions::default())
+            .await?;
+        assert_eq!(found.nodes, expected);
+        sim.stop().await;
+        Ok(())
+    }
+}
+
+on_both_brokers! {
+    async fn thousands_of_nodes_lose_no_reply(url) {
+        let (sim, client) = start(&url, fleet(3000)).await?;
+        let all = identities(&sim, |_| true);
+        for delivery in [
+            muster_client::Delivery::Direct,
+            muster_client::Delivery::Broadcast,
+        ] {
+            let options = RequestOptions {
+                timeout: Duration::from_secs(20),
+                delivery,
+                ..RequestOptions::default()
+            };
+            let report = client
+                .request(
+                    &Call::new("rpcutil", "ping"),
+                    &all,
+                    &options,
+                    0,
+                    &mut |_| {},
+                )
+                .await?;
+            assert_eq!(report.stats.ok, 3000, "{delivery:?}: {:?}", report.stats);
+            assert_eq!(report.exit_status(), ExitStatus::Ok);
+        }
+        sim.stop().await;
+        Ok(())
+    }
+}
+
+on_both_brokers! {
+    async fn the_sim_agent_sleeps_fails_and_sizes(url) {
+        let (sim, client) = start(&url, fleet(3)).await?;
+        let all = identities(&sim, |_| true);
+        let options = RequestOptions {
+            timeout: Duration::from_secs(5),
+            ..RequestOptions::default()
+        };
+        let call = |action: &str, data: serde_json::Value| Call {
+            data,
+            ..Call::new("sim", action)
+        };
+        let r = client
+            .request(
+                &call("payload", serde_json::json!({"bytes": 1000})),
+                &all,
+                &options,
+                0,
+                &mut |_| {},
+            )
+            .await?;
+        assert_eq!(r.stats.ok, 3);
+        assert_eq!(
+            r.replies[0].data["payload"].as_str().map(str::len),
+            Some(1000)
+        );
+        let r = client
+            .request(
+                &call("fail", serde_json::json!({"message": "boom"})),
+                &all,
+                &options,
+                0,
+                &mut |_| {},
+            )
+            .await?;
+        assert_eq!(r.stats.failed, 3);
+        assert_eq!(r.replies[0].statusmsg, "boom");
+        let short = RequestOptions {
+            timeout: Duration::from_millis(500),
+            ..RequestOptions::default()
+        };
+        let r = client
+            .request(
+                &call("sleep", serde_json::json!({"seconds": 5})),
+                &all,
+                &short,
+                0,
+                &mut |_| {},
+            )
+            .await?;
+        assert!(
+            r.missing.iter().all(|m| m.outcome == Outcome::Timeout),
+            "{:?}",
+            r.missing
+        );
+        assert_eq!(r.stats.missing, 3);
+        sim.stop().await;
+        Ok(())
+    }
+}
+
+on_both_brokers! {
+    async fn flapping_nodes_go_and_come_back(url) {
+        let timing = FlapTiming {
+            up: Duration::from_millis(300)..Duration::from_millis(400),
+            down: Duration::from_millis(300)..Duration::from_millis(400),
+        };
+        let spec = FleetSpec {
+            flap: Share(0.5),
+            stray: Share(0.0),
+            ..fleet(4)
+        };
+        let (sim, client) = start_with(&url, spec, timing).await?;
+        let flapping = identities(&sim, |f| *f == Fault::Flap);
+        assert_eq!(flapping.len(), 2);
+        let options = RequestOptions {
+            timeout: Duration::from_secs(2),
+            ..RequestOptions::default()
+        };
+        let (mut seen_away, mut seen_back) = (false, false);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !(seen_away && seen_back) && tokio::time::Instant::now() < deadline {
+            let r = client
+                .request(
+                    &Call::new("rpcutil", "ping"),
+                    &flapping,
+                    &options,
+                    0,
+                    &mut |_| {},
+                )
+                .await?;
+            if r.missing.iter().any(|m| m.outcome == Outcome::NotConnected) {
+                seen_away = true;
+            } else if seen_away && r.stats.ok == flapping.len() {
+                seen_back = true;
+            }
+        }
+        assert!(seen_away, "a flapping node was never seen disconnected");
+        assert!(seen_back, "flapping nodes never all came back");
+        sim.stop().await;
+        Ok(())
+    }
+}
+
+on_both_brokers! {
+    async fn a_window_lets_no_slow_node_hold_the_rest_back_and_batches_wait(url) {
+        let spec = FleetSpec {
+            slow: Some((Share(1.0 / 60.0), Duration::from_millis(800))),
+            ..fleet(60)
+        };
+        let (sim, client) = start(&url, spec).await?;
+        let all = identities(&sim, |_| true);
+        let slow = identities(&sim, |f| matches!(f, Fault::Slow(_)));
+        assert_eq!(slow.len(), 1);
+        let slow = slow.into_iter().next().unwrap_or_default();
+        let ms_of = |report: &muster_client::Report, who: &str| {
+            report
+                .replies
+                .iter()
+                .find(|r| r.sender == who)
+                .map(|r| r.ms)
+        };
+
+        // A window of 10: the other 59 nodes finish while the slow one still holds its slot.
+        let options = RequestOptions {
+            timeout: Duration::from_secs(10),
+            pacing: Pacing::Window(10),
+            ..RequestOptions::default()
+        };
+        let r = client
+            .request(
+                &Call::new("rpcutil", "ping"),
+                &all,
+                &options,
+                0,
+                &mut |_| {},
+            )
+            .await?;
+        assert_eq!(r.stats.ok, 60, "{:?}", r.stats);
+        let slow_ms = ms_of(&r, &slow).unwrap_or(0);
+        assert!(slow_ms >= 800, "{slow_ms}");
+        let later = r.replies.iter().filter(|x| x.ms > slow_ms).count();
+        assert_eq!(later, 0, "with a window nobody waits for the slow node");
+
+        // Batches of 10: every batch after the slow node's waits for it.
+        let options = RequestOptions {
+            pacing: Pacing::Batch {
+                size: 10,
+                sleep: Duration::ZERO,
+            },
+            ..options
+        };
+        let r = client
+            .request(
+                &Call::new("rpcutil", "ping"),
+                &all,
+                &options,
+                0,
+                &mut |_| {},
+            )
+            .await?;
+        assert_eq!(r.stats.ok, 60, "{:?}", r.stats);
+        let slow_ms = ms_of(&r, &slow).unwrap_or(0);
+        let position = all.iter().position(|n| *n == slow).unwrap_or(0);
+        let after_its_batch = 60 - (position / 10 + 1) * 10;
+        let later = r.replies.iter().filter(|x| x.ms > slow_ms).count();
+        assert_eq!(later, after_its_batch, "slow node at position {position}");
+        sim.stop().await;
+        Ok(())
+    }
+}
+
+on_both_brokers! {
+    async fn batches_and_windows_account_for_every_node_of_a_fleet(url) {
+        let spec = FleetSpec {
+            silent: Share(0.01),
+            fail: Share(0.01),
+            ..fleet(300)
+        };
+        let (sim, client) = start(&url, spec).await?;
+        let all = identities(&sim, |_| true);
+        for pacing in [
+            Pacing::Batch {
+                size: 50,
+                sleep: Duration::from_millis(10),
+            },
+            Pacing::Window(25),
+        ] {
+            let options = RequestOptions {
+                timeout: Duration::from_millis(1500),
+                pacing,
+                ..RequestOptions::default()
+            };
+            let r = client
+                .request(
+                    &Call::new("rpcutil", "inventory"),
+                    &all,
+                    &options,
+                    0,
+                    &mut |_| {},
+                )
+                .await?;
+            assert_eq!(r.stats.expected, 300, "{pacing:?}");
+            assert_eq!(r.stats.ok, 294, "{pacing:?}: {:?}", r.stats);
+            assert_eq!(r.stats.failed, 3, "{pacing:?}");
+            assert_eq!(r.stats.missing, 3, "{pacing:?}");
+            assert!(
+                r.missing.iter().all(|m| m.outcome == Outcome::NoReply),
+                "{pacing:?}"
+            );
+        }
+        sim.stop().await;
+        Ok(())
+    }
 }
