@@ -1,9 +1,6 @@
 //! External agents: loading from a directory, the request/reply protocol, and every way an
 //! executable can fail.
 
-// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +9,8 @@ use muster_agent::external::{ExternalAgent, load_directory};
 use muster_agent::{Agent, Inventory, NodeContext, dispatch};
 use muster_proto::StatusCode;
 use serde_json::{Value, json};
+
+use crate::support::{gone, install_script, read_pid, wait_for};
 
 fn node() -> NodeContext {
     NodeContext {
@@ -39,11 +38,9 @@ fn ddl(name: &str, timeout: u64) -> String {
     .to_string()
 }
 
-fn write_agent(dir: &Path, name: &str, script: &str, timeout: u64) {
-    use std::os::unix::fs::PermissionsExt;
-    let program = dir.join(name);
-    std::fs::write(&program, format!("#!/bin/sh\n{script}\n")).unwrap();
-    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+/// Writes the agent `name`: an executable running `script`, ready to run, and its DDL.
+async fn write_agent(dir: &Path, name: &str, script: &str, timeout: u64) {
+    install_script(&dir.join(name), &format!("{script}\n")).await;
     std::fs::write(dir.join(format!("{name}.json")), ddl(name, timeout)).unwrap();
 }
 
@@ -69,7 +66,8 @@ async fn the_request_arrives_on_stdin_and_in_the_environment() {
             out = out.display()
         ),
         10,
-    );
+    )
+    .await;
     let agent = load(dir.path(), "echoer");
     let r = go(&agent, json!({"word": "hello"})).await;
     assert_eq!(r.status, StatusCode::Ok, "{r:?}");
@@ -84,7 +82,7 @@ async fn the_request_arrives_on_stdin_and_in_the_environment() {
     // Defaults from the DDL are applied before the agent runs, and outputs it leaves unset
     // get theirs after.
     let dir2 = tempfile::tempdir().unwrap();
-    write_agent(dir2.path(), "quiet", "printf '{}'", 10);
+    write_agent(dir2.path(), "quiet", "printf '{}'", 10).await;
     let r = go(&load(dir2.path(), "quiet"), json!({})).await;
     assert_eq!(r.status, StatusCode::Ok, "{r:?}");
     assert_eq!(r.data["said"], "nothing");
@@ -138,7 +136,7 @@ async fn every_failure_is_a_reply_that_says_what_happened() {
         ),
     ];
     for (name, script, _, _) in cases {
-        write_agent(dir.path(), name, script, 10);
+        write_agent(dir.path(), name, script, 10).await;
     }
     for (name, _, status, needle) in cases {
         let r = go(&load(dir.path(), name), json!({})).await;
@@ -159,7 +157,8 @@ async fn an_agent_that_overruns_is_killed_with_its_group() {
         "sleeper",
         &format!("sleep 60 & echo $! > {}\nwait", pidfile.display()),
         1,
-    );
+    )
+    .await;
     let started = Instant::now();
     let r = go(&load(dir.path(), "sleeper"), json!({})).await;
     assert_eq!(r.status, StatusCode::Aborted, "{r:?}");
@@ -169,30 +168,19 @@ async fn an_agent_that_overruns_is_killed_with_its_group() {
         "{:?}",
         started.elapsed()
     );
-    let pid = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .to_string();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let gone = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Err(_) => true,
-            Ok(stat) => stat.split_whitespace().nth(2) == Some("Z"),
-        };
-        if gone {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the grandchild {pid} survived");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let pid = read_pid(&pidfile);
+    assert!(
+        wait_for(Duration::from_secs(5), || gone(pid)).await,
+        "the grandchild {pid} survived"
+    );
 }
 
-#[test]
-fn broken_agents_are_refused_with_the_file_and_the_reason() {
+#[tokio::test]
+async fn broken_agents_are_refused_with_the_file_and_the_reason() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write_agent(d, "good", "echo '{}'", 10);
+    write_agent(d, "good", "echo '{}'", 10).await;
     std::fs::write(
         d.join("broken.json"),
         r#"{"metadata": {"name": "broken"}, "actions": []}"#,

@@ -2,28 +2,18 @@
 //! in a temporary directory that records its arguments (run as `/bin/sh SCRIPT ARGS…`, so the
 //! script is never executed while another test thread holds it open for writing).
 
-// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use muster_agent::cm::{Cm, DDL};
 use muster_agent::config::CmConfig;
-use muster_agent::{ActionResult, Agent, Inventory, NodeContext, dispatch};
+use muster_agent::{ActionResult, Agent, dispatch};
 use muster_proto::StatusCode;
 use muster_proto::ddl::Ddl;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-fn node() -> NodeContext {
-    NodeContext {
-        inventory: Arc::new(Inventory::default()),
-        agents: Arc::new(Vec::new()),
-        ..NodeContext::standalone(Inventory::default())
-    }
-}
+use crate::support::node;
 
 const PUPPET_YAML: &str = r#"---
 version: {config: "1764070000", puppet: "8.10.0"}

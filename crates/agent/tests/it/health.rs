@@ -1,27 +1,17 @@
 //! The `health` agent, called through `dispatch`, against stand-in Nagios plugins (`/bin/sh -c
 //! SCRIPT`), and its performance-data parser.
 
-// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use muster_agent::config::{DEFAULT_CHECK_TIMEOUT, HealthCheck, HealthConfig};
 use muster_agent::health::{DDL, Health, Metric, parse_perfdata};
-use muster_agent::{ActionResult, Agent, Inventory, NodeContext, dispatch};
+use muster_agent::{ActionResult, Agent, dispatch};
 use muster_proto::StatusCode;
 use muster_proto::ddl::Ddl;
 use serde_json::{Value, json};
 
-fn node() -> NodeContext {
-    NodeContext {
-        inventory: Arc::new(Inventory::default()),
-        agents: Arc::new(Vec::new()),
-        ..NodeContext::standalone(Inventory::default())
-    }
-}
+use crate::support::node;
 
 /// A plugin that runs `script` with `/bin/sh -c`.
 fn plugin(script: &str) -> HealthCheck {

@@ -1,32 +1,19 @@
 //! The `file` agent through `dispatch`, on files, directories, symlinks and FIFOs made in a
 //! temporary directory.
 
-// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use muster_agent::config::FileConfig;
 use muster_agent::file::{DDL, File};
-use muster_agent::{ActionResult, Agent, AgentInfo, Inventory, NodeContext, dispatch};
+use muster_agent::{ActionResult, Agent, dispatch};
 use muster_proto::StatusCode;
 use muster_proto::ddl::Ddl;
 use serde_json::json;
 
-fn node(agent: &dyn Agent) -> NodeContext {
-    NodeContext {
-        inventory: Arc::new(Inventory {
-            identity: "web1".into(),
-            ..Inventory::default()
-        }),
-        agents: Arc::new(vec![AgentInfo::of(agent)]),
-        ..NodeContext::standalone(Inventory::default())
-    }
-}
+use crate::support::node_with;
 
 fn agent() -> File {
     File::new(&FileConfig::default()).expect("file agent")
@@ -34,7 +21,7 @@ fn agent() -> File {
 
 async fn call(agent: &File, action: &str, path: &Path) -> ActionResult {
     let data = json!({ "path": path.to_str().expect("a UTF-8 path") });
-    dispatch(agent, &node(agent), action, &data).await
+    dispatch(agent, &node_with(agent), action, &data).await
 }
 
 /// `sha256("hello\n")`.
@@ -262,10 +249,10 @@ async fn paths_must_be_absolute() {
     let long = format!("/{}", "a".repeat(4096));
     for action in ["exists", "stat", "checksum"] {
         for path in ["etc/hosts", "", "./x", "~/x", long.as_str()] {
-            let r = dispatch(&agent, &node(&agent), action, &json!({ "path": path })).await;
+            let r = dispatch(&agent, &node_with(&agent), action, &json!({ "path": path })).await;
             assert_eq!(r.status, StatusCode::InvalidData, "{action} {path:?}");
         }
-        let r = dispatch(&agent, &node(&agent), action, &json!({})).await;
+        let r = dispatch(&agent, &node_with(&agent), action, &json!({})).await;
         assert_eq!(r.status, StatusCode::MissingData, "{action}");
     }
 }

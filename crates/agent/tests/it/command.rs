@@ -1,15 +1,13 @@
 //! `muster_agent::command::run` against real processes (`/bin/sh`, `cat`, `env`, `sleep`).
 
-// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
 use muster_agent::command::{CommandError, CommandOutput, CommandSpec, ExitKind, run};
-use tokio::time::{Instant, sleep};
+
+use crate::support::{gone, run_script, wait_for};
 
 /// `/bin/sh -c script`.
 fn sh(script: &str) -> CommandSpec {
@@ -20,30 +18,6 @@ async fn ok(spec: &CommandSpec) -> CommandOutput {
     match run(spec).await {
         Ok(out) => out,
         Err(e) => panic!("{spec:?}: {e}"),
-    }
-}
-
-/// Whether `pid` has exited: no `/proc/<pid>`, or a zombie waiting for its parent.
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
-}
-
-/// Polls `cond` until it holds or `within` has passed; returns whether it held.
-async fn wait_for(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -72,22 +46,6 @@ async fn assert_all_gone(pids: &[i32]) {
 /// Kills `pid` if it is still there (cleanup for processes that escaped the group on purpose).
 fn cleanup(pid: i32) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
-}
-
-/// `run`, retrying while another test thread's fork briefly holds a freshly written script
-/// open for writing (`ETXTBSY`).
-async fn run_script(spec: &CommandSpec) -> Result<CommandOutput, CommandError> {
-    for _ in 0..100 {
-        match run(spec).await {
-            Err(CommandError::Spawn { source, .. })
-                if source.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32) =>
-            {
-                sleep(Duration::from_millis(5)).await;
-            }
-            other => return other,
-        }
-    }
-    panic!("{spec:?} stayed busy");
 }
 
 #[tokio::test]

@@ -1,53 +1,17 @@
 //! The `service` agent through `dispatch`, against a stand-in `systemctl` written into a
 //! temporary directory: it records each command line and answers `is-active` from a state file.
 
-// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use muster_agent::command::{CommandError, CommandSpec, run};
 use muster_agent::config::ServiceConfig;
 use muster_agent::service::{DDL, Service};
-use muster_agent::{Agent, AgentInfo, Inventory, NodeContext, dispatch};
+use muster_agent::{Agent, dispatch};
 use muster_proto::StatusCode;
 use muster_proto::ddl::Ddl;
 use serde_json::{Value, json};
 
-fn node(agent: &dyn Agent) -> NodeContext {
-    NodeContext {
-        inventory: Arc::new(Inventory {
-            identity: "web1".into(),
-            ..Inventory::default()
-        }),
-        agents: Arc::new(vec![AgentInfo::of(agent)]),
-        ..NodeContext::standalone(Inventory::default())
-    }
-}
-
-/// Writes an executable `#!/bin/sh` script and waits until it can be run: a process forked
-/// meanwhile by another test may briefly hold it open for writing (`ETXTBSY`). The script must
-/// exit 0 at once when `STANDIN_PROBE` is set.
-async fn install_script(path: &Path, body: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, format!("#!/bin/sh\n{body}")).expect("write script");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let probe = CommandSpec::new(path).env("STANDIN_PROBE", "1");
-    for _ in 0..200 {
-        match run(&probe).await {
-            Err(CommandError::Spawn { source, .. })
-                if source.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32) =>
-            {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Ok(out) if out.success() => return,
-            other => panic!("the stand-in {} does not run: {other:?}", path.display()),
-        }
-    }
-    panic!("{} stayed busy", path.display());
-}
+use crate::support::{install_script, node_with};
 
 /// A stand-in `systemctl` in a temporary directory.
 struct Systemctl {
@@ -63,8 +27,7 @@ impl Systemctl {
         let d = dir.path().display();
         let program = dir.path().join("systemctl");
         let body = format!(
-            r#"[ -n "$STANDIN_PROBE" ] && exit 0
-printf '%s|' "$@" >> {d}/argv; echo >> {d}/argv
+            r#"printf '%s|' "$@" >> {d}/argv; echo >> {d}/argv
 echo "$LC_ALL" > {d}/lc_all
 case "$1" in
   is-active)
@@ -113,7 +76,7 @@ esac
 }
 
 async fn call(agent: &Service, action: &str, data: Value) -> muster_agent::ActionResult {
-    dispatch(agent, &node(agent), action, &data).await
+    dispatch(agent, &node_with(agent), action, &data).await
 }
 
 #[tokio::test]

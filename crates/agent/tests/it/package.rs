@@ -2,57 +2,17 @@
 //! (`dpkg-query` and `apt-get`, `rpm` and `yum`/`dnf`) written into a temporary directory. They
 //! record each command line and keep a package "database" of one file per package.
 
-// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use muster_agent::command::{CommandError, CommandSpec, run};
 use muster_agent::config::{PackageBackend, PackageConfig};
 use muster_agent::package::{DDL, Package};
-use muster_agent::{ActionResult, Agent, AgentInfo, Inventory, NodeContext, dispatch};
+use muster_agent::{ActionResult, Agent, dispatch};
 use muster_proto::StatusCode;
 use muster_proto::ddl::Ddl;
 use serde_json::{Value, json};
 
-fn node(agent: &dyn Agent) -> NodeContext {
-    NodeContext {
-        inventory: Arc::new(Inventory {
-            identity: "web1".into(),
-            ..Inventory::default()
-        }),
-        agents: Arc::new(vec![AgentInfo::of(agent)]),
-        ..NodeContext::standalone(Inventory::default())
-    }
-}
-
-/// Writes an executable `#!/bin/sh` script and waits until it can be run: a process forked
-/// meanwhile by another test may briefly hold it open for writing (`ETXTBSY`). The script must
-/// exit 0 at once when `STANDIN_PROBE` is set.
-async fn install_script(path: &Path, body: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(
-        path,
-        format!("#!/bin/sh\n[ -n \"$STANDIN_PROBE\" ] && exit 0\n{body}"),
-    )
-    .expect("write script");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let probe = CommandSpec::new(path).env("STANDIN_PROBE", "1");
-    for _ in 0..200 {
-        match run(&probe).await {
-            Err(CommandError::Spawn { source, .. })
-                if source.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32) =>
-            {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Ok(out) if out.success() => return,
-            other => panic!("the stand-in {} does not run: {other:?}", path.display()),
-        }
-    }
-    panic!("{} stayed busy", path.display());
-}
+use crate::support::{install_script, node_with};
 
 /// Stand-in tools for one backend in a temporary directory. `db/<package>` holds what the query
 /// tool prints for an installed package. The package `broken` fails to install, `slow` hangs;
@@ -160,7 +120,13 @@ impl Tools {
 }
 
 async fn call(agent: &Package, action: &str, package: &str) -> ActionResult {
-    dispatch(agent, &node(agent), action, &json!({ "package": package })).await
+    dispatch(
+        agent,
+        &node_with(agent),
+        action,
+        &json!({ "package": package }),
+    )
+    .await
 }
 
 fn state(package: &str, ensure: &str) -> Value {
@@ -378,7 +344,7 @@ async fn bad_names_are_refused_before_anything_runs() {
             assert_eq!(r.status, StatusCode::InvalidData, "{action} {name:?}");
             assert_eq!(r.status.code(), 4);
         }
-        let r = dispatch(&agent, &node(&agent), action, &json!({})).await;
+        let r = dispatch(&agent, &node_with(&agent), action, &json!({})).await;
         assert_eq!(r.status, StatusCode::MissingData, "{action}");
     }
     assert!(tools.take_argv().is_empty(), "nothing ran");

@@ -1,28 +1,18 @@
 //! The `shell` agent, called through `dispatch` (so the DDL validates the inputs) against real
 //! processes run by `/bin/sh`.
 
-// Helpers here unwrap as the tests do (clippy.toml allows that only inside #[test]).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use muster_agent::config::ShellConfig;
 use muster_agent::shell::{DDL, Shell};
-use muster_agent::{ActionResult, Agent, Inventory, NodeContext, dispatch};
+use muster_agent::{ActionResult, Agent, dispatch};
 use muster_proto::StatusCode;
 use muster_proto::ddl::Ddl;
 use serde_json::{Value, json};
-use tokio::time::{Instant, sleep};
+use tokio::time::Instant;
 
-fn node() -> NodeContext {
-    NodeContext {
-        inventory: Arc::new(Inventory::default()),
-        agents: Arc::new(Vec::new()),
-        ..NodeContext::standalone(Inventory::default())
-    }
-}
+use crate::support::{gone, node, read_pid, wait_for};
 
 fn agent() -> Shell {
     Shell::new(&ShellConfig {
@@ -34,38 +24,6 @@ fn agent() -> Shell {
 
 async fn run(data: Value) -> ActionResult {
     dispatch(&agent(), &node(), "run", &data).await
-}
-
-/// Whether `pid` has exited: no `/proc/<pid>`, or a zombie waiting for its parent.
-fn gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
-}
-
-/// Polls `cond` until it holds or `within` has passed; returns whether it held.
-async fn wait_for(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn read_pid(path: &Path) -> i32 {
-    std::fs::read_to_string(path)
-        .expect("the command wrote its grandchild's pid")
-        .trim()
-        .parse()
-        .expect("a pid")
 }
 
 #[test]
