@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_nats::{Client, ConnectOptions, Event, Message, Subscriber};
+use async_nats::{Client, ConnectOptions, Message, Subscriber};
 use bytes::Bytes;
 use futures::StreamExt;
 use muster_proto::Response;
@@ -476,43 +476,10 @@ impl Registry {
             .reconnect_delay_callback(|attempt| {
                 Duration::from_millis((attempt as u64).saturating_mul(100).min(2000))
             })
-            .event_callback({
-                // async-nats' events name only the kind of a failed attempt ("IO error"):
-                // ask each broker once why, and say it when the cause changes.
-                let brokers = Arc::new(config.brokers.clone());
-                let transport = Arc::new(config.transport.clone());
-                let retrying = Arc::new(muster_security::transport::Retrying::default());
-                move |event| {
-                    let (brokers, transport, retrying) =
-                        (brokers.clone(), transport.clone(), retrying.clone());
-                    async move {
-                        match event {
-                            Event::Connected => {
-                                retrying.connected();
-                                info!("connected to the broker");
-                            }
-                            Event::Disconnected => {
-                                warn!("disconnected from the broker; reconnecting")
-                            }
-                            Event::ClientError(_) => {
-                                // On a task of its own: the callback's future must be Sync,
-                                // and a connection attempt is not.
-                                tokio::spawn(async move {
-                                    let causes = retrying.failed(&brokers, &transport).await;
-                                    for (url, cause) in causes.unwrap_or_default() {
-                                        warn!(
-                                            "cannot connect to the broker at {url}: {cause}; \
-                                             retrying. {}",
-                                            cause.hint(&transport)
-                                        );
-                                    }
-                                });
-                            }
-                            other => warn!(%other, "broker connection event"),
-                        }
-                    }
-                }
-            });
+            .event_callback(muster_security::transport::log_events(
+                &config.brokers,
+                &config.transport,
+            ));
         let client =
             muster_security::transport::connect(&config.brokers, &config.transport, options)
                 .await

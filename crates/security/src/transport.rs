@@ -410,6 +410,51 @@ impl Retrying {
     }
 }
 
+/// The connection's event callback for a service that retries (the daemon, the registry):
+/// logs connects and disconnects, and — since async-nats' events name only the kind of a
+/// failed attempt ("IO error") — asks each broker once why, saying it when the cause changes.
+pub fn log_events(
+    brokers: &[String],
+    transport: &Transport,
+) -> impl Fn(async_nats::Event) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>>
++ Send
++ Sync
++ 'static {
+    use async_nats::Event;
+    use std::sync::Arc;
+    let brokers = Arc::new(brokers.to_vec());
+    let transport = Arc::new(transport.clone());
+    let retrying = Arc::new(Retrying::default());
+    move |event| {
+        let (brokers, transport, retrying) = (brokers.clone(), transport.clone(), retrying.clone());
+        Box::pin(async move {
+            match event {
+                Event::Connected => {
+                    retrying.connected();
+                    tracing::info!("connected to the broker");
+                }
+                Event::Disconnected => {
+                    tracing::warn!("disconnected from the broker; reconnecting")
+                }
+                Event::ClientError(_) => {
+                    // On a task of its own: the callback's future must be Sync, and a
+                    // connection attempt is not.
+                    tokio::spawn(async move {
+                        let causes = retrying.failed(&brokers, &transport).await;
+                        for (url, cause) in causes.unwrap_or_default() {
+                            tracing::warn!(
+                                "cannot connect to the broker at {url}: {cause}; retrying. {}",
+                                cause.hint(&transport)
+                            );
+                        }
+                    });
+                }
+                other => tracing::warn!(%other, "broker connection event"),
+            }
+        })
+    }
+}
+
 /// The failures of [`connect`] for people, after "cannot reach the broker at URLS: ": the
 /// cause, or with several URLs `URL: cause` for each, `; `-separated.
 pub fn describe(causes: &[(String, Cause)]) -> String {

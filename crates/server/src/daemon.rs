@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_nats::{Client, ConnectOptions, Event, Message};
+use async_nats::{Client, ConnectOptions, Message};
 use futures::StreamExt;
 use muster_agent::{Agent, AgentInfo, Inventory, NodeContext};
 use muster_proto::envelope::{Ack, Reply, Request};
@@ -198,41 +198,10 @@ pub async fn run(
                     .min(2000),
             )
         })
-        .event_callback({
-            // async-nats' events name only the kind of a failed attempt ("IO error"): ask
-            // each broker once why, and say it when the cause changes.
-            let brokers = Arc::new(config.brokers.clone());
-            let transport = Arc::new(config.transport.clone());
-            let retrying = Arc::new(muster_security::transport::Retrying::default());
-            move |event| {
-                let (brokers, transport, retrying) =
-                    (brokers.clone(), transport.clone(), retrying.clone());
-                async move {
-                    match event {
-                        Event::Connected => {
-                            retrying.connected();
-                            info!("connected to the broker");
-                        }
-                        Event::Disconnected => warn!("disconnected from the broker; reconnecting"),
-                        Event::ClientError(_) => {
-                            // On a task of its own: the callback's future must be Sync, and
-                            // a connection attempt is not.
-                            tokio::spawn(async move {
-                                let causes = retrying.failed(&brokers, &transport).await;
-                                for (url, cause) in causes.unwrap_or_default() {
-                                    warn!(
-                                        "cannot connect to the broker at {url}: {cause}; \
-                                         retrying. {}",
-                                        cause.hint(&transport)
-                                    );
-                                }
-                            });
-                        }
-                        other => warn!(%other, "broker connection event"),
-                    }
-                }
-            }
-        })
+        .event_callback(muster_security::transport::log_events(
+            &config.brokers,
+            &config.transport,
+        ))
         .connect(config.brokers.clone())
         .await
         .map_err(|e| ServerError::Broker(e.to_string()))?;
