@@ -33,13 +33,13 @@ fn causes(url: &str, certs: &TestCerts) -> Result<()> {
     let cases: [(&str, String, &[&str], &[&str]); 6] = [
         (
             "unknown-issuer",
-            transport(&other.ca(), Some((&cert, &key)), "s3cret"),
+            transport(&other.ca(), Some((&cert, &key)), fixture::BROKER_PASSWORD),
             &["TLS: unknown issuer", "[transport] tls_ca"],
             &["Is it running?", "IO error"],
         ),
         (
             "certificate-required",
-            transport(&certs.ca(), None, "s3cret"),
+            transport(&certs.ca(), None, fixture::BROKER_PASSWORD),
             &[
                 "TLS: certificate required",
                 "[transport] tls_cert and tls_key",
@@ -69,7 +69,7 @@ fn causes(url: &str, certs: &TestCerts) -> Result<()> {
         ),
         (
             "good",
-            transport(&certs.ca(), Some((&cert, &key)), "s3cret"),
+            transport(&certs.ca(), Some((&cert, &key)), fixture::BROKER_PASSWORD),
             &[],
             &[],
         ),
@@ -120,12 +120,7 @@ fn a_refused_connection_says_refused_and_asks_whether_the_broker_runs() {
 #[test]
 fn connection_failures_name_the_cause_on_nats_server() -> Result<()> {
     let certs = TestCerts::new()?;
-    let (server_cert, server_key) = certs.server();
-    let conf = format!(
-        "tls {{\n  cert_file: {server_cert:?}\n  key_file: {server_key:?}\n  ca_file: {:?}\n  verify: true\n  timeout: 5\n}}\nauthorization {{\n  user: muster\n  password: s3cret\n}}\n",
-        certs.ca()
-    );
-    let Some(nats) = muster_testkit::NatsServerProcess::start_with_config(Some(&conf))? else {
+    let Some(nats) = fixture::secured_nats_server(&certs)? else {
         return Ok(());
     };
     causes(&nats.url(), &certs)
@@ -135,19 +130,7 @@ fn connection_failures_name_the_cause_on_nats_server() -> Result<()> {
 #[test]
 fn connection_failures_name_the_cause_on_the_embedded_broker() -> Result<()> {
     let certs = TestCerts::new()?;
-    let (cert, key) = certs.server();
-    let broker = muster_testkit::EmbeddedBroker::with_config(muster_broker::BrokerConfig {
-        tls: Some(muster_broker::Tls {
-            cert,
-            key,
-            ca: Some(certs.ca()),
-        }),
-        auth: muster_broker::Auth::UserPassword {
-            user: "muster".into(),
-            password: "s3cret".into(),
-        },
-        ..Default::default()
-    })?;
+    let broker = fixture::secured_embedded_broker(&certs)?;
     causes(&broker.url(), &certs)
 }
 
@@ -156,22 +139,13 @@ fn connection_failures_name_the_cause_on_the_embedded_broker() -> Result<()> {
 #[test]
 fn the_daemon_says_why_it_cannot_connect_while_it_retries() -> Result<()> {
     let certs = TestCerts::new()?;
-    let (cert, key) = certs.server();
-    let broker = muster_testkit::EmbeddedBroker::with_config(muster_broker::BrokerConfig {
-        tls: Some(muster_broker::Tls {
-            cert,
-            key,
-            ca: Some(certs.ca()),
-        }),
-        auth: muster_broker::Auth::UserPassword {
-            user: "muster".into(),
-            password: "s3cret".into(),
-        },
-        ..Default::default()
-    })?;
+    let broker = fixture::secured_embedded_broker(&certs)?;
     let url = broker.url();
-    let spec =
-        muster_testkit::DaemonSpec::new("web1").config(&transport(&certs.ca(), None, "s3cret"));
+    let spec = muster_testkit::DaemonSpec::new("web1").config(&transport(
+        &certs.ca(),
+        None,
+        fixture::BROKER_PASSWORD,
+    ));
     let daemon = muster_testkit::Daemon::spawn(crate::cli::bin(), &url, &spec)?;
     let needle =
         format!("cannot connect to the broker at {url}: TLS: certificate required; retrying");

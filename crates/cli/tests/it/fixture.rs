@@ -269,3 +269,36 @@ pub fn stand_in(dir: &Path, name: &str, body: &str) -> Result<String> {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
     Ok(path.display().to_string())
 }
+
+/// The password of [`secured_nats_server`] and [`secured_embedded_broker`], user `muster`.
+pub const BROKER_PASSWORD: &str = "s3cret";
+
+/// nats-server with TLS from `certs`, verifying client certificates, and user `muster` with
+/// [`BROKER_PASSWORD`]; `None` without nats-server (skipped loudly).
+pub fn secured_nats_server(
+    certs: &muster_testkit::tls::TestCerts,
+) -> Result<Option<NatsServerProcess>> {
+    let (cert, key) = certs.server();
+    let conf = format!(
+        "tls {{\n  cert_file: {cert:?}\n  key_file: {key:?}\n  ca_file: {:?}\n  verify: true\n  timeout: 5\n}}\nauthorization {{\n  user: muster\n  password: {BROKER_PASSWORD}\n}}\n",
+        certs.ca()
+    );
+    NatsServerProcess::start_with_config(Some(&conf))
+}
+
+/// The embedded broker secured as [`secured_nats_server`] is.
+pub fn secured_embedded_broker(certs: &muster_testkit::tls::TestCerts) -> Result<EmbeddedBroker> {
+    let (cert, key) = certs.server();
+    EmbeddedBroker::with_config(muster_broker::BrokerConfig {
+        tls: Some(muster_broker::Tls {
+            cert,
+            key,
+            ca: Some(certs.ca()),
+        }),
+        auth: muster_broker::Auth::UserPassword {
+            user: "muster".into(),
+            password: BROKER_PASSWORD.into(),
+        },
+        ..Default::default()
+    })
+}

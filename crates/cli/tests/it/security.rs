@@ -496,7 +496,7 @@ fn tls_and_credentials(url: &str, certs: &muster_testkit::tls::TestCerts) -> Res
     pki.policy("rpcutil", "policy default allow\n")?;
     let spec = pki
         .signed(DaemonSpec::new("web1"))?
-        .config(&transport(true, "s3cret"));
+        .config(&transport(true, fixture::BROKER_PASSWORD));
     let _daemon = muster_testkit::Daemon::start(crate::cli::bin(), url, &spec)?;
     let alice = pki.caller("alice", None)?;
     let nodes = fixture::node_list(&["web1"])?;
@@ -512,8 +512,8 @@ fn tls_and_credentials(url: &str, certs: &muster_testkit::tls::TestCerts) -> Res
         .broker(url)
         .run())
     };
-    ping(&transport(true, "s3cret"), "good")?.code(0);
-    ping(&transport(false, "s3cret"), "no-cert")?.code(5);
+    ping(&transport(true, fixture::BROKER_PASSWORD), "good")?.code(0);
+    ping(&transport(false, fixture::BROKER_PASSWORD), "no-cert")?.code(5);
     ping(&transport(true, "wrong"), "bad-password")?.code(5);
     ping("", "plain")?.code(5);
     Ok(())
@@ -523,12 +523,7 @@ fn tls_and_credentials(url: &str, certs: &muster_testkit::tls::TestCerts) -> Res
 #[test]
 fn tls_with_client_certificates_and_broker_credentials_on_nats_server() -> Result<()> {
     let certs = muster_testkit::tls::TestCerts::new()?;
-    let (server_cert, server_key) = certs.server();
-    let conf = format!(
-        "tls {{\n  cert_file: {server_cert:?}\n  key_file: {server_key:?}\n  ca_file: {:?}\n  verify: true\n  timeout: 5\n}}\nauthorization {{\n  user: muster\n  password: s3cret\n}}\n",
-        certs.ca()
-    );
-    let Some(nats) = muster_testkit::NatsServerProcess::start_with_config(Some(&conf))? else {
+    let Some(nats) = fixture::secured_nats_server(&certs)? else {
         return Ok(());
     };
     tls_and_credentials(&nats.url(), &certs)
@@ -538,19 +533,7 @@ fn tls_with_client_certificates_and_broker_credentials_on_nats_server() -> Resul
 #[test]
 fn tls_with_client_certificates_and_broker_credentials_on_the_embedded_broker() -> Result<()> {
     let certs = muster_testkit::tls::TestCerts::new()?;
-    let (cert, key) = certs.server();
-    let broker = muster_testkit::EmbeddedBroker::with_config(muster_broker::BrokerConfig {
-        tls: Some(muster_broker::Tls {
-            cert,
-            key,
-            ca: Some(certs.ca()),
-        }),
-        auth: muster_broker::Auth::UserPassword {
-            user: "muster".into(),
-            password: "s3cret".into(),
-        },
-        ..Default::default()
-    })?;
+    let broker = fixture::secured_embedded_broker(&certs)?;
     tls_and_credentials(&broker.url(), &certs)
 }
 
