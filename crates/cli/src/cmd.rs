@@ -6,18 +6,20 @@ use std::io::{IsTerminal, Read, Write};
 use std::time::Duration;
 
 use anyhow::Context;
-use muster_client::selection::{Count, choose};
+use muster_client::journal::JournalTarget;
+use muster_client::run::RegistryView;
+use muster_client::selection::Count;
 use muster_client::{
-    Client, ClientConfig, ConnectConfig, Delivery, DiscoveryOptions, ExitStatus, Pacing, Progress,
-    RequestOptions,
+    Client, ClientConfig, ConnectConfig, ExitStatus, Expected, Progress, RunOptions, Selection,
+    Source, Spread, Warning,
 };
 use muster_proto::filter::FilterErrorKind;
+use muster_proto::registration::RegistryQuery;
 use muster_proto::{FactFilter, Filter};
 
 use crate::Failure;
 use crate::args::{DiscoveryMethod, FilterArgs, RequestArgs};
 use crate::render;
-use muster_client::DiscoveryInfo;
 
 pub mod broker;
 pub mod demo;
@@ -34,125 +36,18 @@ pub mod server;
 pub mod sim;
 pub mod tls;
 
-/// A connected client with the settings of one command.
-pub struct Session {
-    pub client: Client,
-    pub config: ClientConfig,
-    pub filter: Filter,
-    /// The node list given with `--nodes`, read before connecting.
-    pub nodes: Option<BTreeSet<String>>,
-    /// How the expected set is found.
-    pub method: DiscoveryMethod,
-    /// The agent discovery requires, when a command added it to the filter (`rpc`).
-    pub required_agent: Option<String>,
-    pacing: PacingFlags,
-}
-
-/// Who should answer a request.
-#[derive(Debug, Clone, Default)]
-pub struct Expected {
-    /// The nodes to send to.
-    pub nodes: BTreeSet<String>,
-    /// Expected nodes not sent to: the registry last saw them too long ago (with when).
-    pub absent: Vec<(String, String)>,
-    /// When the registry last saw each node it knows (RFC 3339).
-    pub last_seen: std::collections::BTreeMap<String, String>,
-    /// How long finding them took.
-    pub discovery_ms: u64,
-    /// Where they came from.
-    pub discovery: Option<muster_client::DiscoveryInfo>,
-    /// Discovery answers that could not be verified.
-    pub ignored: Vec<muster_client::Ignored>,
-}
-
-impl Expected {
-    /// Whether nobody is expected.
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty() && self.absent.is_empty()
-    }
-
-    /// Whether nothing answered at all (exit 4): nobody is expected, and no answer was
-    /// ignored either. Answers that could not be verified are reported instead (exit 1).
-    pub fn nothing_answered(&self) -> bool {
-        self.is_empty() && self.ignored.is_empty()
-    }
-
-    /// Adds what discovery and the registry know to a finished report: absent nodes,
-    /// last-seen times, where the set came from, discovery answers that were ignored.
-    pub fn complete(&self, report: &mut muster_client::Report) {
-        report.add_absent(&self.absent);
-        report.annotate_last_seen(&self.last_seen);
-        report.discovery = self.discovery.clone();
-        muster_client::report::merge_ignored(&mut report.ignored, &self.ignored);
-    }
-
-    /// For `find`, which prints identities and no report: on stderr, the nodes that answered
-    /// discovery with a failure, the answers that were ignored and, for people, what broadcast
-    /// discovery cannot see.
-    pub fn notes(&self, json: bool) {
-        let failed: Vec<&muster_client::DiscoveryFailure> =
-            self.discovery.iter().flat_map(|d| &d.failed).collect();
-        let mut lines =
-            render::discovery_failures(&failed, "they matched the filter, so they are listed");
-        lines.extend(render::ignored(&self.ignored));
-        if !json {
-            lines.extend(self.discovery.as_ref().and_then(render::broadcast_notice));
-        }
-        for line in lines {
-            eprintln!("{line}");
-        }
-    }
-}
-
-pub fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 /// A time from the network (a registry's last-seen, a collected job's) in RFC 3339: proto's one
 /// total conversion, which no value makes panic.
 pub use muster_proto::time::rfc3339;
 
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// What a registry knows about the nodes matching a filter.
-pub struct RegistryView {
-    /// Seen within `--expect-seen`.
-    pub fresh: Vec<muster_proto::registration::SeenNode>,
-    /// Seen longer ago: what the registry holds for them may be out of date.
-    pub stale: Vec<muster_proto::registration::SeenNode>,
-}
-
-impl RegistryView {
-    /// The stale nodes as `identity (last seen TIME)`, for people.
-    pub fn describe_stale(&self) -> String {
-        self.stale
-            .iter()
-            .map(|n| format!("{} (last seen {})", n.identity, rfc3339(n.last_seen)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// The stale nodes as JSON: identity and last seen.
-    pub fn stale_json(&self) -> serde_json::Value {
-        self.stale
-            .iter()
-            .map(|n| serde_json::json!({"identity": n.identity, "last_seen": rfc3339(n.last_seen)}))
-            .collect()
-    }
-}
-
-/// How a request is spread over its expected set.
-#[derive(Debug, Clone, Copy, Default)]
-struct PacingFlags {
-    batch: Option<Count>,
-    batch_sleep: Duration,
-    window: Option<usize>,
-    limit: Option<Count>,
-    limit_seed: Option<u64>,
+/// A connected client with the settings of one command: who should answer and how to run.
+pub struct Session {
+    pub client: Client,
+    pub config: ClientConfig,
+    /// Who should answer.
+    pub selection: Selection,
+    /// How a request is run: timeouts, pacing, the journal.
+    pub options: RunOptions,
 }
 
 impl FilterArgs {
@@ -225,26 +120,21 @@ impl RequestArgs {
                  the nodes: leave out -F/-C/-I/-A/-S/-W, or leave out --nodes to discover by filter"
             )));
         }
-        let nodes = self.node_list()?;
-        let pacing = self.pacing_flags()?;
-        let (signing, verifier) = trust(&config)?;
-        let client = Client::connect(&ConnectConfig {
-            brokers: config.brokers.clone(),
-            collective: config.collective.clone(),
-            signing,
-            verifier,
-            transport: config.transport.clone(),
-            ..ConnectConfig::default()
-        })
-        .await?;
+        let source = match (self.node_list()?, self.discovery_method) {
+            (Some(nodes), _) => Source::Nodes(nodes),
+            (None, Some(DiscoveryMethod::Registry)) => Source::Registry,
+            (None, _) => Source::Discover,
+        };
+        let mut selection = Selection::new(&config, filter, source);
+        let mut options = RunOptions::new(&config);
+        options.journal = JournalTarget::from_flag(self.journal.as_deref());
+        self.pacing(&mut selection, &mut options)?;
+        let client = Client::connect(&ConnectConfig::from_config(&config)?).await?;
         Ok(Session {
             client,
             config,
-            filter,
-            nodes,
-            method: self.discovery_method.unwrap_or(DiscoveryMethod::Broadcast),
-            required_agent: None,
-            pacing,
+            selection,
+            options,
         })
     }
 
@@ -271,154 +161,42 @@ impl RequestArgs {
     }
 
     /// `--batch`, `--window`, `--limit` and `--one`, checked.
-    fn pacing_flags(&self) -> Result<PacingFlags, Failure> {
+    fn pacing(&self, selection: &mut Selection, options: &mut RunOptions) -> Result<(), Failure> {
         let batch = self
             .batch
             .as_deref()
             .map(|b| Count::parse("--batch", b))
             .transpose()
             .map_err(Failure::usage)?;
-        let batch_sleep = self.batch_sleep.unwrap_or(Duration::ZERO);
         if self.window == Some(0) {
             return Err(Failure::usage(anyhow::anyhow!(
                 "--window 0: give how many nodes to keep in flight (at least 1)"
             )));
         }
-        let limit = match (&self.limit, self.one) {
+        selection.limit = match (&self.limit, self.one) {
             (_, true) => Some(Count::Nodes(1)),
             (Some(l), false) => Some(Count::parse("--limit", l).map_err(Failure::usage)?),
             (None, false) => None,
         };
-        Ok(PacingFlags {
-            batch,
-            batch_sleep,
-            window: self.window,
-            limit,
-            limit_seed: self.limit_seed,
-        })
+        selection.limit_seed = self.limit_seed;
+        options.spread = match (self.window, batch) {
+            (Some(n), _) => Spread::Window(n),
+            (None, Some(count)) => Spread::Batch {
+                count,
+                sleep: self.batch_sleep.unwrap_or(Duration::ZERO),
+            },
+            (None, None) => Spread::All,
+        };
+        Ok(())
     }
 }
 
 impl Session {
-    /// Discovers only nodes that have `agent`, as MCollective and Choria do for every RPC
-    /// request: a node without it is not expected to answer. Broadcast discovery, the
-    /// registry and the registry's reconciliation all use the filter. A node list is not
-    /// narrowed — it says who should answer, and a listed node that lacks the agent answers
-    /// so on its own subject (see [`Session::request_options`]).
-    pub fn require_agent(&mut self, agent: &str) {
-        if self.nodes.is_none() && !self.filter.agent.iter().any(|a| a == agent) {
-            self.filter.agent.push(agent.to_string());
-            self.required_agent = Some(agent.to_string());
-        }
-    }
-
-    pub fn discovery_options(&self) -> DiscoveryOptions {
-        DiscoveryOptions {
-            timeout: self.config.discovery_timeout,
-            quiet: self.config.discovery_quiet,
-        }
-    }
-
-    /// The expected set: the node list if one was given, the registry's view with `--dm
-    /// registry`, else broadcast discovery reconciled with a registry when one answers;
-    /// narrowed by `--limit`/`--one`.
+    /// The expected set, with the warnings of finding it said on stderr.
     pub async fn expected(&self) -> Result<Expected, Failure> {
-        let mut expected = Expected::default();
-        match (&self.nodes, self.method) {
-            (Some(nodes), _) => {
-                expected.nodes = nodes.clone();
-                expected.discovery = Some(DiscoveryInfo::of(muster_client::DiscoveryMethod::Nodes));
-            }
-            (None, DiscoveryMethod::Registry) => {
-                let started = std::time::Instant::now();
-                let seen = self
-                    .client
-                    .query_registry(&self.filter, None, self.config.discovery_timeout)
-                    .await?;
-                let recent = unix_now() - self.config.expect_seen.as_secs_f64();
-                for node in seen {
-                    let when = rfc3339(node.last_seen);
-                    if node.last_seen >= recent {
-                        expected.nodes.insert(node.identity.clone());
-                    } else {
-                        expected.absent.push((node.identity.clone(), when.clone()));
-                    }
-                    expected.last_seen.insert(node.identity, when);
-                }
-                expected.discovery_ms = millis(started.elapsed());
-                expected.discovery =
-                    Some(DiscoveryInfo::of(muster_client::DiscoveryMethod::Registry));
-            }
-            (None, _) => {
-                let found = self
-                    .client
-                    .discover(&self.filter, &self.discovery_options())
-                    .await?;
-                expected.discovery_ms = millis(found.elapsed);
-                // Broadcast cannot see a node that is down; a registry can. When one answers,
-                // nodes it saw recently that did not answer discovery are expected too.
-                let seen = self.seen_recently().await;
-                expected.discovery = Some(found.info(seen.is_some()));
-                expected.ignored = found.ignored;
-                expected.nodes = found.nodes;
-                for (identity, when) in seen.unwrap_or_default() {
-                    expected.last_seen.insert(identity.clone(), when);
-                    expected.nodes.insert(identity);
-                }
-            }
-        }
-        if let Some(limit) = self.pacing.limit {
-            expected.nodes = choose(&expected.nodes, limit, self.pacing.limit_seed);
-            expected.absent.clear();
-        }
+        let expected = self.client.expected(&self.selection).await?;
+        warn(&expected.warnings);
         Ok(expected)
-    }
-
-    /// The nodes matching the filter that a registry saw within `--expect-seen`, with when
-    /// (RFC 3339); `None` when no registry answers, or (with a warning, since discovery then
-    /// goes on without what the registry knows) when one answers with something unusable.
-    pub async fn seen_recently(&self) -> Option<Vec<(String, String)>> {
-        let recent = Some(self.config.expect_seen);
-        match self
-            .client
-            .query_registry(&self.filter, recent, self.config.discovery_timeout)
-            .await
-        {
-            Ok(seen) => Some(
-                seen.into_iter()
-                    .map(|node| (node.identity, rfc3339(node.last_seen)))
-                    .collect(),
-            ),
-            Err(muster_client::ClientError::NoRegistry(_)) => None,
-            Err(e) => {
-                eprintln!(
-                    "muster: warning: the registry's answer could not be used, so discovery \
-                     goes on without it: {e}"
-                );
-                None
-            }
-        }
-    }
-
-    /// Asks a registry `query` (a filter, and extras: one fact, or the whole records), and
-    /// splits the nodes into those seen within `--expect-seen` and those seen longer ago.
-    /// Refused with `--nodes`: the registry answers for a filter.
-    pub async fn registry_view(
-        &self,
-        query: muster_proto::registration::RegistryQuery,
-    ) -> Result<RegistryView, Failure> {
-        if self.nodes.is_some() {
-            return Err(Failure::usage(anyhow::anyhow!(
-                "--from-registry answers for a filter (-F/-C/-I/-A/-S/-W); leave out --nodes"
-            )));
-        }
-        let nodes = self
-            .client
-            .ask_registry(query, self.config.discovery_timeout)
-            .await?;
-        let recent = unix_now() - self.config.expect_seen.as_secs_f64();
-        let (fresh, stale) = nodes.into_iter().partition(|n| n.last_seen >= recent);
-        Ok(RegistryView { fresh, stale })
     }
 
     /// Says that nothing matched (exit 4), and when requests are not signed that nodes in
@@ -430,7 +208,7 @@ impl Session {
                  config); nodes with security = \"signed\" do not answer them"
             );
         }
-        match (json, &self.required_agent) {
+        match (json, &self.selection.required_agent) {
             (false, Some(agent)) => {
                 eprintln!(
                     "No nodes matched the filter with agent {agent} (a node is sent an agent's \
@@ -452,68 +230,73 @@ impl Session {
             );
         }
     }
+}
 
-    /// Request options from the config and the flags, for `expected` nodes. A node list is
-    /// sent to each node's own subject whatever its size: a listed node may lack the agent,
-    /// and does not subscribe to the agent's broadcast subject, so only a direct message
-    /// reaches it to answer "no agent" (and a node that is not connected is known at once).
-    pub fn request_options(&self, expected: usize) -> RequestOptions {
-        let delivery = if self.nodes.is_some() {
-            Delivery::Direct
-        } else {
-            Delivery::Auto
-        };
-        let pacing = match (self.pacing.window, self.pacing.batch) {
-            (Some(n), _) => Pacing::Window(n),
-            (None, Some(batch)) => Pacing::Batch {
-                size: batch.of(expected).max(1),
-                sleep: self.pacing.batch_sleep,
-            },
-            (None, None) => Pacing::All,
-        };
-        RequestOptions {
-            timeout: self.config.timeout,
-            direct_limit: self.config.direct_limit,
-            delivery,
-            pacing,
-            ..RequestOptions::default()
+impl Session {
+    /// Asks a registry `query` (a filter, and extras: one fact, or the whole records), split
+    /// into the nodes seen within `--expect-seen` and those seen longer ago. Refused with
+    /// `--nodes`: the registry answers for a filter.
+    pub async fn registry_view(&self, query: RegistryQuery) -> Result<RegistryView, Failure> {
+        if matches!(self.selection.source, Source::Nodes(_)) {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "--from-registry answers for a filter (-F/-C/-I/-A/-S/-W); leave out --nodes"
+            )));
         }
+        Ok(self
+            .client
+            .registry_view(
+                query,
+                self.selection.expect_seen,
+                self.selection.discovery.timeout,
+            )
+            .await?)
     }
 }
 
-/// The caller's key and credential, and the issuer to check replies against, from the client
-/// config.
-fn trust(
-    config: &ClientConfig,
-) -> Result<
-    (
-        Option<muster_client::Signing>,
-        Option<muster_security::Verifier>,
-    ),
-    Failure,
-> {
-    let signing = match (&config.key, &config.credential) {
-        (Some(key), Some(credential)) => Some(muster_client::Signing::load(key, credential)?),
-        (None, None) => None,
-        _ => {
-            return Err(Failure::usage(anyhow::anyhow!(
-                "the client config gives only one of key and credential: requests are signed \
-                 with the key, and nodes need the credential to check the signature"
-            )));
-        }
-    };
-    let verifier = match &config.issuer {
-        Some(path) => {
-            let issuer = muster_security::PublicKey::read(path)
-                .map_err(|e| Failure::usage(anyhow::anyhow!("issuer: {e}")))?;
-            Some(muster_security::Verifier::new(
-                issuer,
-                muster_security::signed::PEER_CLOCK_SKEW_SECS,
-            ))
-        }
-        None => None,
-    };
-    Ok((signing, verifier))
+/// The stale nodes of a registry's view as `identity (last seen TIME)`, for people.
+pub fn describe_stale(view: &RegistryView) -> String {
+    view.stale
+        .iter()
+        .map(|n| format!("{} (last seen {})", n.identity, rfc3339(n.last_seen)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The stale nodes of a registry's view as JSON: identity and last seen.
+pub fn stale_json(view: &RegistryView) -> serde_json::Value {
+    view.stale
+        .iter()
+        .map(|n| serde_json::json!({"identity": n.identity, "last_seen": rfc3339(n.last_seen)}))
+        .collect()
+}
+
+/// Says what went wrong on the side of a request, on stderr.
+pub fn warn(warnings: &[Warning]) {
+    for warning in warnings {
+        eprintln!("muster: warning: {warning}");
+    }
+}
+
+/// For `find`, which prints identities and no report: on stderr, the nodes that answered
+/// discovery with a failure, the answers that were ignored and, for people, what broadcast
+/// discovery cannot see.
+pub fn discovery_notes(expected: &Expected, json: bool) {
+    let failed: Vec<&muster_client::DiscoveryFailure> =
+        expected.discovery.iter().flat_map(|d| &d.failed).collect();
+    let mut lines =
+        render::discovery_failures(&failed, "they matched the filter, so they are listed");
+    lines.extend(render::ignored(&expected.ignored));
+    if !json {
+        lines.extend(
+            expected
+                .discovery
+                .as_ref()
+                .and_then(render::broadcast_notice),
+        );
+    }
+    for line in lines {
+        eprintln!("{line}");
+    }
 }
 
 /// The DDLs this machine has, by agent name: the built-in agents', the simulator's, and those
@@ -555,20 +338,6 @@ pub fn ddl_for(
         .map(|(_, text)| muster_proto::ddl::Ddl::parse(&text))
         .transpose()
         .map_err(|e| Failure::usage(anyhow::anyhow!("the DDL of agent {agent} is broken: {e}")))
-}
-
-/// The report of a request that was not sent because nobody matched: zero nodes, no request
-/// id. With `--json` it is what exit 4 prints, so that stdout always parses (docs/design.md §3).
-pub fn empty_report(agent: &str, action: &str, expected: &Expected) -> muster_client::Report {
-    let mut report = muster_client::report::Tally::new(BTreeSet::new()).finish(
-        "",
-        agent,
-        action,
-        expected.discovery_ms,
-        0,
-    );
-    expected.complete(&mut report);
-    report
 }
 
 /// Says that nothing matched (exit 4).

@@ -46,7 +46,9 @@ fn kind(failure: &Failure) -> &'static str {
             | ClientError::NodeList { .. }
             | ClientError::NoRegistry(_)
             | ClientError::Registry(_) => return "invalid_input",
-            ClientError::BrokerUrl { .. } => return "usage",
+            ClientError::BrokerUrl { .. }
+            | ClientError::Uncollected(_)
+            | ClientError::UnknownRequest(_) => return "usage",
             ClientError::BrokerUnreachable { .. } | ClientError::Broker(_) => {}
         }
     }

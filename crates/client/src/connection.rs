@@ -113,6 +113,40 @@ impl Signing {
     }
 }
 
+impl ConnectConfig {
+    /// Where and how to connect as `config` says: its brokers and collective, the caller's
+    /// key and credential to sign with, and the issuer to check replies against.
+    pub fn from_config(config: &crate::ClientConfig) -> Result<ConnectConfig, ClientError> {
+        let signing = match (&config.key, &config.credential) {
+            (Some(key), Some(credential)) => Some(Signing::load(key, credential)?),
+            (None, None) => None,
+            _ => {
+                return Err(ClientError::Invalid(
+                    "the client config gives only one of key and credential: requests are \
+                     signed with the key, and nodes need the credential to check the signature"
+                        .into(),
+                ));
+            }
+        };
+        let verifier = match &config.issuer {
+            Some(path) => {
+                let issuer = muster_security::PublicKey::read(path)
+                    .map_err(|e| ClientError::Invalid(format!("issuer: {e}")))?;
+                Some(Verifier::new(issuer, signed::PEER_CLOCK_SKEW_SECS))
+            }
+            None => None,
+        };
+        Ok(ConnectConfig {
+            brokers: config.brokers.clone(),
+            collective: config.collective.clone(),
+            signing,
+            verifier,
+            transport: config.transport.clone(),
+            ..ConnectConfig::default()
+        })
+    }
+}
+
 impl Default for ConnectConfig {
     fn default() -> Self {
         ConnectConfig {
@@ -161,6 +195,12 @@ pub enum ClientError {
     /// or the registry's own error.
     #[error("{0}")]
     Registry(String),
+    /// A `--no-results` request could not be announced to a registry, so it was not sent.
+    #[error("{0}\nWith --no-results nobody would see the replies: nothing was sent.")]
+    Uncollected(String),
+    /// A request looked up after the fact is neither in the journal nor in a registry.
+    #[error("{0}")]
+    UnknownRequest(String),
     /// A node list could not be read.
     #[error("cannot read the node list {path}: {message}")]
     NodeList {
@@ -182,6 +222,8 @@ impl ClientError {
             | ClientError::Invalid(_)
             | ClientError::NoRegistry(_)
             | ClientError::Registry(_)
+            | ClientError::Uncollected(_)
+            | ClientError::UnknownRequest(_)
             | ClientError::NodeList { .. } => ExitStatus::Usage,
         }
     }

@@ -38,6 +38,58 @@ pub enum JournalError {
     /// An id prefix matches several requests.
     #[error("{0:?} matches several requests; give more of the id")]
     Ambiguous(String),
+    /// No path was given and there is no home directory for the default one.
+    #[error("cannot find a home directory for the journal; give --journal PATH")]
+    NoHome,
+    /// The journal is off.
+    #[error("the journal is off (--journal off)")]
+    Off,
+}
+
+/// Where requests are recorded: `--journal PATH|off`, or the default file.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum JournalTarget {
+    /// `$XDG_DATA_HOME/muster/journal.sqlite` ([`Journal::default_path`]).
+    #[default]
+    Default,
+    /// This file.
+    Path(PathBuf),
+    /// Nowhere (`--journal off`).
+    Off,
+}
+
+impl JournalTarget {
+    /// `off` is [`JournalTarget::Off`], any other path that file, none the default.
+    pub fn from_flag(path: Option<&Path>) -> Self {
+        match path {
+            Some(p) if p.as_os_str() == "off" => JournalTarget::Off,
+            Some(p) => JournalTarget::Path(p.to_path_buf()),
+            None => JournalTarget::Default,
+        }
+    }
+
+    /// Opens the journal; `None` when it is off.
+    pub fn open(&self) -> Result<Option<Journal>, JournalError> {
+        let path = match self {
+            JournalTarget::Off => return Ok(None),
+            JournalTarget::Path(p) => p.clone(),
+            JournalTarget::Default => Journal::default_path().ok_or(JournalError::NoHome)?,
+        };
+        Journal::open(&path).map(Some)
+    }
+
+    /// Opens the journal to read it: that it is off is an error.
+    pub fn open_existing(&self) -> Result<Journal, JournalError> {
+        self.open()?.ok_or(JournalError::Off)
+    }
+
+    /// Records `entry`, unless the journal is off.
+    pub fn record(&self, entry: &Entry) -> Result<(), JournalError> {
+        match self.open()? {
+            Some(journal) => journal.record(entry),
+            None => Ok(()),
+        }
+    }
 }
 
 /// One journalled request.
@@ -59,6 +111,77 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The entry of a finished request, sent when its report says (its elapsed time before
+    /// now).
+    pub fn of_report(
+        call: &crate::Call,
+        filter: &Filter,
+        retry_of: Option<String>,
+        report: &Report,
+    ) -> Entry {
+        Entry {
+            time: crate::request::unix_now() - (report.stats.elapsed_ms as f64 / 1000.0),
+            data: call.data.clone(),
+            filter: filter.clone(),
+            retry_of,
+            report: report.clone(),
+            collected: false,
+        }
+    }
+
+    /// The entry of a request sent with `--no-results`: what was sent to whom; the replies
+    /// are in a registry.
+    pub fn of_sent(
+        call: &crate::Call,
+        filter: &Filter,
+        job: &muster_proto::job::JobRecord,
+    ) -> Entry {
+        let report = Report {
+            request_id: job.id.clone(),
+            agent: call.agent.clone(),
+            action: call.action.clone(),
+            stats: crate::Stats {
+                expected: job.expected.len().saturating_add(job.absent.len()),
+                ..crate::Stats::default()
+            },
+            missing: Vec::new(),
+            replies: Vec::new(),
+            aggregates: Vec::new(),
+            discovery: None,
+            ignored: Vec::new(),
+        };
+        Entry {
+            time: job.time,
+            data: call.data.clone(),
+            filter: filter.clone(),
+            retry_of: job.retry_of.clone(),
+            report,
+            collected: true,
+        }
+    }
+
+    /// The nodes a retry sends to: those that did not answer (`missing`: no reply, timeout,
+    /// not connected) and those that failed (`failed`).
+    pub fn retry_nodes(&self, missing: bool, failed: bool) -> std::collections::BTreeSet<String> {
+        let mut outcomes = Vec::new();
+        if missing {
+            outcomes.extend([Outcome::NoReply, Outcome::Timeout, Outcome::NotConnected]);
+        }
+        if failed {
+            outcomes.push(Outcome::Failed);
+        }
+        self.nodes_with(&outcomes).into_iter().collect()
+    }
+
+    /// The call it was.
+    pub fn call(&self) -> crate::Call {
+        crate::Call {
+            agent: self.report.agent.clone(),
+            action: self.report.action.clone(),
+            data: self.data.clone(),
+        }
+    }
+
     /// The identities whose outcome was one of `outcomes`.
     pub fn nodes_with(&self, outcomes: &[Outcome]) -> Vec<String> {
         let missing = self

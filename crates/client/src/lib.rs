@@ -12,13 +12,16 @@ pub mod connection;
 pub mod discovery;
 pub mod duration;
 pub mod exit;
+pub mod facts;
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub mod journal;
+pub mod lookup;
 pub mod nodes;
 pub mod registry;
 pub mod report;
 pub mod request;
+pub mod run;
 pub mod selection;
 
 pub use config::ClientConfig;
@@ -30,3 +33,4 @@ pub use report::{
     Stats,
 };
 pub use request::{Call, Delivery, Pacing, Progress, RequestOptions};
+pub use run::{Expected, Finished, RunOptions, Selection, Sent, Source, Spread, Warning};

@@ -22,7 +22,7 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
             eprintln!("Found {} nodes in {discovery_ms} ms", nodes.len());
         }
     }
-    expected.notes(args.json);
+    crate::cmd::discovery_notes(&expected, args.json);
     if expected.nothing_answered() {
         return Ok(session.no_match(args.json));
     }

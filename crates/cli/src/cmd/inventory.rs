@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use muster_client::{Call, ExitStatus, Outcome, RequestOptions};
+use muster_client::journal::JournalTarget;
+use muster_client::{Call, ExitStatus, Expected, Outcome, RunOptions};
 
 use crate::Failure;
 use crate::args::InventoryArgs;
@@ -17,21 +18,25 @@ pub async fn run(args: InventoryArgs) -> Result<ExitStatus, Failure> {
     if args.from_registry {
         return from_registry(&args, &session).await;
     }
-    let nodes = BTreeSet::from([args.identity.clone()]);
-    let options = RequestOptions {
-        delivery: muster_client::Delivery::Direct,
-        ..session.request_options(nodes.len())
+    // One node, named: sent to its own subject, like a node list; not journalled.
+    let expected = Expected::listed(
+        BTreeSet::from([args.identity.clone()]),
+        muster_proto::Filter::default(),
+    );
+    let options = RunOptions {
+        journal: JournalTarget::Off,
+        ..session.options.clone()
     };
     let report = session
         .client
-        .request(
+        .run(
             &Call::new("rpcutil", "inventory"),
-            &nodes,
+            &expected,
             &options,
-            0,
             &mut |_| {},
         )
-        .await?;
+        .await?
+        .report;
     end_progress(request.json);
     if request.json {
         render::json(&report);
@@ -47,7 +52,7 @@ pub async fn run(args: InventoryArgs) -> Result<ExitStatus, Failure> {
 /// `--from-registry`: the node's latest registration. A node not seen within `--expect-seen`
 /// is shown with a warning and exit 3; one the registry does not know is exit 4.
 async fn from_registry(args: &InventoryArgs, session: &Session) -> Result<ExitStatus, Failure> {
-    if !session.filter.is_empty() {
+    if !session.selection.filter.is_empty() {
         return Err(Failure::usage(anyhow::anyhow!(
             "inventory names one node: leave out the filter flags"
         )));

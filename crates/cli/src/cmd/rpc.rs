@@ -1,13 +1,12 @@
 //! `muster rpc AGENT ACTION key=value…`: run an action on the matching nodes.
 
-use muster_client::{Call, ClientConfig, ExitStatus, Pacing, Report, RequestOptions, aggregate};
+use muster_client::{Call, ClientConfig, ExitStatus, Report};
 use muster_proto::ddl::{self, Action, Ddl};
-use muster_proto::job::{JOB_PROTOCOL, JobRecord};
 use serde_json::{Map, Value};
 
 use crate::Failure;
 use crate::args::{Display, RequestArgs, RpcArgs};
-use crate::cmd::{Expected, Session, end_progress, progress};
+use crate::cmd::{discovery_notes, end_progress, progress, warn};
 use crate::render;
 
 /// Splits `key=value` inputs.
@@ -77,148 +76,52 @@ pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
         )));
     }
     let mut session = request.connect().await?;
-    session.require_agent(&call.agent);
+    session.selection.require_agent(&call.agent);
     let expected = session.expected().await?;
     // Only when nothing answered at all is it "no match"; when every answer was ignored as
     // unverifiable the report, over no nodes, says so (exit 1).
     if expected.nothing_answered() {
-        expected.notes(request.json);
+        discovery_notes(&expected, request.json);
         if request.json {
             // Exit 4 with --json is the report with zero nodes (docs/design.md §3).
-            render::json(&crate::cmd::empty_report(
-                &call.agent,
-                &call.action,
-                &expected,
-            ));
+            render::json(&expected.empty_report(&call));
         }
         return Ok(session.no_match(request.json));
     }
-    let nodes = &expected.nodes;
-    let mut options = session.request_options(nodes.len());
-    let mut job = None;
-    if (args.no_results || args.collect) && !expected.is_empty() {
-        let id = session.client.new_request_id();
-        let mut record = job_record(&session, &call, &expected, &options, &id);
-        match session
+    let mut options = session.options.clone();
+    options.action = action.clone();
+    options.collect = args.collect;
+    if args.no_results && !expected.is_empty() {
+        let sent = session
             .client
-            .announce_job(&record, session.config.discovery_timeout)
-            .await
-        {
-            Ok(()) => {}
-            Err(e) if args.no_results => {
-                return Err(Failure::usage(anyhow::anyhow!(
-                    "{e}\nWith --no-results nobody would see the replies: nothing was sent."
-                )));
-            }
-            Err(e) => eprintln!("muster: warning: the replies are not collected: {e}"),
+            .send_collected(&call, &expected, &options)
+            .await?;
+        warn(&sent.warnings);
+        if request.json {
+            let object = serde_json::json!({
+                "request_id": sent.request_id,
+                "expected": sent.expected,
+                "sent": sent.sent,
+            });
+            println!("{object}");
+        } else {
+            println!("{}", sent.request_id);
+            eprintln!(
+                "Sent {} {} to {} nodes; a registry collects the replies: muster show {}",
+                call.agent, call.action, sent.sent, sent.request_id
+            );
         }
-        options.id = Some(id.clone());
-        options.collect = true;
-        if args.no_results {
-            let absent = session
-                .client
-                .send_only(&call, nodes, &options, &id)
-                .await?;
-            announce_not_connected(&session, &mut record, absent.into_iter().collect()).await;
-            crate::cmd::journal::record_collected(request, &call, &session.filter, &record);
-            let job = record;
-            if request.json {
-                let sent = serde_json::json!({
-                    "request_id": id,
-                    "expected": job.expected.len() + job.absent.len(),
-                    "sent": job.expected.len(),
-                });
-                println!("{sent}");
-            } else {
-                println!("{id}");
-                eprintln!(
-                    "Sent {} {} to {} nodes; a registry collects the replies: muster show {id}",
-                    call.agent,
-                    call.action,
-                    nodes.len()
-                );
-            }
-            return Ok(ExitStatus::Ok);
-        }
-        job = Some(record);
+        return Ok(ExitStatus::Ok);
     }
-    let mut report = session
+    let finished = session
         .client
-        .request(
-            &call,
-            nodes,
-            &options,
-            expected.discovery_ms,
-            &mut progress(request.json),
-        )
+        .run(&call, &expected, &options, &mut progress(request.json))
         .await?;
     end_progress(request.json);
-    if let Some(job) = &mut job {
-        let absent: Vec<String> = report
-            .missing
-            .iter()
-            .filter(|m| m.outcome == muster_client::Outcome::NotConnected)
-            .map(|m| m.identity.clone())
-            .collect();
-        announce_not_connected(&session, job, absent).await;
-    }
-    expected.complete(&mut report);
-    if let Some(action) = &action {
-        report.aggregates = aggregate::compute(action, &report);
-    }
-    crate::cmd::journal::record(request, &call, &session.filter, None, &report);
-    show(&report, action.as_ref(), request);
-    session.trust_notes(&report);
-    Ok(report.exit_status())
-}
-
-/// What a registry needs to rebuild the report of request `id` later.
-fn job_record(
-    session: &Session,
-    call: &Call,
-    expected: &Expected,
-    options: &RequestOptions,
-    id: &str,
-) -> JobRecord {
-    let batch_size = match options.pacing {
-        Pacing::Batch { size, .. } => Some(size),
-        _ => None,
-    };
-    JobRecord {
-        protocol: JOB_PROTOCOL.to_string(),
-        id: id.to_string(),
-        time: crate::cmd::unix_now(),
-        agent: call.agent.clone(),
-        action: call.action.clone(),
-        caller: session.client.caller().to_string(),
-        data: call.data.clone(),
-        filter: session.filter.clone(),
-        expected: expected.nodes.iter().cloned().collect(),
-        absent: expected.absent.clone(),
-        last_seen: expected.last_seen.clone(),
-        batch_size,
-        timeout_ms: u64::try_from(options.timeout.as_millis()).unwrap_or(u64::MAX),
-        retry_of: None,
-        not_connected: Vec::new(),
-    }
-}
-
-/// Announces `job` again with the nodes the broker said were not connected (it tells only
-/// the sender), so a registry's report names them too.
-async fn announce_not_connected(session: &Session, job: &mut JobRecord, nodes: Vec<String>) {
-    if nodes.is_empty() {
-        return;
-    }
-    job.not_connected = nodes;
-    if let Err(e) = session
-        .client
-        .announce_job(job, session.config.discovery_timeout)
-        .await
-    {
-        eprintln!(
-            "muster: warning: the registry does not know which nodes were not connected: {e}"
-        );
-    }
+    warn(&finished.warnings);
+    show(&finished.report, action.as_ref(), request);
+    session.trust_notes(&finished.report);
+    Ok(finished.report.exit_status())
 }
 
 /// Prints an rpc report: JSON, or per-node replies as the DDL's `display` says (or the flags),
