@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use muster_client::duration;
+use muster_client::selection::Count;
 use muster_sim::fault::Share;
 
 /// `--slow P%:DURATION`: the share before the colon, the duration after it, read like every
@@ -18,6 +19,43 @@ fn slow_fault(text: &str) -> Result<(Share, Duration), String> {
     let share = Share::parse("--slow", share).map_err(|e| e.to_string())?;
     let delay = duration::parse(delay).map_err(|e| e.to_string())?;
     Ok((share, delay))
+}
+
+/// `--broker URL`, for every command that connects: repeatable or comma-separated. It beats
+/// `MUSTER_BROKER`, which beats the config file (docs/design.md §4); the config loaders read the
+/// environment, so that each can say where the URLs came from.
+#[derive(Debug, Args, Clone, Default)]
+pub struct BrokerUrls {
+    /// Broker URL (repeatable, or comma-separated); beats MUSTER_BROKER and the config file.
+    #[arg(long = "broker", value_name = "URL", value_delimiter = ',')]
+    pub urls: Vec<String>,
+}
+
+/// `--config FILE`: the client config (TOML), for every command that reads it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ClientConfigFile {
+    /// Client config file (TOML).
+    #[arg(long = "config", value_name = "FILE", env = "MUSTER_CONFIG")]
+    pub path: Option<PathBuf>,
+}
+
+/// `N` nodes or `P%` of them (`--batch`, `--limit`).
+fn count(text: &str) -> Result<Count, String> {
+    text.parse::<Count>().map_err(|e| e.to_string())
+}
+
+/// At least one (`--window`).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err("give how many nodes to keep in flight (at least 1)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a number of nodes")),
+    }
+}
+
+/// A share of the fleet, `P%` (the simulator's faults).
+fn share(text: &str) -> Result<Share, String> {
+    text.parse::<Share>().map_err(|e| e.to_string())
 }
 
 /// Muster: pick machines by what they are, send one request that reaches them all at once, and
@@ -180,9 +218,8 @@ pub struct ServerArgs {
     /// The daemon's config file (TOML); without it every key has its default.
     #[arg(long, short = 'c')]
     pub config: Option<PathBuf>,
-    /// Broker URL (repeatable); overrides the config file.
-    #[arg(long = "broker", value_name = "URL")]
-    pub brokers: Vec<String>,
+    #[command(flatten)]
+    pub brokers: BrokerUrls,
     /// This node's identity; overrides the config file.
     #[arg(long)]
     pub identity: Option<String>,
@@ -300,17 +337,10 @@ pub struct ConnectionArgs {
     /// The collective to address.
     #[arg(short = 'T', long = "target", value_name = "COLLECTIVE")]
     pub collective: Option<String>,
-    /// Broker URL (repeatable; comma-separated in MUSTER_BROKER).
-    #[arg(
-        long = "broker",
-        value_name = "URL",
-        env = "MUSTER_BROKER",
-        value_delimiter = ','
-    )]
-    pub brokers: Vec<String>,
-    /// Client config file (TOML).
-    #[arg(long, env = "MUSTER_CONFIG")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub brokers: BrokerUrls,
+    #[command(flatten)]
+    pub config: ClientConfigFile,
 }
 
 /// Where the brokers are and how to talk to the nodes.
@@ -366,8 +396,8 @@ pub struct RequestArgs {
     #[arg(long, value_name = "PATH", env = "MUSTER_JOURNAL")]
     pub journal: Option<PathBuf>,
     /// Send in batches of N nodes (or P%); each batch starts when the last one has settled.
-    #[arg(long, value_name = "N|P%")]
-    pub batch: Option<String>,
+    #[arg(long, value_name = "N|P%", value_parser = count)]
+    pub batch: Option<Count>,
     /// The pause between batches: seconds (1) or with units (1s, 500ms).
     #[arg(
         long = "batch-sleep",
@@ -377,11 +407,11 @@ pub struct RequestArgs {
     )]
     pub batch_sleep: Option<Duration>,
     /// Keep N nodes in flight: whenever one settles the next gets the request.
-    #[arg(long, value_name = "N", conflicts_with = "batch")]
+    #[arg(long, value_name = "N", conflicts_with = "batch", value_parser = at_least_one)]
     pub window: Option<usize>,
     /// Send to only N (or P%) of the expected set, chosen at random.
-    #[arg(long, value_name = "N|P%")]
-    pub limit: Option<String>,
+    #[arg(long, value_name = "N|P%", value_parser = count)]
+    pub limit: Option<Count>,
     /// Seed for --limit's random choice, to repeat it.
     #[arg(long = "limit-seed", value_name = "N")]
     pub limit_seed: Option<u64>,
@@ -465,15 +495,8 @@ pub struct SimArgs {
     /// How many virtual nodes.
     #[arg(long, default_value_t = 1000)]
     pub nodes: usize,
-    /// Broker URL (repeatable; comma-separated in MUSTER_BROKER).
-    #[arg(
-        long = "broker",
-        value_name = "URL",
-        env = "MUSTER_BROKER",
-        value_delimiter = ',',
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    pub brokers: Vec<String>,
+    #[command(flatten)]
+    pub brokers: BrokerUrls,
     /// The collective.
     #[arg(
         short = 'T',
@@ -489,20 +512,26 @@ pub struct SimArgs {
     #[arg(long, default_value = "sim")]
     pub prefix: String,
     /// This share of nodes never answers, e.g. 2%.
-    #[arg(long, value_name = "P%")]
-    pub silent: Option<String>,
+    #[arg(long, value_name = "P%", value_parser = share)]
+    pub silent: Option<Share>,
     /// This share of nodes answers every request but discovery with a failure.
-    #[arg(long, value_name = "P%")]
-    pub fail: Option<String>,
+    #[arg(long, value_name = "P%", value_parser = share)]
+    pub fail: Option<Share>,
     /// This share of nodes acknowledges at once but answers late, e.g. 5%:3s.
     #[arg(long, value_name = "P%:DURATION", value_parser = slow_fault)]
     pub slow: Option<(Share, Duration)>,
     /// This share of nodes (5% if no value) disconnects every 5–20 s and comes back 1–5 s later.
-    #[arg(long, value_name = "P%", num_args = 0..=1, default_missing_value = "5%")]
-    pub flap: Option<String>,
+    #[arg(
+        long,
+        value_name = "P%",
+        num_args = 0..=1,
+        default_missing_value = "5%",
+        value_parser = share
+    )]
+    pub flap: Option<Share>,
     /// This share of nodes ignores filters and answers every broadcast (shown as unexpected).
-    #[arg(long, value_name = "P%")]
-    pub stray: Option<String>,
+    #[arg(long, value_name = "P%", value_parser = share)]
+    pub stray: Option<Share>,
     /// How many virtual nodes share one broker connection.
     #[arg(long, default_value_t = 1000)]
     pub per_connection: usize,
@@ -568,9 +597,9 @@ pub enum PluginCommand {
     Doc {
         /// The agent, e.g. `rpcutil`.
         agent: Option<String>,
-        /// Client config file (TOML); its `ddl_directory` adds external agents' DDLs.
-        #[arg(long)]
-        config: Option<PathBuf>,
+        /// Its `ddl_directory` adds external agents' DDLs.
+        #[command(flatten)]
+        config: ClientConfigFile,
     },
 }
 
@@ -579,15 +608,8 @@ pub struct RegistryArgs {
     /// The SQLite database file.
     #[arg(long, value_name = "FILE")]
     pub db: PathBuf,
-    /// Broker URL (repeatable; comma-separated in MUSTER_BROKER); without either, the
-    /// `--config` file's `brokers`, else nats://127.0.0.1:4222.
-    #[arg(
-        long = "broker",
-        value_name = "URL",
-        env = "MUSTER_BROKER",
-        value_delimiter = ','
-    )]
-    pub brokers: Vec<String>,
+    #[command(flatten)]
+    pub brokers: BrokerUrls,
     /// The collective.
     #[arg(
         short = 'T',
@@ -603,9 +625,10 @@ pub struct RegistryArgs {
     /// vouches for.
     #[arg(long, value_name = "FILE")]
     pub issuer: Option<PathBuf>,
-    /// A client config file whose `[transport]` (TLS, NATS credentials) the registry uses.
-    #[arg(long, value_name = "FILE", env = "MUSTER_CONFIG")]
-    pub config: Option<PathBuf>,
+    /// A client config file: its `brokers` (when no --broker) and its `[transport]` (TLS,
+    /// NATS credentials) are the registry's.
+    #[command(flatten)]
+    pub config: ClientConfigFile,
 }
 
 #[derive(Debug, Args)]

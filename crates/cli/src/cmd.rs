@@ -92,9 +92,9 @@ impl RequestArgs {
     pub async fn connect(&self) -> Result<Session, Failure> {
         let connection = &self.connection;
         let mut config =
-            ClientConfig::load(connection.config.as_deref()).map_err(Failure::usage)?;
-        if !connection.brokers.is_empty() {
-            config.brokers = connection.brokers.clone();
+            ClientConfig::load(connection.config.path.as_deref()).map_err(Failure::usage)?;
+        if !connection.brokers.urls.is_empty() {
+            config.brokers = connection.brokers.urls.clone();
         }
         if let Some(c) = &connection.collective {
             config.collective = c.clone();
@@ -128,7 +128,7 @@ impl RequestArgs {
         let mut selection = Selection::new(&config, filter, source);
         let mut options = RunOptions::new(&config);
         options.journal = JournalTarget::from_flag(self.journal.as_deref());
-        self.pacing(&mut selection, &mut options)?;
+        self.pacing(&mut selection, &mut options);
         let client = Client::connect(&ConnectConfig::from_config(&config)?).await?;
         Ok(Session {
             client,
@@ -160,26 +160,15 @@ impl RequestArgs {
         Ok(Some(muster_client::nodes::parse(&text, source, &from)?))
     }
 
-    /// `--batch`, `--window`, `--limit` and `--one`, checked.
-    fn pacing(&self, selection: &mut Selection, options: &mut RunOptions) -> Result<(), Failure> {
-        let batch = self
-            .batch
-            .as_deref()
-            .map(|b| Count::parse("--batch", b))
-            .transpose()
-            .map_err(Failure::usage)?;
-        if self.window == Some(0) {
-            return Err(Failure::usage(anyhow::anyhow!(
-                "--window 0: give how many nodes to keep in flight (at least 1)"
-            )));
-        }
-        selection.limit = match (&self.limit, self.one) {
-            (_, true) => Some(Count::Nodes(1)),
-            (Some(l), false) => Some(Count::parse("--limit", l).map_err(Failure::usage)?),
-            (None, false) => None,
+    /// `--batch`, `--window`, `--limit` and `--one` (parsed and checked by clap).
+    fn pacing(&self, selection: &mut Selection, options: &mut RunOptions) {
+        selection.limit = if self.one {
+            Some(Count::Nodes(1))
+        } else {
+            self.limit
         };
         selection.limit_seed = self.limit_seed;
-        options.spread = match (self.window, batch) {
+        options.spread = match (self.window, self.batch) {
             (Some(n), _) => Spread::Window(n),
             (None, Some(count)) => Spread::Batch {
                 count,
@@ -187,7 +176,6 @@ impl RequestArgs {
             },
             (None, None) => Spread::All,
         };
-        Ok(())
     }
 }
 

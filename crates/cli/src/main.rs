@@ -169,7 +169,7 @@ async fn run(cli: Cli) -> Result<ExitStatus, Failure> {
         Command::Show(args) => cmd::journal::show(args).await,
         Command::Retry(args) => cmd::journal::retry(args).await,
         Command::Plugin(args::PluginCommand::Doc { agent, config }) => {
-            cmd::plugin::doc(agent.as_deref(), config.as_deref())
+            cmd::plugin::doc(agent.as_deref(), config.path.as_deref())
         }
         Command::Sim(args) => cmd::sim::run(args).await,
         Command::Registry(args) => cmd::registry::run(args).await,

@@ -17,12 +17,25 @@ pub enum Count {
 
 /// A count that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {option} {value:?}: give a number of nodes (10) or a percentage (25%) above 0")]
+#[error(
+    "{}give a number of nodes (10) or a percentage (25%) above 0",
+    if option.is_empty() { String::new() } else { format!("invalid {option} {value:?}: ") }
+)]
 pub struct CountError {
     /// The option.
     pub option: &'static str,
     /// What was given.
     pub value: String,
+}
+
+/// `N` or `P%`, for flags parsed into a [`Count`] (the error names no option: the flag
+/// parser names it).
+impl std::str::FromStr for Count {
+    type Err = CountError;
+
+    fn from_str(text: &str) -> Result<Count, CountError> {
+        Count::parse("", text)
+    }
 }
 
 impl Count {

@@ -27,7 +27,10 @@ pub struct Share(pub f64);
 
 /// A fault option that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {option} {value:?}: {reason}")]
+#[error(
+    "{}{reason}",
+    if option.is_empty() { String::new() } else { format!("invalid {option} {value:?}: ") }
+)]
 pub struct FaultError {
     /// The option.
     pub option: &'static str,
@@ -57,6 +60,16 @@ impl Share {
             return Err(fail("the percentage must be between 0% and 100%"));
         }
         Ok(Share(p / 100.0))
+    }
+}
+
+/// `P%`, for flags parsed into a [`Share`] (the error names no option: the flag parser names
+/// it).
+impl std::str::FromStr for Share {
+    type Err = FaultError;
+
+    fn from_str(text: &str) -> Result<Share, FaultError> {
+        Share::parse("", text)
     }
 }
 

@@ -145,7 +145,8 @@ pub async fn show(args: ShowArgs) -> Result<ExitStatus, Failure> {
     }
     // The user's config, as `rpc` had it: its `ddl_directory` has the DDLs of external agents
     // that label the outputs.
-    let config = ClientConfig::load(args.connection.config.as_deref()).map_err(Failure::usage)?;
+    let config =
+        ClientConfig::load(args.connection.config.path.as_deref()).map_err(Failure::usage)?;
     let ddl = ddl_for(&config, &report.agent).ok().flatten();
     let action = ddl.as_ref().and_then(|d| d.action(&report.action));
     crate::cmd::rpc::show(report, action, &request);

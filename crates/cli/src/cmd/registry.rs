@@ -18,13 +18,13 @@ pub fn config(args: &RegistryArgs) -> Result<RegistryConfig, Failure> {
     }
     // A flag (or MUSTER_BROKER) beats the file, which beats the default, as for the client.
     let client =
-        muster_client::ClientConfig::load(args.config.as_deref()).map_err(Failure::usage)?;
+        muster_client::ClientConfig::load(args.config.path.as_deref()).map_err(Failure::usage)?;
     Ok(RegistryConfig {
         db: args.db.clone(),
-        brokers: if args.brokers.is_empty() {
+        brokers: if args.brokers.urls.is_empty() {
             client.brokers
         } else {
-            args.brokers.clone()
+            args.brokers.urls.clone()
         },
         collective: args.collective.clone(),
         retention,

@@ -61,7 +61,7 @@ pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
     let request = &args.request;
     muster_proto::subject::check_token("agent", &args.agent).map_err(Failure::usage)?;
     let config =
-        ClientConfig::load(request.connection.config.as_deref()).map_err(Failure::usage)?;
+        ClientConfig::load(request.connection.config.path.as_deref()).map_err(Failure::usage)?;
     let ddl = crate::cmd::ddl_for(&config, &args.agent)?;
     let (data, action) = inputs(&args, ddl.as_ref())?;
     let call = Call {

@@ -11,7 +11,7 @@ use crate::args::ServerArgs;
 
 pub async fn run(args: ServerArgs) -> Result<ExitStatus, Failure> {
     let overrides = Overrides {
-        brokers: args.brokers,
+        brokers: args.brokers.urls,
         identity: args.identity,
     };
     let (config, origin) = ServerConfig::load_with_origin(args.config.as_deref(), &overrides)

@@ -2,18 +2,20 @@
 
 use anyhow::Context;
 use muster_client::ExitStatus;
-use muster_sim::fault::Share;
 use muster_sim::{Fault, FleetSpec, Sim, SimConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::Failure;
 use crate::args::SimArgs;
 
-fn share(option: &'static str, value: &Option<String>) -> Result<Share, Failure> {
-    match value {
-        Some(text) => Share::parse(option, text).map_err(Failure::usage),
-        None => Ok(Share(0.0)),
+/// `--broker`, else `MUSTER_BROKER`, else the default, as for every client command.
+fn brokers(args: &SimArgs) -> Result<Vec<String>, Failure> {
+    if !args.brokers.urls.is_empty() {
+        return Ok(args.brokers.urls.clone());
     }
+    Ok(muster_client::ClientConfig::load(None)
+        .map_err(Failure::usage)?
+        .brokers)
 }
 
 /// The fleet described by the flags.
@@ -24,13 +26,13 @@ pub fn config(args: &SimArgs) -> Result<SimConfig, Failure> {
             nodes: args.nodes,
             seed: args.seed,
             prefix: args.prefix.clone(),
-            silent: share("--silent", &args.silent)?,
-            fail: share("--fail", &args.fail)?,
+            silent: args.silent.unwrap_or_default(),
+            fail: args.fail.unwrap_or_default(),
             slow,
-            flap: share("--flap", &args.flap)?,
-            stray: share("--stray", &args.stray)?,
+            flap: args.flap.unwrap_or_default(),
+            stray: args.stray.unwrap_or_default(),
         },
-        brokers: args.brokers.clone(),
+        brokers: brokers(args)?,
         collective: args.collective.clone(),
         nodes_per_connection: args.per_connection,
         flap_timing: Default::default(),
@@ -61,7 +63,7 @@ pub async fn run(args: SimArgs) -> Result<ExitStatus, Failure> {
     eprintln!(
         "muster sim: {} virtual nodes on {} ({} silent, {} failing, {} slow, {} flapping, {} stray); Ctrl-C stops",
         sim.nodes().len(),
-        args.brokers.join(", "),
+        brokers(&args)?.join(", "),
         count(|f| *f == Fault::Silent),
         count(|f| *f == Fault::Fail),
         count(|f| matches!(f, Fault::Slow(_))),

@@ -42,9 +42,10 @@ on_both_brokers! {
         assert_eq!(half["stats"]["expected"], 2);
         assert_eq!(identities(&fleet.muster(&["find", "--json"]).run().json()).len(), 4);
         for (flags, needle) in [
-            (vec!["--limit", "0"], "invalid --limit"),
-            (vec!["--batch", "x"], "invalid --batch"),
-            (vec!["--window", "0"], "--window 0"),
+            // clap names the flag and the value; the parser says what to write instead.
+            (vec!["--limit", "0"], "'0' for '--limit <N|P%>': give a number of nodes"),
+            (vec!["--batch", "x"], "'x' for '--batch <N|P%>': give a number of nodes"),
+            (vec!["--window", "0"], "'0' for '--window <N>': give how many nodes"),
             (vec!["--batch-sleep", "1"], "--batch"),
             (vec!["--window", "2", "--batch", "2"], "--batch"),
         ] {
