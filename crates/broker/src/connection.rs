@@ -5,12 +5,12 @@
 //! subscriber: when a subscriber's queue would exceed the bound, that subscriber is dropped as
 //! a slow consumer (closed without a word, as `nats-server` does) and the fan-out goes on.
 
+use std::collections::VecDeque;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
 use std::io::IoSlice;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -22,14 +22,13 @@ use tokio::net::TcpStream;
 type Reader = Box<dyn AsyncRead + Unpin + Send>;
 /// A connection's writing side.
 type Writer = Box<dyn AsyncWrite + Unpin + Send>;
-use tokio::sync::Notify;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::{self, ClientOp, Connect, Decoder, ErrorAction, Limits, ServerInfo};
 use crate::config::Auth;
-use crate::routing::{Message, Scratch, Subscription};
-use crate::server::Shared;
+use crate::routing::{Client, Message, Scratch, Subscription};
+use crate::shared::Shared;
 use crate::stats::{Counters, Tally};
 use crate::subject;
 
@@ -50,134 +49,13 @@ const STALL_MAX: Duration = Duration::from_millis(5);
 /// ...and at most this long in all per socket read (`stallTotalAllowed`).
 const STALL_TOTAL: Duration = Duration::from_millis(10);
 
-/// What is waiting to be written to one connection.
-#[derive(Debug, Default)]
-pub(crate) struct OutQueue {
-    /// Frozen buffers, in order, before `tail`.
-    chunks: VecDeque<Bytes>,
-    /// Small writes coalesce here.
-    tail: BytesMut,
-    /// Bytes in `chunks` + `tail`.
-    queued: usize,
-    /// Bytes taken by the writer and not yet written.
-    in_flight: usize,
-    /// Nothing more is accepted (slow consumer, or the connection is going).
-    closed: bool,
-    /// Write what is queued, then close.
-    closing: bool,
-}
-
-impl OutQueue {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.queued == 0
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.closed
-    }
-
-    /// Bytes counted against `max_pending`.
-    pub(crate) fn pending(&self) -> usize {
-        self.queued + self.in_flight
-    }
-
-    pub(crate) fn tail_mut(&mut self) -> &mut BytesMut {
-        &mut self.tail
-    }
-
-    /// Queues `bytes` by reference, after what is in the tail.
-    pub(crate) fn push_shared(&mut self, bytes: Bytes) {
-        if !self.tail.is_empty() {
-            self.chunks.push_back(self.tail.split().freeze());
-        }
-        self.chunks.push_back(bytes);
-    }
-
-    /// Records `n` bytes just appended (to the tail or by [`OutQueue::push_shared`]).
-    pub(crate) fn add_queued(&mut self, n: usize) {
-        self.queued += n;
-    }
-}
-
-/// The parts of a connection that other connections touch: its outbound queue, its
-/// subscriptions, its negotiated options.
-#[derive(Debug)]
-pub(crate) struct Client {
-    pub(crate) id: u64,
-    pub(crate) max_pending: usize,
-    queue: Mutex<OutQueue>,
-    wake: Notify,
-    /// Notified when the queue falls back under half of `max_pending`.
-    drained: Notify,
-    /// Cancelled to stop both tasks at once, without flushing.
-    abort: CancellationToken,
-    headers: AtomicBool,
-    subs: Mutex<HashMap<Bytes, Arc<Subscription>>>,
-}
-
 impl Client {
-    pub(crate) fn new(id: u64, max_pending: usize) -> Client {
-        Client {
-            id,
-            max_pending,
-            queue: Mutex::new(OutQueue::default()),
-            wake: Notify::new(),
-            drained: Notify::new(),
-            abort: CancellationToken::new(),
-            headers: AtomicBool::new(false),
-            subs: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub(crate) fn lock_queue(&self) -> MutexGuard<'_, OutQueue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn lock_subs(&self) -> MutexGuard<'_, HashMap<Bytes, Arc<Subscription>>> {
-        self.subs.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Whether this client negotiated headers.
-    pub(crate) fn headers(&self) -> bool {
-        self.headers.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn wake_writer(&self) {
-        self.wake.notify_one();
-    }
-
-    /// Drops everything queued and closes the connection: it did not keep up.
-    pub(crate) fn drop_slow_consumer(&self, queue: &mut OutQueue, counters: &Counters) {
-        if queue.closed {
-            return;
-        }
-        queue.closed = true;
-        queue.chunks.clear();
-        queue.tail.clear();
-        queue.queued = 0;
-        Counters::incr(&counters.slow_consumers);
-        tracing::info!(
-            client = self.id,
-            max_pending = self.max_pending,
-            "slow consumer: connection dropped"
-        );
-        self.abort.cancel();
-    }
-
-    /// Forgets `sid` if it still names `sub` (after an `UNSUB` max was reached).
-    pub(crate) fn forget(&self, sid: &Bytes, sub: &Arc<Subscription>) {
-        let mut subs = self.lock_subs();
-        if subs.get(sid).is_some_and(|s| Arc::ptr_eq(s, sub)) {
-            subs.remove(sid);
-        }
-    }
-
     /// Queues protocol bytes for this connection (PONG, +OK, -ERR, ...). These count against
     /// `max_pending` too: a client that sends PINGs and never reads is a slow consumer
     /// (`nats-server` `queueOutbound`).
     fn send(&self, bytes: &[u8], counters: &Counters) {
         let mut queue = self.lock_queue();
-        if queue.closed {
+        if queue.is_closed() {
             return;
         }
         if queue.pending() + bytes.len() > self.max_pending {
@@ -185,8 +63,7 @@ impl Client {
             return;
         }
         let was_empty = queue.is_empty();
-        queue.tail.extend_from_slice(bytes);
-        queue.queued += bytes.len();
+        queue.push(bytes);
         drop(queue);
         if was_empty {
             self.wake_writer();
@@ -201,10 +78,7 @@ impl Client {
 
     /// Lets the writer finish what is queued, then close.
     fn close_after_flush(&self) {
-        let mut queue = self.lock_queue();
-        queue.closing = true;
-        queue.closed = true;
-        drop(queue);
+        self.lock_queue().close_after_flush();
         self.wake_writer();
     }
 }
@@ -416,7 +290,7 @@ impl Connection {
             drained.as_mut().enable();
             let (pending, closed) = {
                 let queue = client.lock_queue();
-                (queue.pending(), queue.closed)
+                (queue.pending(), queue.is_closed())
             };
             let half = client.max_pending / 2;
             if closed || pending <= half || Instant::now() >= deadline {
@@ -775,19 +649,12 @@ async fn write_loop(client: Arc<Client>, mut socket: Writer, shared: Arc<Shared>
         let closing = {
             let mut queue = client.lock_queue();
             if queue.is_empty() {
-                if queue.closing {
+                if queue.is_closing() {
                     break;
                 }
                 None
             } else {
-                std::mem::swap(&mut queue.chunks, &mut batch);
-                if !queue.tail.is_empty() {
-                    batch.push_back(queue.tail.split().freeze());
-                }
-                let n = queue.queued;
-                queue.in_flight += n;
-                queue.queued = 0;
-                Some(n)
+                Some(queue.take_into(&mut batch))
             }
         };
         let Some(n) = closing else {
@@ -815,7 +682,7 @@ async fn write_loop(client: Arc<Client>, mut socket: Writer, shared: Arc<Shared>
         }
         let below_half = {
             let mut queue = client.lock_queue();
-            queue.in_flight -= n;
+            queue.written(n);
             queue.pending() <= client.max_pending / 2
         };
         if below_half {

@@ -12,10 +12,15 @@
 //! - [`codec`]: the I/O-free NATS codec — decodes client operations from a byte buffer (with
 //!   `nats-server`'s classification of bad input) and encodes server operations. Fuzzed.
 //! - [`subject`]: subject validation and wildcard matching (`*`, `>`).
+//! - `outbound`: a connection's outbound queue, bounded in bytes: the fan-out and the
+//!   connection's reader append to it, the connection's writer drains it.
 //! - `routing`: the subscription index — a hash map for literal subjects plus a token trie for
-//!   the few wildcard subscriptions (client inboxes) — and the fan-out.
-//! - `connection`: one reader task and one writer task per client connection, with a
-//!   byte-bounded outbound queue that drops a slow consumer instead of stalling the fan-out.
+//!   the few wildcard subscriptions (client inboxes) — the fan-out, and the `Client` it
+//!   delivers to (a connection's outbound queue and subscriptions), which drops a slow
+//!   consumer instead of stalling the fan-out.
+//! - `connection`: one reader task and one writer task per client connection.
+//! - `shared`: the state every connection of one broker shares (configuration, counters,
+//!   subscription index).
 //! - [`tls`]: the rustls acceptor (ring provider) for `[tls]`, optionally requiring client
 //!   certificates signed by a CA; `INFO` goes out in plain text first, as nats-server does
 //!   without `handshake_first`. [`tls::check`] names a certificate rustls would refuse, with
@@ -44,8 +49,10 @@
 pub mod codec;
 pub mod config;
 mod connection;
+mod outbound;
 mod routing;
 pub mod server;
+mod shared;
 pub mod stats;
 pub mod subject;
 pub mod tls;

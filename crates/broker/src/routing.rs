@@ -1,4 +1,5 @@
-//! The subscription index and the fan-out.
+//! The subscription index, the fan-out, and the [`Client`] half of a connection that the
+//! fan-out delivers to.
 //!
 //! Literal subjects (the vast majority: one per node, one per broadcast agent) live in a hash
 //! map, so routing a publish to them is one lookup. Wildcard subscriptions (few: client
@@ -9,14 +10,90 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 use crate::codec::Framing;
-use crate::connection::{Client, OutQueue};
+use crate::outbound::OutQueue;
 use crate::stats::{Counters, Tally};
 use crate::subject;
+
+/// The parts of a connection that other connections touch: its outbound queue, its
+/// subscriptions, its negotiated options. The connection's reader and writer tasks
+/// (`connection`) own the rest.
+#[derive(Debug)]
+pub(crate) struct Client {
+    pub(crate) id: u64,
+    pub(crate) max_pending: usize,
+    queue: Mutex<OutQueue>,
+    /// Notified when the queue goes from empty to not empty (or is closed).
+    pub(crate) wake: Notify,
+    /// Notified when the queue falls back under half of `max_pending`.
+    pub(crate) drained: Notify,
+    /// Cancelled to stop both tasks at once, without flushing.
+    pub(crate) abort: CancellationToken,
+    /// Whether the client negotiated headers in `CONNECT`.
+    pub(crate) headers: AtomicBool,
+    subs: Mutex<HashMap<Bytes, Arc<Subscription>>>,
+}
+
+impl Client {
+    pub(crate) fn new(id: u64, max_pending: usize) -> Client {
+        Client {
+            id,
+            max_pending,
+            queue: Mutex::new(OutQueue::default()),
+            wake: Notify::new(),
+            drained: Notify::new(),
+            abort: CancellationToken::new(),
+            headers: AtomicBool::new(false),
+            subs: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn lock_queue(&self) -> MutexGuard<'_, OutQueue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Its subscriptions by sid.
+    pub(crate) fn lock_subs(&self) -> MutexGuard<'_, HashMap<Bytes, Arc<Subscription>>> {
+        self.subs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether this client negotiated headers.
+    pub(crate) fn headers(&self) -> bool {
+        self.headers.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn wake_writer(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Drops everything queued and closes the connection: it did not keep up.
+    pub(crate) fn drop_slow_consumer(&self, queue: &mut OutQueue, counters: &Counters) {
+        if !queue.discard() {
+            return;
+        }
+        Counters::incr(&counters.slow_consumers);
+        tracing::info!(
+            client = self.id,
+            max_pending = self.max_pending,
+            "slow consumer: connection dropped"
+        );
+        self.abort.cancel();
+    }
+
+    /// Forgets `sid` if it still names `sub` (after an `UNSUB` max was reached).
+    pub(crate) fn forget(&self, sid: &Bytes, sub: &Arc<Subscription>) {
+        let mut subs = self.lock_subs();
+        if subs.get(sid).is_some_and(|s| Arc::ptr_eq(s, sub)) {
+            subs.remove(sid);
+        }
+    }
+}
 
 /// One `SUB` of one connection.
 #[derive(Debug)]

@@ -1,11 +1,8 @@
 //! The accept loop, the [`Broker`] handle and graceful shutdown (mini-redis shape:
 //! [`run`] takes an already-bound listener and a shutdown future).
 
-use std::collections::hash_map::RandomState;
 use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -14,34 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::BrokerConfig;
 use crate::connection;
-use crate::routing::Router;
-use crate::stats::{Counters, Stats};
-
-/// State shared by every connection of one broker.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) config: BrokerConfig,
-    pub(crate) counters: Counters,
-    pub(crate) router: Router,
-    pub(crate) server_id: String,
-    next_client_id: AtomicU64,
-    /// With `private_inboxes`: which client owns each inbox token (`_INBOX.<token>`).
-    pub(crate) inbox_owners: std::sync::Mutex<std::collections::HashMap<bytes::Bytes, u64>>,
-}
-
-impl Shared {
-    pub(crate) fn next_client_id(&self) -> u64 {
-        self.next_client_id.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    pub(crate) fn random_seed(&self) -> u64 {
-        random_u64()
-    }
-}
-
-fn random_u64() -> u64 {
-    RandomState::new().build_hasher().finish()
-}
+use crate::shared::Shared;
+use crate::stats::Stats;
 
 /// A broker: cheap to clone, every clone the same broker. Create it with [`Broker::new`],
 /// serve with [`Broker::run`], read its counters with [`Broker::stats`] (also after a run, and
@@ -54,16 +25,8 @@ pub struct Broker {
 impl Broker {
     /// A broker with this configuration, not yet serving.
     pub fn new(config: BrokerConfig) -> Broker {
-        let server_id = format!("NMUSTER{:016X}{:016X}", random_u64(), random_u64());
         Broker {
-            shared: Arc::new(Shared {
-                config,
-                counters: Counters::default(),
-                router: Router::default(),
-                server_id,
-                next_client_id: AtomicU64::new(0),
-                inbox_owners: Default::default(),
-            }),
+            shared: Arc::new(Shared::new(config)),
         }
     }
 

@@ -11,7 +11,7 @@ use muster_proto::registration::{
     REGISTRATION_PROTOCOL, Registration, RegistryAnswer, RegistryQuery,
 };
 use muster_proto::{FactFilter, Filter, subject};
-use muster_registry::{Counters, Registry, RegistryConfig};
+use muster_registry::{Registry, RegistryConfig, Stats};
 use muster_testkit::EmbeddedBroker;
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -60,12 +60,12 @@ async fn query(nats: &async_nats::Client, filter: Filter) -> Result<Vec<String>>
 struct Running {
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), muster_registry::RegistryError>>,
-    counters: Box<dyn Fn() -> Counters + Send + Sync>,
+    counters: Box<dyn Fn() -> Stats + Send + Sync>,
 }
 
 async fn start(config: RegistryConfig) -> Result<Running> {
     let registry = Registry::start(config).await?;
-    let counters = Box::new(registry.counters_handle());
+    let counters = Box::new(registry.stats_handle());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(registry.serve(async move {
         let _ = stopped.await;
