@@ -465,13 +465,13 @@ pub struct SimArgs {
     /// How many virtual nodes.
     #[arg(long, default_value_t = 1000)]
     pub nodes: usize,
-    /// Broker URL (repeatable; comma-separated in MUSTER_BROKER).
+    /// Broker URL (repeatable; comma-separated in MUSTER_BROKER); without either, the
+    /// `--config` file's `brokers`, else nats://127.0.0.1:4222.
     #[arg(
         long = "broker",
         value_name = "URL",
         env = "MUSTER_BROKER",
-        value_delimiter = ',',
-        default_value = "nats://127.0.0.1:4222"
+        value_delimiter = ','
     )]
     pub brokers: Vec<String>,
     /// The collective.
@@ -509,6 +509,9 @@ pub struct SimArgs {
     /// Write the identities, one per line, to this file (for --nodes).
     #[arg(long, value_name = "FILE")]
     pub write_nodes: Option<PathBuf>,
+    /// A client config file whose `[transport]` (TLS, NATS credentials) the virtual nodes use.
+    #[arg(long, value_name = "FILE", env = "MUSTER_CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

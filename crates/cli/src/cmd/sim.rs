@@ -16,9 +16,12 @@ fn share(option: &'static str, value: &Option<String>) -> Result<Share, Failure>
     }
 }
 
-/// The fleet described by the flags.
+/// The fleet described by the flags; the broker connection as the registry's is made.
 pub fn config(args: &SimArgs) -> Result<SimConfig, Failure> {
     let slow = args.slow;
+    // A flag (or MUSTER_BROKER) beats the file, which beats the default, as for the client.
+    let client =
+        muster_client::ClientConfig::load(args.config.as_deref()).map_err(Failure::usage)?;
     Ok(SimConfig {
         fleet: FleetSpec {
             nodes: args.nodes,
@@ -30,16 +33,22 @@ pub fn config(args: &SimArgs) -> Result<SimConfig, Failure> {
             flap: share("--flap", &args.flap)?,
             stray: share("--stray", &args.stray)?,
         },
-        brokers: args.brokers.clone(),
+        brokers: if args.brokers.is_empty() {
+            client.brokers
+        } else {
+            args.brokers.clone()
+        },
         collective: args.collective.clone(),
         nodes_per_connection: args.per_connection,
         flap_timing: Default::default(),
+        transport: client.transport,
     })
 }
 
 pub async fn run(args: SimArgs) -> Result<ExitStatus, Failure> {
     crate::cmd::log_to_stderr("warn");
     let config = config(&args)?;
+    let brokers = config.brokers.join(", ");
     let sim = Sim::start(config).await.map_err(|e| Failure {
         status: match e {
             muster_sim::SimError::Broker { .. } => ExitStatus::BrokerUnreachable,
@@ -61,7 +70,7 @@ pub async fn run(args: SimArgs) -> Result<ExitStatus, Failure> {
     eprintln!(
         "muster sim: {} virtual nodes on {} ({} silent, {} failing, {} slow, {} flapping, {} stray); Ctrl-C stops",
         sim.nodes().len(),
-        args.brokers.join(", "),
+        brokers,
         count(|f| *f == Fault::Silent),
         count(|f| *f == Fault::Fail),
         count(|f| matches!(f, Fault::Slow(_))),
