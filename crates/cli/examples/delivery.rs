@@ -60,6 +60,7 @@ async fn main() -> Result<()> {
         collective: "muster".into(),
         nodes_per_connection: 1000,
         flap_timing: Default::default(),
+        transport: Default::default(),
     })
     .await
     .context("the simulated fleet")?;

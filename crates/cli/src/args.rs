@@ -538,6 +538,10 @@ pub struct SimArgs {
     /// Write the identities, one per line, to this file (for --nodes).
     #[arg(long, value_name = "FILE")]
     pub write_nodes: Option<PathBuf>,
+    /// A client config file: its `brokers` (when no --broker) and its `[transport]` (TLS,
+    /// NATS credentials) are the virtual nodes'.
+    #[command(flatten)]
+    pub config: ClientConfigFile,
 }
 
 #[derive(Debug, Args)]

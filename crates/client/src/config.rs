@@ -39,7 +39,7 @@ pub struct ClientConfig {
     /// The issuer's public key: only replies signed by nodes it vouches for are accepted.
     pub issuer: Option<PathBuf>,
     /// TLS and NATS credentials for the broker connection (`[transport]`).
-    pub transport: muster_security::Transport,
+    pub transport: muster_transport::Transport,
 }
 
 impl Default for ClientConfig {

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_nats::ConnectOptions;
 use muster_proto::{Request, Response, SecureEnvelope, subject};
 use muster_security::signed::{self, sign_request};
 use muster_security::{Credential, Kind, SecretKey, TrustError, Verifier};
@@ -65,7 +64,7 @@ pub struct ConnectConfig {
     /// Accept only replies signed by nodes whose credentials this issuer signed.
     pub verifier: Option<Verifier>,
     /// TLS and NATS credentials.
-    pub transport: muster_security::Transport,
+    pub transport: muster_transport::Transport,
 }
 
 /// The caller's key and credential.
@@ -246,32 +245,31 @@ impl Client {
     pub async fn connect(config: &ConnectConfig) -> Result<Client, ClientError> {
         subject::check_token("collective", &config.collective)
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
-        for url in &config.brokers {
-            url.parse::<async_nats::ServerAddr>()
-                .map_err(|e| ClientError::BrokerUrl {
-                    url: url.clone(),
-                    message: e.to_string(),
-                })?;
-        }
-        let options = config
-            .transport
-            .apply(ConnectOptions::new())
-            .map_err(|e| ClientError::Invalid(e.to_string()))?
-            .name("muster-client")
-            .connection_timeout(config.connect_timeout)
+        let connection = muster_transport::Connection {
+            connect_timeout: config.connect_timeout,
             // Large fleets answer at once: a subscriber that falls behind loses messages.
-            .subscription_capacity(1 << 18)
-            .client_capacity(1 << 14)
-            .ignore_discovered_servers();
-        let nats = muster_security::transport::connect(&config.brokers, &config.transport, options)
+            subscription_capacity: Some(1 << 18),
+            client_capacity: Some(1 << 14),
+            ignore_discovered_servers: true,
+            ..muster_transport::Connection::new("muster-client", &config.brokers, &config.transport)
+        };
+        let nats = muster_transport::connect(&connection)
             .await
-            .map_err(|causes| ClientError::BrokerUnreachable {
-                brokers: config.brokers.join(", "),
-                message: muster_security::transport::describe(&causes),
-                hint: causes
-                    .first()
-                    .map(|(_, cause)| cause.hint(&config.transport))
-                    .unwrap_or_default(),
+            .map_err(|e| match e {
+                muster_transport::ConnectError::BrokerUrl { url, message } => {
+                    ClientError::BrokerUrl { url, message }
+                }
+                muster_transport::ConnectError::Transport(e) => ClientError::Invalid(e.to_string()),
+                muster_transport::ConnectError::Unreachable {
+                    brokers,
+                    message,
+                    hint,
+                    ..
+                } => ClientError::BrokerUnreachable {
+                    brokers,
+                    message,
+                    hint,
+                },
             })?;
         let sender = hostname::get()
             .map(|h| h.to_string_lossy().into_owned())

@@ -325,7 +325,7 @@ impl Client {
             .await?;
         // Once the broker has handled the request, every no-responders status it sent for it
         // has arrived.
-        if let Err(e) = muster_security::transport::round_trip(&self.nats, options.timeout).await {
+        if let Err(e) = muster_transport::round_trip(&self.nats, options.timeout).await {
             debug!(request_id = %id, error = %e, "not-connected nodes may be missed");
         }
         let mut tally = Tally::new(expected.clone());

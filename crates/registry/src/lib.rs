@@ -53,7 +53,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_nats::{Client, ConnectOptions, Subscriber};
+use async_nats::{Client, Subscriber};
 use futures::StreamExt;
 use muster_proto::job::JobAnswer;
 use muster_proto::subject;
@@ -99,7 +99,7 @@ pub struct RegistryConfig {
     /// credential this issuer signed, for the identity they carry; others are dropped.
     pub issuer: Option<muster_security::PublicKey>,
     /// TLS and NATS credentials for the broker connection.
-    pub transport: muster_security::Transport,
+    pub transport: muster_transport::Transport,
 }
 
 impl RegistryConfig {
@@ -201,42 +201,35 @@ impl Registry {
             .map_err(|e| RegistryError::Config(format!("cannot open the database: {e}")))??
         };
 
-        for url in &config.brokers {
-            url.parse::<async_nats::ServerAddr>()
-                .map_err(|e| RegistryError::BrokerUrl {
-                    url: url.clone(),
-                    message: e.to_string(),
-                })?;
-        }
-        let options = config
-            .transport
-            .apply(ConnectOptions::new())
-            .map_err(|e| RegistryError::Config(e.to_string()))?
-            .name("muster-registry")
-            .connection_timeout(Duration::from_secs(3))
-            .subscription_capacity(QUEUE_CAPACITY)
-            .max_reconnects(None)
-            .reconnect_delay_callback(|attempt| {
-                Duration::from_millis((attempt as u64).saturating_mul(100).min(2000))
-            })
-            .event_callback(muster_security::transport::log_events(
+        let connection = muster_transport::Connection {
+            connect_timeout: Duration::from_secs(3),
+            subscription_capacity: Some(QUEUE_CAPACITY),
+            log_events: true,
+            ..muster_transport::Connection::new(
+                "muster-registry",
                 &config.brokers,
                 &config.transport,
-            ));
-        let client =
-            muster_security::transport::connect(&config.brokers, &config.transport, options)
-                .await
-                .map_err(|causes| RegistryError::BrokerUnreachable {
-                    brokers: config.brokers.join(", "),
-                    message: format!(
-                        "{}\n{}",
-                        muster_security::transport::describe(&causes),
-                        causes
-                            .first()
-                            .map(|(_, cause)| cause.hint(&config.transport))
-                            .unwrap_or_default()
-                    ),
-                })?;
+            )
+        };
+        let client = muster_transport::connect(&connection)
+            .await
+            .map_err(|e| match e {
+                muster_transport::ConnectError::BrokerUrl { url, message } => {
+                    RegistryError::BrokerUrl { url, message }
+                }
+                muster_transport::ConnectError::Transport(e) => {
+                    RegistryError::Config(e.to_string())
+                }
+                muster_transport::ConnectError::Unreachable {
+                    brokers,
+                    message,
+                    hint,
+                    ..
+                } => RegistryError::BrokerUnreachable {
+                    brokers,
+                    message: format!("{message}\n{hint}"),
+                },
+            })?;
         let registrations = client
             .subscribe(subject::registration(&config.collective))
             .await
@@ -279,7 +272,7 @@ impl Registry {
             direct,
         );
         // When `start` returns, the broker has the subscriptions: nothing sent after is missed.
-        muster_security::transport::round_trip(&client, Duration::from_secs(5))
+        muster_transport::round_trip(&client, Duration::from_secs(5))
             .await
             .map_err(|e| RegistryError::Broker(e.to_string()))?;
 

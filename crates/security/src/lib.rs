@@ -1,4 +1,5 @@
-//! Muster's trust model (docs/design.md §7), and the settings of the connection to the broker:
+//! Muster's trust model (docs/design.md §7), and the certificates of the connection to the
+//! broker:
 //!
 //! - [`keys`]: ed25519 key pairs in PEM files (PKCS#8 private keys, refused when others can
 //!   read them; SPKI public keys), as `openssl pkey` reads them too.
@@ -16,14 +17,11 @@
 //!   broker and client certificates with it, and the certificate and key files a connection
 //!   is given are checked when they are loaded, so that one rustls would refuse is named with
 //!   the reason.
-//! - [`transport`]: TLS and NATS credentials applied to a connection's options, and
-//!   [`transport::round_trip`], which waits until the broker has handled what a connection sent
-//!   (it subscribes, publishes to itself and waits, under a timeout, for the echo).
 //!
-//! Everything but [`transport`] is free of the network and of clocks: time is a parameter, and
-//! the only I/O is reading and writing key and certificate files ([`keys`], [`pki`]). [`transport::round_trip`] is the
-//! exception on both counts — it talks to the broker and its timeout reads the runtime's clock
-//! — which is why this crate depends on async-nats and tokio.
+//! The crate is free of the network and of clocks: time is a parameter, and the only I/O is
+//! reading and writing key and certificate files ([`keys`], [`pki`]). The connection to the
+//! broker itself — its settings, connecting, and the clock its timeouts read — is
+//! `muster_transport`'s.
 
 pub mod credential;
 #[doc(hidden)]
@@ -33,11 +31,9 @@ pub mod pki;
 pub mod policy;
 pub mod replay;
 pub mod signed;
-pub mod transport;
 
 pub use credential::{Credential, CredentialError, Kind};
 pub use keys::{KeyError, PublicKey, SecretKey};
 pub use policy::{Decision, Groups, Policy, PolicyError};
 pub use replay::ReplayCache;
 pub use signed::{TrustError, Verifier};
-pub use transport::Transport;

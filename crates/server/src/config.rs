@@ -47,7 +47,7 @@ pub struct ServerConfig {
     /// How many request ids the replay cache holds (each for its request's time window).
     pub replay_cache: usize,
     /// TLS and NATS credentials for the broker connection (`[transport]`).
-    pub transport: muster_security::Transport,
+    pub transport: muster_transport::Transport,
     /// YAML or JSON files of facts, merged in order (later files win).
     pub facts_files: Vec<PathBuf>,
     /// A command whose standard output is a JSON object of facts (e.g. `facter -j`).

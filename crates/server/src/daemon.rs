@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_nats::{Client, ConnectOptions, Message};
+use async_nats::{Client, Message};
 use futures::StreamExt;
 use muster_agent::{Agent, AgentInfo, Inventory, NodeContext};
 use muster_proto::envelope::{Ack, Reply, Request};
@@ -176,35 +176,30 @@ pub async fn run(
     let mut admission = Admission::from_config(&config);
     admission.verifier = trust.as_ref().map(|t| t.verifier.clone());
 
-    for url in &config.brokers {
-        url.parse::<async_nats::ServerAddr>()
-            .map_err(|e| ServerError::BrokerUrl {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
-    }
-    let options = config
-        .transport
-        .apply(ConnectOptions::new())
-        .map_err(|e| ServerError::Config(ConfigError::Invalid(e.to_string())))?;
-    let client = options
-        .name(format!("muster-server {identity}"))
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .reconnect_delay_callback(|attempt| {
-            Duration::from_millis(
-                (attempt.saturating_sub(1) as u64)
-                    .saturating_mul(100)
-                    .min(2000),
-            )
-        })
-        .event_callback(muster_security::transport::log_events(
+    // The daemon must be able to start before the broker: it retries the first connection
+    // in the background, forever, and says why each attempt failed.
+    let connection = muster_transport::Connection {
+        retry_initial: true,
+        log_events: true,
+        ..muster_transport::Connection::new(
+            format!("muster-server {identity}"),
             &config.brokers,
             &config.transport,
-        ))
-        .connect(config.brokers.clone())
+        )
+    };
+    let client = muster_transport::connect(&connection)
         .await
-        .map_err(|e| ServerError::Broker(e.to_string()))?;
+        .map_err(|e| match e {
+            muster_transport::ConnectError::BrokerUrl { url, message } => {
+                ServerError::BrokerUrl { url, message }
+            }
+            muster_transport::ConnectError::Transport(e) => {
+                ServerError::Config(ConfigError::Invalid(e.to_string()))
+            }
+            unreachable @ muster_transport::ConnectError::Unreachable { .. } => {
+                ServerError::Broker(unreachable.to_string())
+            }
+        })?;
 
     let slots = Arc::new(Semaphore::new(config.max_concurrent));
     let room = config.max_concurrent.saturating_mul(WAITING_PER_SLOT);
@@ -266,7 +261,7 @@ pub async fn run(
         let identity = identity.clone();
         tokio::spawn(async move {
             // "ready" only once the broker has the subscriptions.
-            if muster_security::transport::round_trip(&client, Duration::from_secs(10))
+            if muster_transport::round_trip(&client, Duration::from_secs(10))
                 .await
                 .is_ok()
             {

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_nats::{Client, ConnectOptions, Message};
+use async_nats::{Client, Message};
 use futures::StreamExt;
 use muster_agent::{Agent, AgentInfo, Inventory, NodeContext};
 use muster_proto::envelope::{Ack, Reply, Request};
@@ -50,6 +50,8 @@ pub struct SimConfig {
     pub nodes_per_connection: usize,
     /// How long flapping nodes stay connected and away.
     pub flap_timing: FlapTiming,
+    /// TLS and NATS credentials for the broker connections.
+    pub transport: muster_transport::Transport,
 }
 
 /// How long a flapping node stays connected, then away: each drawn at random from its range.
@@ -197,10 +199,16 @@ impl Sim {
         let mut tasks = JoinSet::new();
         let mut seed = config.fleet.seed;
         let mut pending = JoinSet::new();
+        let settings = Arc::new(muster_transport::Connection {
+            subscription_capacity: Some(1 << 16),
+            client_capacity: Some(1 << 16),
+            ignore_discovered_servers: true,
+            ..muster_transport::Connection::new("muster-sim", &config.brokers, &config.transport)
+        });
         for (group, flaps) in groups {
-            let brokers = config.brokers.clone();
+            let settings = settings.clone();
             pending.spawn(async move {
-                let connection = connect(&group, &brokers).await;
+                let connection = connect(&group, &settings).await;
                 (group, flaps, connection)
             });
         }
@@ -211,11 +219,11 @@ impl Sim {
             let (client, messages) = connection?;
             seed = seed.wrapping_add(1);
             let stopped = stopped.clone();
-            let brokers = config.brokers.clone();
+            let settings = settings.clone();
             let timing = config.flap_timing.clone();
             tasks.spawn(async move {
                 if flaps {
-                    flap(group, client, messages, brokers, stopped, seed, timing).await;
+                    flap(group, client, messages, settings, stopped, seed, timing).await;
                 } else {
                     serve(group, client, messages, stopped).await;
                 }
@@ -239,36 +247,21 @@ impl Sim {
 
 type Messages = futures::stream::SelectAll<async_nats::Subscriber>;
 
-async fn connect(group: &Group, brokers: &[String]) -> Result<(Client, Messages), SimError> {
+async fn connect(
+    group: &Group,
+    connection: &muster_transport::Connection,
+) -> Result<(Client, Messages), SimError> {
     let fail = |message: String| SimError::Broker {
-        brokers: brokers.join(", "),
+        brokers: connection.brokers.join(", "),
         message,
     };
-    let client = ConnectOptions::new()
-        .name("muster-sim")
-        .subscription_capacity(1 << 16)
-        .client_capacity(1 << 16)
-        .ignore_discovered_servers()
-        .max_reconnects(None)
-        .reconnect_delay_callback(|attempt| {
-            Duration::from_millis(
-                (attempt.saturating_sub(1) as u64)
-                    .saturating_mul(100)
-                    .min(2000),
-            )
-        });
-    let transport = muster_security::Transport::default();
-    let client = muster_security::transport::connect(brokers, &transport, client)
+    let client = muster_transport::connect(connection)
         .await
-        .map_err(|causes| {
-            fail(format!(
-                "{}\n{}",
-                muster_security::transport::describe(&causes),
-                causes
-                    .first()
-                    .map(|(_, cause)| cause.hint(&transport))
-                    .unwrap_or_default()
-            ))
+        .map_err(|e| match e {
+            muster_transport::ConnectError::Unreachable { message, hint, .. } => {
+                fail(format!("{message}\n{hint}"))
+            }
+            invalid => SimError::Invalid(invalid.to_string()),
         })?;
     let collective = &group.collective;
     let mut subscriptions = Vec::new();
@@ -316,7 +309,7 @@ async fn flap(
     group: Arc<Group>,
     client: Client,
     messages: Messages,
-    brokers: Vec<String>,
+    settings: Arc<muster_transport::Connection>,
     mut stopped: watch::Receiver<bool>,
     seed: u64,
     timing: FlapTiming,
@@ -346,7 +339,7 @@ async fn flap(
             _ = tokio::time::sleep(down) => {}
             _ = stopped.changed() => return,
         }
-        match connect(&group, &brokers).await {
+        match connect(&group, &settings).await {
             Ok(c) => connection = Some(c),
             Err(e) => warn!(error = %e, "flapping node could not reconnect"),
         }

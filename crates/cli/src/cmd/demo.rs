@@ -121,6 +121,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitStatus, Failure> {
         collective: muster_proto::subject::DEFAULT_COLLECTIVE.to_string(),
         nodes_per_connection: 1000,
         flap_timing: Default::default(),
+        transport: Default::default(),
     })
     .await
     .map_err(Failure::usage)?;

@@ -8,19 +8,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::Failure;
 use crate::args::SimArgs;
 
-/// `--broker`, else `MUSTER_BROKER`, else the default, as for every client command.
-fn brokers(args: &SimArgs) -> Result<Vec<String>, Failure> {
-    if !args.brokers.urls.is_empty() {
-        return Ok(args.brokers.urls.clone());
-    }
-    Ok(muster_client::ClientConfig::load(None)
-        .map_err(Failure::usage)?
-        .brokers)
-}
-
-/// The fleet described by the flags.
+/// The fleet described by the flags; the broker connection as the registry's is made.
 pub fn config(args: &SimArgs) -> Result<SimConfig, Failure> {
     let slow = args.slow;
+    // A flag (or MUSTER_BROKER) beats the file, which beats the default, as for the client.
+    let client =
+        muster_client::ClientConfig::load(args.config.path.as_deref()).map_err(Failure::usage)?;
     Ok(SimConfig {
         fleet: FleetSpec {
             nodes: args.nodes,
@@ -32,16 +25,22 @@ pub fn config(args: &SimArgs) -> Result<SimConfig, Failure> {
             flap: args.flap.unwrap_or_default(),
             stray: args.stray.unwrap_or_default(),
         },
-        brokers: brokers(args)?,
+        brokers: if args.brokers.urls.is_empty() {
+            client.brokers
+        } else {
+            args.brokers.urls.clone()
+        },
         collective: args.collective.clone(),
         nodes_per_connection: args.per_connection,
         flap_timing: Default::default(),
+        transport: client.transport,
     })
 }
 
 pub async fn run(args: SimArgs) -> Result<ExitStatus, Failure> {
     crate::cmd::log_to_stderr("warn");
     let config = config(&args)?;
+    let brokers = config.brokers.join(", ");
     let sim = Sim::start(config).await.map_err(|e| Failure {
         status: match e {
             muster_sim::SimError::Broker { .. } => ExitStatus::BrokerUnreachable,
@@ -63,7 +62,7 @@ pub async fn run(args: SimArgs) -> Result<ExitStatus, Failure> {
     eprintln!(
         "muster sim: {} virtual nodes on {} ({} silent, {} failing, {} slow, {} flapping, {} stray); Ctrl-C stops",
         sim.nodes().len(),
-        brokers(&args)?.join(", "),
+        brokers,
         count(|f| *f == Fault::Silent),
         count(|f| *f == Fault::Fail),
         count(|f| matches!(f, Fault::Slow(_))),

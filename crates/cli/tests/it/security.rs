@@ -537,6 +537,85 @@ fn tls_with_client_certificates_and_broker_credentials_on_the_embedded_broker() 
     tls_and_credentials(&broker.url(), &certs)
 }
 
+/// `muster sim` takes the `[transport]` of its `--config` file, as the registry does: its
+/// virtual nodes connect to a broker that wants TLS, a client certificate and a password, and
+/// answer; without the settings it says why it cannot connect.
+fn the_simulator_connects_with_its_configs_transport(
+    url: &str,
+    certs: &muster_testkit::tls::TestCerts,
+) -> Result<()> {
+    let (cert, key) = certs.client();
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("client.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[transport]\ntls_ca = {:?}\ntls_cert = {cert:?}\ntls_key = {key:?}\nuser = \"muster\"\npassword = {:?}\n",
+            certs.ca(),
+            fixture::BROKER_PASSWORD
+        ),
+    )?;
+    let _sim = fixture::Background::start(
+        &[
+            "sim".as_ref(),
+            "--nodes".as_ref(),
+            "2".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
+        url,
+        &dir.path().join("sim.log"),
+    )?;
+    let nodes = fixture::node_list(&["sim-00001", "sim-00002"])?;
+    let config = config.to_str().unwrap_or_default();
+    wait_for(
+        "the simulated nodes to answer",
+        Duration::from_secs(20),
+        || {
+            muster(&[
+                "ping",
+                "--nodes",
+                fixture::arg(&nodes),
+                "--config",
+                config,
+                "-t",
+                "5",
+            ])
+            .broker(url)
+            .run()
+            .code
+                == Some(0)
+        },
+    )?;
+    muster(&["sim", "--nodes", "1"])
+        .broker(url)
+        .run()
+        .code(5)
+        .stderr_has(&format!(
+            "cannot reach the broker at {url}: TLS: unknown issuer"
+        ))
+        .stderr_has("set [transport] tls_ca");
+    Ok(())
+}
+
+/// The simulator with TLS and broker credentials on nats-server.
+#[test]
+fn the_simulator_connects_with_tls_and_credentials_on_nats_server() -> Result<()> {
+    let certs = muster_testkit::tls::TestCerts::new()?;
+    let Some(nats) = fixture::secured_nats_server(&certs)? else {
+        return Ok(());
+    };
+    the_simulator_connects_with_its_configs_transport(&nats.url(), &certs)
+}
+
+/// The same on the embedded broker.
+#[test]
+fn the_simulator_connects_with_tls_and_credentials_on_the_embedded_broker() -> Result<()> {
+    let certs = muster_testkit::tls::TestCerts::new()?;
+    let broker = fixture::secured_embedded_broker(&certs)?;
+    the_simulator_connects_with_its_configs_transport(&broker.url(), &certs)
+}
+
 /// With `private_inboxes` the embedded broker lets no client subscribe to another's reply
 /// inbox — not with wildcards, and not by its name after seeing it on a request.
 #[test]

@@ -82,6 +82,7 @@ async fn start_with(
         collective: "muster".into(),
         nodes_per_connection: 250,
         flap_timing,
+        transport: Default::default(),
     })
     .await?;
     let client = Client::connect(&ConnectConfig {
