@@ -1,8 +1,6 @@
 //! `rpcutil`: the agent every node has. Discovery pings it; operators ask it for inventory,
 //! facts and the daemon's counters.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use muster_proto::StatusCode;
 use muster_proto::ddl::{Ddl, DdlError};
 use muster_proto::filter::lookup;
@@ -53,17 +51,10 @@ impl Agent for Rpcutil {
     }
 }
 
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 fn run(node: &NodeContext, action: &str, data: &Value) -> ActionResult {
     let inv = &node.inventory;
     match action {
-        "ping" => ActionResult::ok(json!({ "pong": now() })),
+        "ping" => ActionResult::ok(json!({ "pong": muster_proto::time::now() })),
         "inventory" => ActionResult::ok(json!({
             "identity": inv.identity,
             "facts": inv.facts,

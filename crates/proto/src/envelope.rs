@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::filter::Filter;
 use crate::status::StatusCode;
 use crate::subject;
+use crate::time::UnixTime;
 
 /// `protocol` of the outer envelope.
 pub const SECURE_PROTOCOL: &str = "muster:secure:1";
@@ -196,7 +197,7 @@ pub struct Request {
     /// 32 lower-case hex characters, unique per request.
     pub id: String,
     /// When the request was made, Unix seconds.
-    pub time: f64,
+    pub time: UnixTime,
     /// How long the request is valid, in seconds either side of `time`.
     pub ttl: u64,
     /// Whether nodes acknowledge before running.
@@ -257,7 +258,7 @@ impl Request {
     }
 
     /// Whether `now` (Unix seconds) lies within `time ± (ttl + skew)`.
-    pub fn is_current(&self, now: f64, skew: f64) -> bool {
+    pub fn is_current(&self, now: UnixTime, skew: f64) -> bool {
         (now - self.time).abs() <= self.ttl as f64 + skew
     }
 
@@ -308,7 +309,7 @@ pub struct Reply {
     /// The node's identity.
     pub sender: String,
     /// When the reply was made, Unix seconds.
-    pub time: f64,
+    pub time: UnixTime,
     /// The status, 0 to 6.
     pub statuscode: StatusCode,
     /// A human-readable status message.
@@ -328,7 +329,7 @@ impl Reply {
     pub fn new(
         request_id: &str,
         sender: &str,
-        time: f64,
+        time: UnixTime,
         statuscode: StatusCode,
         statusmsg: impl Into<String>,
         data: Value,

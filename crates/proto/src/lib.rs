@@ -2,16 +2,18 @@
 //! they travel on, and the one filter engine (with its compound language) that every discovery
 //! source and every node uses.
 //!
-//! This crate does no I/O: no sockets, no files, no clock reads. Time is a parameter. It holds
-//! the serde types of every message on the wire (docs/design.md §2), the two envelopes that
-//! carry signatures among them: the [`SecureEnvelope`] a request travels in and the
-//! [`SignedMessage`] (`muster:signed:1`) that nodes, and callers of collected requests, send.
-//! Signing and checking them is `muster-security`'s, as is the credential
-//! (`muster:credential:1`), a token of the trust model that lives beside the code that issues
-//! and checks it. Everything that decodes network input here returns an error instead of
-//! panicking. Decoders bound every number they take (times to the year 9999, counts and sizes
-//! to what the message can mean, see [`time`]), and the crate denies arithmetic that can
-//! overflow and indexing that can panic, so what decoded can be used without further checks.
+//! This crate does no I/O: no sockets, no files. Decoding and validation never read the clock
+//! — time is a parameter — and [`time::now`] is the one place anything in the workspace reads
+//! it for a wall-clock instant ([`time::UnixTime`]). The crate holds the serde types of every
+//! message on the wire (docs/design.md §2), the two envelopes that carry signatures among them:
+//! the [`SecureEnvelope`] a request travels in and the [`SignedMessage`] (`muster:signed:1`)
+//! that nodes, and callers of collected requests, send. Signing and checking them is
+//! `muster-security`'s, as is the credential (`muster:credential:1`), a token of the trust model
+//! that lives beside the code that issues and checks it. Everything that decodes network input
+//! here returns an error instead of panicking. Decoders bound every number they take (times to
+//! the year 9999, counts and sizes to what the message can mean, see [`time`]), and the crate
+//! denies arithmetic that can overflow and indexing that can panic, so what decoded can be used
+//! without further checks.
 
 // Tests may index and add freely; the library may not.
 #![cfg_attr(

@@ -12,12 +12,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::{Client, ConnectOptions, Message};
 use futures::StreamExt;
 use muster_agent::{Agent, AgentInfo, Inventory, NodeContext};
 use muster_proto::envelope::{Ack, Reply, Request};
+use muster_proto::time::{self, now};
 use muster_proto::{StatusCode, subject};
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -77,13 +78,6 @@ pub enum ServerError {
     },
 }
 
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// How many `rpcutil` requests run at once, in their own lane beside the action slots: they
 /// are cheap, built in and read-only, so a node whose every slot is busy still answers ping,
 /// discovery and `daemon_stats`.
@@ -128,7 +122,7 @@ pub async fn run(
     config: ServerConfig,
     mut control: mpsc::Receiver<Control>,
 ) -> Result<(), ServerError> {
-    let started = SystemTime::now();
+    let started = now();
     let identity = config.identity()?;
     match config.security {
         Security::Insecure => warn!(
@@ -248,9 +242,7 @@ pub async fn run(
     }
     let mut messages = futures::stream::select_all(subscriptions);
     let registrar = (!node.config.registration_interval.is_zero()).then(|| {
-        let started = started
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let started = time::whole_secs(started);
         let source = node.clone();
         Registrar::spawn(
             client.clone(),

@@ -14,12 +14,13 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::{Client, ConnectOptions, Message};
 use futures::StreamExt;
 use muster_agent::{Agent, AgentInfo, Inventory, NodeContext};
 use muster_proto::envelope::{Ack, Reply, Request};
+use muster_proto::time::now;
 use muster_proto::{StatusCode, subject};
 use muster_server::admission::{Admission, Admitted, encode_reply};
 use muster_server::stats::Stats;
@@ -84,13 +85,6 @@ pub enum SimError {
     /// A setting is not usable.
     #[error("{0}")]
     Invalid(String),
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// One virtual node at run time.
