@@ -146,9 +146,10 @@ impl NodeView for Inventory {
     }
 }
 
-/// Something that reports the daemon's counters (requests served, drops by reason, uptime).
+/// The daemon's live counters (requests served, drops by reason, uptime) as an action sees
+/// them: the daemon's are `muster_server::stats::Counters`.
 pub trait StatsSource: Send + Sync {
-    /// The counters as a JSON object.
+    /// A snapshot of the counters, as the JSON object `rpcutil daemon_stats` reports.
     fn stats(&self) -> Value;
 }
 

@@ -30,7 +30,7 @@ use crate::audit::{AuditLog, Decision, Record};
 use crate::config::{ConfigError, Security, ServerConfig};
 use crate::facts::{self, FactsError};
 use crate::registration::Registrar;
-use crate::stats::{DropReason, Stats};
+use crate::stats::{Counters, DropReason};
 use crate::trust::{NodeSigner, NodeTrust};
 
 /// What the daemon can be told while it runs.
@@ -102,7 +102,7 @@ struct Node {
     agents: BTreeMap<String, Arc<dyn Agent>>,
     agent_infos: Arc<Vec<AgentInfo>>,
     inventory: RwLock<Arc<Inventory>>,
-    stats: Arc<Stats>,
+    counters: Arc<Counters>,
     /// The action slots (`max_concurrent`).
     slots: Arc<Semaphore>,
     /// The `rpcutil` lane.
@@ -203,19 +203,19 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(config.max_concurrent));
     let room = config.max_concurrent.saturating_mul(WAITING_PER_SLOT);
     let waiting = Arc::new(Semaphore::new(room));
-    let mut stats = Stats::new(identity.clone(), slots.clone(), config.max_concurrent)
+    let mut counters = Counters::new(identity.clone(), slots.clone(), config.max_concurrent)
         .with_waiting(waiting.clone(), room);
     if let Some(audit) = &audit {
-        stats = stats.with_audit_lost(audit.lost());
+        counters = counters.with_audit_lost(audit.lost());
     }
-    let stats = Arc::new(stats);
+    let counters = Arc::new(counters);
     let node = Arc::new(Node {
         identity: identity.clone(),
         client: client.clone(),
         agents,
         agent_infos,
         inventory: RwLock::new(Arc::new(inventory)),
-        stats,
+        counters,
         slots,
         rpcutil: Arc::new(Semaphore::new(RPCUTIL_LANE)),
         waiting,
@@ -342,7 +342,7 @@ pub async fn run(
             .await;
         }
         Err(_) => warn!(
-            in_flight = node.stats.in_flight(),
+            in_flight = node.counters.in_flight(),
             "drain timeout reached; exiting with actions still running: they are killed"
         ),
     }
@@ -437,7 +437,7 @@ impl Node {
 
     /// Counts and records a dropped message.
     fn drop_message(&self, dropped: Dropped) {
-        self.stats.dropped(dropped.reason);
+        self.counters.dropped(dropped.reason);
         debug!(reason = dropped.reason.name(), detail = %dropped.detail, "dropped a message");
         self.audit(
             Decision::Dropped,
@@ -475,7 +475,7 @@ impl Node {
     /// Checks one message; a request for this node that may run is acknowledged and returned,
     /// everything else is dropped or answered here.
     async fn check(self: Arc<Self>, message: Message) -> Option<Ready> {
-        self.stats.received();
+        self.counters.received();
         let now = now();
         let Admitted {
             request,
@@ -504,7 +504,7 @@ impl Node {
         let reply_to = message.reply?;
         let inventory = self.inventory();
         if !filter.matches(inventory.as_ref()) {
-            self.stats.filtered();
+            self.counters.filtered();
             return None;
         }
         let verdict = match (&self.trust, &credential) {
@@ -585,7 +585,7 @@ impl Node {
                     }
                 };
                 if !matches!(why, Unstarted::Stopping) {
-                    self.stats.busy();
+                    self.counters.busy();
                 }
                 warn!(request_id = %request.id, caller = %request.caller, agent = %request.agent, action = %request.action, "{message}");
                 let reply = Reply::new(
@@ -645,7 +645,7 @@ impl Node {
         let context = NodeContext {
             inventory,
             agents: self.agent_infos.clone(),
-            stats: self.stats.clone(),
+            stats: self.counters.clone(),
             request_id: request.id.clone(),
             caller: request.caller.clone(),
         };
@@ -673,7 +673,7 @@ impl Node {
         };
         let bytes = self.seal(encode_reply(&reply, max, now()));
         match self.client.publish(reply_to, bytes.into()).await {
-            Ok(()) => self.stats.served(),
+            Ok(()) => self.counters.served(),
             Err(e) => warn!(error = %e, request_id = %reply.request_id, "cannot send the reply"),
         }
     }
