@@ -40,8 +40,6 @@ const MARGIN: Duration = Duration::from_secs(15);
 /// The argument that makes exit status 2 a success.
 const DETAILED_EXITCODES: &str = "--detailed-exitcodes";
 
-const ACTIONS: &[&str] = &["runonce", "last_run_summary"];
-
 /// The `cm` agent.
 #[derive(Debug, Clone)]
 pub struct Cm {
@@ -281,10 +279,6 @@ pub fn summary_fields(summary: &Value, now: UnixTime) -> Vec<(&'static str, Valu
 }
 
 impl Agent for Cm {
-    fn actions(&self) -> &[&str] {
-        ACTIONS
-    }
-
     fn ddl(&self) -> &Ddl {
         &self.ddl
     }
@@ -303,7 +297,7 @@ impl Agent for Cm {
                     StatusCode::UnknownAction,
                     format!(
                         "cm has no action {other:?}; its actions are {}",
-                        ACTIONS.join(", ")
+                        self.ddl.action_names().join(", ")
                     ),
                 ),
             }
