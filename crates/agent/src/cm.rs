@@ -12,10 +12,11 @@
 //!   (YAML or JSON), and reports its main numbers and the whole document.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use muster_proto::StatusCode;
 use muster_proto::ddl::{Ddl, DdlError};
+use muster_proto::time::{self, UnixTime};
 use serde_json::{Map, Value, json};
 
 use crate::command::{self, CommandOutput, CommandSpec, ExitKind};
@@ -38,8 +39,6 @@ const MARGIN: Duration = Duration::from_secs(15);
 
 /// The argument that makes exit status 2 a success.
 const DETAILED_EXITCODES: &str = "--detailed-exitcodes";
-
-const ACTIONS: &[&str] = &["runonce", "last_run_summary"];
 
 /// The `cm` agent.
 #[derive(Debug, Clone)]
@@ -122,7 +121,7 @@ impl Cm {
         if let Some(path) = &self.config.summary_file
             && let Ok(Some(summary)) = read_summary(path)
         {
-            for (key, value) in summary_fields(&summary, now()) {
+            for (key, value) in summary_fields(&summary, time::now()) {
                 data.insert(key.into(), value);
             }
         }
@@ -164,7 +163,7 @@ impl Cm {
         };
         match read_summary(path) {
             Ok(Some(summary)) => {
-                let mut data: Map<String, Value> = summary_fields(&summary, now())
+                let mut data: Map<String, Value> = summary_fields(&summary, time::now())
                     .into_iter()
                     .map(|(k, v)| (k.into(), v))
                     .collect();
@@ -200,13 +199,6 @@ fn millis(d: Duration) -> u64 {
 fn tail(out: &CommandOutput, n: usize) -> String {
     let lines: Vec<&str> = out.stdout.lines().chain(out.stderr.lines()).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// Reads and parses a summary file: `Ok(None)` when it does not exist, an error message saying
@@ -245,11 +237,13 @@ pub fn parse_summary(text: &str) -> Result<Value, String> {
     }
 }
 
-/// The outputs taken from a parsed summary, `now` being the current Unix time: `last_run`,
+/// The outputs taken from a parsed summary, `now` being the current time: `last_run`,
 /// `age_seconds`, `config_version`, `changed`, `failed`, `total`, `failures` and `healthy`
 /// (no failed resources and no failed events; an absent count is taken as none). A value the
 /// summary lacks is `null`.
-pub fn summary_fields(summary: &Value, now: i64) -> Vec<(&'static str, Value)> {
+pub fn summary_fields(summary: &Value, now: UnixTime) -> Vec<(&'static str, Value)> {
+    // The summary counts whole seconds; a wire time is at most the year 9999, well inside i64.
+    let now = i64::try_from(time::whole_secs(now)).unwrap_or(i64::MAX);
     let int = |section: &str, key: &str| -> Option<i64> {
         let v = summary.get(section)?.get(key)?;
         v.as_i64()
@@ -285,10 +279,6 @@ pub fn summary_fields(summary: &Value, now: i64) -> Vec<(&'static str, Value)> {
 }
 
 impl Agent for Cm {
-    fn actions(&self) -> &[&str] {
-        ACTIONS
-    }
-
     fn ddl(&self) -> &Ddl {
         &self.ddl
     }
@@ -307,7 +297,7 @@ impl Agent for Cm {
                     StatusCode::UnknownAction,
                     format!(
                         "cm has no action {other:?}; its actions are {}",
-                        ACTIONS.join(", ")
+                        self.ddl.action_names().join(", ")
                     ),
                 ),
             }

@@ -132,10 +132,6 @@ fn scalar(value: &Value) -> Option<String> {
 }
 
 impl Agent for ExternalAgent {
-    fn actions(&self) -> &[&str] {
-        &[]
-    }
-
     fn ddl(&self) -> &Ddl {
         &self.ddl
     }

@@ -25,9 +25,6 @@ use crate::{ActionFuture, ActionResult, Agent, NodeContext};
 /// The `file` agent's DDL, as shipped.
 pub const DDL: &str = include_str!("../ddl/file.json");
 
-/// The actions, as in the DDL.
-const ACTIONS: &[&str] = &["exists", "stat", "checksum"];
-
 /// How much `checksum` reads at a time.
 const CHUNK: usize = 64 * 1024;
 
@@ -48,12 +45,12 @@ impl File {
     }
 
     async fn run(&self, action: &str, data: &Value) -> ActionResult {
-        if !ACTIONS.contains(&action) {
+        if self.ddl.action(action).is_none() {
             return ActionResult::fail(
                 StatusCode::UnknownAction,
                 format!(
                     "file has no action {action:?}; its actions are {}",
-                    ACTIONS.join(", ")
+                    self.ddl.action_names().join(", ")
                 ),
             );
         }
@@ -250,10 +247,6 @@ fn rfc3339(secs: i64) -> String {
 }
 
 impl Agent for File {
-    fn actions(&self) -> &[&str] {
-        ACTIONS
-    }
-
     fn ddl(&self) -> &Ddl {
         &self.ddl
     }

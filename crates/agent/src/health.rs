@@ -36,8 +36,6 @@ pub const DDL: &str = include_str!("../ddl/health.json");
 /// What a check's timeout leaves of the DDL timeout for the kill grace and the reply.
 const MARGIN: Duration = Duration::from_secs(5);
 
-const ACTIONS: &[&str] = &["check", "run_all", "list"];
-
 /// The `health` agent.
 #[derive(Debug, Clone)]
 pub struct Health {
@@ -465,10 +463,6 @@ fn split_number(text: &str) -> (Option<f64>, &str) {
 }
 
 impl Agent for Health {
-    fn actions(&self) -> &[&str] {
-        ACTIONS
-    }
-
     fn ddl(&self) -> &Ddl {
         &self.ddl
     }
@@ -488,7 +482,7 @@ impl Agent for Health {
                     StatusCode::UnknownAction,
                     format!(
                         "health has no action {other:?}; its actions are {}",
-                        ACTIONS.join(", ")
+                        self.ddl.action_names().join(", ")
                     ),
                 ),
             }

@@ -101,10 +101,9 @@ pub trait Agent: Send + Sync {
         &self.ddl().metadata.version
     }
 
-    /// The names of its actions.
-    fn actions(&self) -> &[&str];
-
-    /// Its description: actions, inputs, outputs, timeout.
+    /// Its description: actions, inputs, outputs, timeout. The one list of its actions
+    /// ([`Ddl::action_names`]): [`dispatch`] runs only what it names, and
+    /// `rpcutil agent_inventory` reports it.
     fn ddl(&self) -> &Ddl;
 
     /// Runs `action` with validated inputs `data` (a JSON object).
@@ -146,9 +145,10 @@ impl NodeView for Inventory {
     }
 }
 
-/// Something that reports the daemon's counters (requests served, drops by reason, uptime).
+/// The daemon's live counters (requests served, drops by reason, uptime) as an action sees
+/// them: the daemon's are `muster_server::stats::Counters`.
 pub trait StatsSource: Send + Sync {
-    /// The counters as a JSON object.
+    /// A snapshot of the counters, as the JSON object `rpcutil daemon_stats` reports.
     fn stats(&self) -> Value;
 }
 
@@ -210,7 +210,12 @@ impl AgentInfo {
             agent: agent.name().to_string(),
             description: agent.description().to_string(),
             version: agent.version().to_string(),
-            actions: agent.actions().iter().map(|a| a.to_string()).collect(),
+            actions: agent
+                .ddl()
+                .action_names()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
         }
     }
 }

@@ -30,9 +30,6 @@ use crate::{ActionFuture, ActionResult, Agent, NodeContext};
 /// The `package` agent's DDL, as shipped.
 pub const DDL: &str = include_str!("../ddl/package.json");
 
-/// The actions, as in the DDL.
-const ACTIONS: &[&str] = &["status", "install", "update", "uninstall"];
-
 /// A command is not started with less time left than this.
 const MIN_COMMAND_TIME: Duration = Duration::from_millis(50);
 
@@ -122,12 +119,12 @@ impl Package {
     }
 
     async fn run(&self, action: &str, data: &Value) -> ActionResult {
-        if !ACTIONS.contains(&action) {
+        if self.ddl.action(action).is_none() {
             return ActionResult::fail(
                 StatusCode::UnknownAction,
                 format!(
                     "package has no action {action:?}; its actions are {}",
-                    ACTIONS.join(", ")
+                    self.ddl.action_names().join(", ")
                 ),
             );
         }
@@ -302,10 +299,6 @@ fn push_unique(versions: &mut Vec<String>, version: &str) {
 }
 
 impl Agent for Package {
-    fn actions(&self) -> &[&str] {
-        ACTIONS
-    }
-
     fn ddl(&self) -> &Ddl {
         &self.ddl
     }

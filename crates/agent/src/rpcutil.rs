@@ -1,8 +1,6 @@
 //! `rpcutil`: the agent every node has. Discovery pings it; operators ask it for inventory,
 //! facts and the daemon's counters.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use muster_proto::StatusCode;
 use muster_proto::ddl::{Ddl, DdlError};
 use muster_proto::filter::lookup;
@@ -25,20 +23,7 @@ impl Rpcutil {
     }
 }
 
-const ACTIONS: &[&str] = &[
-    "ping",
-    "inventory",
-    "get_fact",
-    "get_facts",
-    "agent_inventory",
-    "daemon_stats",
-];
-
 impl Agent for Rpcutil {
-    fn actions(&self) -> &[&str] {
-        ACTIONS
-    }
-
     fn ddl(&self) -> &Ddl {
         &self.ddl
     }
@@ -49,21 +34,14 @@ impl Agent for Rpcutil {
         action: &'a str,
         data: &'a Value,
     ) -> ActionFuture<'a> {
-        Box::pin(async move { run(node, action, data) })
+        Box::pin(async move { run(&self.ddl, node, action, data) })
     }
 }
 
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-fn run(node: &NodeContext, action: &str, data: &Value) -> ActionResult {
+fn run(ddl: &Ddl, node: &NodeContext, action: &str, data: &Value) -> ActionResult {
     let inv = &node.inventory;
     match action {
-        "ping" => ActionResult::ok(json!({ "pong": now() })),
+        "ping" => ActionResult::ok(json!({ "pong": muster_proto::time::now() })),
         "inventory" => ActionResult::ok(json!({
             "identity": inv.identity,
             "facts": inv.facts,
@@ -107,7 +85,7 @@ fn run(node: &NodeContext, action: &str, data: &Value) -> ActionResult {
             StatusCode::UnknownAction,
             format!(
                 "rpcutil has no action {other:?}; its actions are {}",
-                ACTIONS.join(", ")
+                ddl.action_names().join(", ")
             ),
         ),
     }
@@ -145,6 +123,8 @@ mod tests {
     #[test]
     fn actions() {
         let n = node();
+        let rpcutil = Rpcutil::new().unwrap();
+        let run = |action: &str, data: &Value| run(&rpcutil.ddl, &n, action, data);
         type Case<'a> = (&'a str, Value, StatusCode, Option<(&'a str, Value)>);
         let cases: &[Case] = &[
             (
@@ -187,15 +167,15 @@ mod tests {
             ("nope", json!({}), StatusCode::UnknownAction, None),
         ];
         for (action, data, status, expect) in cases {
-            let r = run(&n, action, data);
+            let r = run(action, data);
             assert_eq!(r.status, *status, "{action} {data}");
             if let Some((key, value)) = expect {
                 assert_eq!(&r.data[key], value, "{action} {data}");
             }
         }
-        assert!(run(&n, "ping", &json!({})).data["pong"].as_f64().unwrap() > 0.0);
+        assert!(run("ping", &json!({})).data["pong"].as_f64().unwrap() > 0.0);
         assert_eq!(
-            run(&n, "agent_inventory", &json!({})).data["agents"][0]["agent"],
+            run("agent_inventory", &json!({})).data["agents"][0]["agent"],
             "rpcutil"
         );
     }

@@ -25,9 +25,6 @@ use crate::{ActionFuture, ActionResult, Agent, NodeContext};
 /// The `service` agent's DDL, as shipped.
 pub const DDL: &str = include_str!("../ddl/service.json");
 
-/// The actions, as in the DDL.
-const ACTIONS: &[&str] = &["status", "start", "stop", "restart", "reload"];
-
 /// A command is not started with less time left than this.
 const MIN_COMMAND_TIME: Duration = Duration::from_millis(50);
 
@@ -68,12 +65,12 @@ impl Service {
     }
 
     async fn run(&self, action: &str, data: &Value) -> ActionResult {
-        if !ACTIONS.contains(&action) {
+        if self.ddl.action(action).is_none() {
             return ActionResult::fail(
                 StatusCode::UnknownAction,
                 format!(
                     "service has no action {action:?}; its actions are {}",
-                    ACTIONS.join(", ")
+                    self.ddl.action_names().join(", ")
                 ),
             );
         }
@@ -195,10 +192,6 @@ impl State {
 }
 
 impl Agent for Service {
-    fn actions(&self) -> &[&str] {
-        ACTIONS
-    }
-
     fn ddl(&self) -> &Ddl {
         &self.ddl
     }

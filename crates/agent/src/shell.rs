@@ -26,8 +26,6 @@ pub const MAX_TIMEOUT_SECS: i64 = 3500;
 /// The `timeout` `run` uses when none is given, in seconds (also the DDL default).
 pub const DEFAULT_TIMEOUT_SECS: i64 = 60;
 
-const ACTIONS: &[&str] = &["run"];
-
 /// The `shell` agent.
 #[derive(Debug, Clone)]
 pub struct Shell {
@@ -115,10 +113,6 @@ fn report(out: &CommandOutput) -> ActionResult {
 }
 
 impl Agent for Shell {
-    fn actions(&self) -> &[&str] {
-        ACTIONS
-    }
-
     fn ddl(&self) -> &Ddl {
         &self.ddl
     }
@@ -136,7 +130,7 @@ impl Agent for Shell {
                     StatusCode::UnknownAction,
                     format!(
                         "shell has no action {other:?}; its actions are {}",
-                        ACTIONS.join(", ")
+                        self.ddl.action_names().join(", ")
                     ),
                 ),
             }

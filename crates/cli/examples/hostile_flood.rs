@@ -10,11 +10,12 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use muster_client::{Call, Client, ConnectConfig, RequestOptions, Signing};
 use muster_proto::envelope::REQUEST_PROTOCOL;
+use muster_proto::time::now;
 use muster_proto::{Request, SecureEnvelope, subject};
 use muster_security::signed::sign_request;
 use muster_security::{PublicKey, SecretKey, Verifier};
@@ -34,12 +35,6 @@ fn muster_binary() -> Result<PathBuf> {
         "build the binary first: cargo build --release -p muster-cli"
     );
     Ok(bin)
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 async fn ping_latencies(client: &Client, n: usize) -> Result<Vec<Duration>> {

@@ -38,7 +38,7 @@ pub(crate) struct Claimed {
 
 /// What a message claims to be, without checking any signature.
 fn claimed(payload: &[u8]) -> Option<Claimed> {
-    let response = match serde_json::from_slice::<signed::SignedMessage>(payload) {
+    let response = match serde_json::from_slice::<muster_proto::SignedMessage>(payload) {
         Ok(s) => Response::decode(s.message.as_bytes()).ok(),
         Err(_) => Response::decode(payload).ok(),
     }?;

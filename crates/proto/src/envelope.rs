@@ -1,5 +1,7 @@
 //! The messages of the wire protocol (docs/design.md §2): the secure envelope a request travels
-//! in, the inner request, the acknowledgement and the reply.
+//! in, the inner request, the acknowledgement, the reply, and the signed envelope
+//! ([`SignedMessage`]) a node sends its acknowledgements, replies and registrations in.
+//! Signing and checking signatures is `muster-security`'s; this module only gives the shapes.
 //!
 //! Every `decode` takes untrusted bytes and returns a [`DecodeError`] whose
 //! [`reason`](DecodeError::reason) is a short, stable name the daemon counts drops by.
@@ -10,6 +12,7 @@ use serde_json::Value;
 use crate::filter::Filter;
 use crate::status::StatusCode;
 use crate::subject;
+use crate::time::UnixTime;
 
 /// `protocol` of the outer envelope.
 pub const SECURE_PROTOCOL: &str = "muster:secure:1";
@@ -19,6 +22,8 @@ pub const REQUEST_PROTOCOL: &str = "muster:request:1";
 pub const ACK_PROTOCOL: &str = "muster:ack:1";
 /// `protocol` of a reply.
 pub const REPLY_PROTOCOL: &str = "muster:reply:1";
+/// `protocol` of a message signed by its sender ([`SignedMessage`]).
+pub const SIGNED_PROTOCOL: &str = "muster:signed:1";
 /// The longest `ttl` a request may have, seconds: a day. The client sends 60.
 pub const MAX_TTL: u64 = 86_400;
 
@@ -131,6 +136,58 @@ impl SecureEnvelope {
     }
 }
 
+/// A message signed by its sender (docs/design.md §2): a node's acknowledgement, reply or
+/// registration, or a caller's record of a collected request. The signature covers the exact
+/// bytes of `message`, which is why the inner message travels as a string.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedMessage {
+    /// Always [`SIGNED_PROTOCOL`].
+    pub protocol: String,
+    /// The inner message's JSON text (an acknowledgement, a reply or a registration).
+    pub message: String,
+    /// Base64 ed25519 signature over the bytes of `message`.
+    pub signature: String,
+    /// The signer's credential.
+    pub credential: String,
+}
+
+impl SignedMessage {
+    /// Wraps `message` with its `signature` and the signer's `credential`.
+    pub fn new(message: String, signature: String, credential: String) -> Self {
+        SignedMessage {
+            protocol: SIGNED_PROTOCOL.to_string(),
+            message,
+            signature,
+            credential,
+        }
+    }
+
+    /// Whether `bytes` look like a signed message (without checking anything else).
+    pub fn is_signed(bytes: &[u8]) -> bool {
+        #[derive(Deserialize)]
+        struct Probe<'a> {
+            #[serde(borrow)]
+            protocol: std::borrow::Cow<'a, str>,
+        }
+        serde_json::from_slice::<Probe>(bytes).is_ok_and(|p| p.protocol == SIGNED_PROTOCOL)
+    }
+
+    /// Decodes a signed message from untrusted bytes, checking its shape and `protocol` but no
+    /// signature.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let signed: SignedMessage = from_json(bytes, "signed message")?;
+        check_protocol(&signed.protocol, SIGNED_PROTOCOL)?;
+        Ok(signed)
+    }
+
+    /// The signed message as JSON bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        // Serialising a struct of strings cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 /// The inner request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,7 +197,7 @@ pub struct Request {
     /// 32 lower-case hex characters, unique per request.
     pub id: String,
     /// When the request was made, Unix seconds.
-    pub time: f64,
+    pub time: UnixTime,
     /// How long the request is valid, in seconds either side of `time`.
     pub ttl: u64,
     /// Whether nodes acknowledge before running.
@@ -201,7 +258,7 @@ impl Request {
     }
 
     /// Whether `now` (Unix seconds) lies within `time ± (ttl + skew)`.
-    pub fn is_current(&self, now: f64, skew: f64) -> bool {
+    pub fn is_current(&self, now: UnixTime, skew: f64) -> bool {
         (now - self.time).abs() <= self.ttl as f64 + skew
     }
 
@@ -252,7 +309,7 @@ pub struct Reply {
     /// The node's identity.
     pub sender: String,
     /// When the reply was made, Unix seconds.
-    pub time: f64,
+    pub time: UnixTime,
     /// The status, 0 to 6.
     pub statuscode: StatusCode,
     /// A human-readable status message.
@@ -272,7 +329,7 @@ impl Reply {
     pub fn new(
         request_id: &str,
         sender: &str,
-        time: f64,
+        time: UnixTime,
         statuscode: StatusCode,
         statusmsg: impl Into<String>,
         data: Value,
@@ -454,5 +511,29 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Response::decode(b"{\"protocol\":\"x\"}").is_err());
+    }
+
+    #[test]
+    fn signed_messages_keep_their_shape_and_say_what_they_are() {
+        let signed = SignedMessage::new("{}".into(), "c2ln".into(), "e30.AAAA".into());
+        let bytes = signed.to_bytes();
+        assert_eq!(
+            String::from_utf8(bytes.clone()).unwrap(),
+            r#"{"protocol":"muster:signed:1","message":"{}","signature":"c2ln","credential":"e30.AAAA"}"#
+        );
+        assert!(SignedMessage::is_signed(&bytes));
+        assert_eq!(SignedMessage::decode(&bytes).unwrap(), signed);
+        let ack = serde_json::to_vec(&Ack::new("ab", "web1")).unwrap();
+        assert!(!SignedMessage::is_signed(&ack));
+        assert_eq!(
+            SignedMessage::decode(&ack).unwrap_err().reason(),
+            "malformed"
+        );
+        let other = br#"{"protocol":"x","message":"{}","signature":"","credential":""}"#;
+        assert_eq!(
+            SignedMessage::decode(other).unwrap_err().reason(),
+            "wrong_protocol"
+        );
+        assert!(!SignedMessage::is_signed(b"\xff"));
     }
 }

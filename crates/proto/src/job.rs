@@ -32,6 +32,7 @@ use serde_json::Value;
 
 use crate::envelope::{DecodeError, Reply, check_protocol, from_json};
 use crate::filter::Filter;
+use crate::time::UnixTime;
 
 /// `protocol` of a job record.
 pub const JOB_PROTOCOL: &str = "muster:job:1";
@@ -69,7 +70,7 @@ pub struct JobRecord {
     /// The request's id.
     pub id: String,
     /// When it was sent, Unix seconds.
-    pub time: f64,
+    pub time: UnixTime,
     /// The agent.
     pub agent: String,
     /// The action.
@@ -203,7 +204,7 @@ pub struct JobEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
     /// When the registry received it, Unix seconds.
-    pub received: f64,
+    pub received: UnixTime,
     /// The reply, for replies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply: Option<Reply>,

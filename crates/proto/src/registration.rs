@@ -33,6 +33,7 @@ use serde_json::Value;
 use crate::envelope::{DecodeError, check_protocol, from_json};
 use crate::filter::{Filter, NodeView};
 use crate::subject;
+use crate::time::UnixTime;
 
 /// `protocol` of a registration.
 pub const REGISTRATION_PROTOCOL: &str = "muster:registration:1";
@@ -70,7 +71,7 @@ pub struct Registration {
     #[serde(default)]
     pub started: u64,
     /// When this registration was made, Unix seconds.
-    pub time: f64,
+    pub time: UnixTime,
 }
 
 fn empty_object() -> Value {
@@ -185,9 +186,9 @@ pub struct SeenNode {
     /// The node's identity.
     pub identity: String,
     /// When the registry first saw it, Unix seconds.
-    pub first_seen: f64,
+    pub first_seen: UnixTime,
     /// When the registry last saw it, Unix seconds.
-    pub last_seen: f64,
+    pub last_seen: UnixTime,
     /// The value of the fact the query asked for (`null` when the node does not have it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fact: Option<Value>,

@@ -6,17 +6,42 @@
 //! converts and formats wire times with these, not with its own `UNIX_EPOCH +
 //! Duration::from_secs_f64(…)` (which panics past `Duration::MAX`) or humantime's formatter
 //! on an unchecked time (whose `to_string()` panics past the year 9999).
+//!
+//! [`UnixTime`] is the one type of a wall-clock instant in every crate, on the wire and off
+//! it, and [`now`] is the one function that reads it from the clock: decoding and validation
+//! never call it — they take the time as a parameter — so the clock is read where a message is
+//! made or received, and every check can be tested at any time.
 
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::envelope::DecodeError;
 
+/// A wall-clock instant: Unix seconds, with a fraction, as the wire carries it (a JSON number,
+/// docs/design.md §2). An alias rather than a wrapper so the wire types stay plain numbers
+/// and the windows computed from them (a request's ttl, a clock skew) stay plain arithmetic;
+/// the name says what the number is. The few wire fields that count whole seconds (a
+/// registration's `started`, a credential's validity) are `u64`, made with [`whole_secs`].
+pub type UnixTime = f64;
+
+/// The wall clock now, as a [`UnixTime`] (0 should the clock be before 1970). The one place
+/// anything in the workspace reads the wall clock for a time it sends, stores or compares.
+pub fn now() -> UnixTime {
+    unix(SystemTime::now())
+}
+
+/// A time in whole Unix seconds, rounded down; one outside 0..=[`MAX_UNIX`] is taken as the
+/// nearest end.
+pub fn whole_secs(unix: UnixTime) -> u64 {
+    // Clamped into 0..=MAX_UNIX first, so `as` neither saturates nor meets NaN.
+    clamp(unix) as u64
+}
+
 /// The latest time on the wire: 9999-12-31T23:59:59Z, in Unix seconds.
-pub const MAX_UNIX: f64 = 253_402_300_799.0;
+pub const MAX_UNIX: UnixTime = 253_402_300_799.0;
 
 /// Checks a time from the network: a number of Unix seconds from 0 to [`MAX_UNIX`].
-pub fn check(field: &'static str, unix: f64) -> Result<(), DecodeError> {
+pub fn check(field: &'static str, unix: UnixTime) -> Result<(), DecodeError> {
     if (0.0..=MAX_UNIX).contains(&unix) {
         Ok(())
     } else {
@@ -42,7 +67,7 @@ pub fn check_at_most(field: &'static str, value: u64, max: u64) -> Result<(), De
 }
 
 /// `unix` clamped into 0..=[`MAX_UNIX`] (NaN: 0).
-fn clamp(unix: f64) -> f64 {
+fn clamp(unix: UnixTime) -> UnixTime {
     if unix.is_nan() {
         0.0
     } else {
@@ -51,20 +76,20 @@ fn clamp(unix: f64) -> f64 {
 }
 
 /// The `SystemTime` of a wire time; one outside 0..=[`MAX_UNIX`] is taken as the nearest end.
-pub fn system_time(unix: f64) -> SystemTime {
+pub fn system_time(unix: UnixTime) -> SystemTime {
     let since_epoch = Duration::try_from_secs_f64(clamp(unix)).unwrap_or(Duration::ZERO);
     UNIX_EPOCH.checked_add(since_epoch).unwrap_or(UNIX_EPOCH)
 }
 
 /// A `SystemTime` as wire time: Unix seconds (0 for a time before the epoch).
-pub fn unix(time: SystemTime) -> f64 {
+pub fn unix(time: SystemTime) -> UnixTime {
     time.duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A wire time in RFC 3339 to the second (`2026-11-25T10:00:00Z`); one outside
 /// 0..=[`MAX_UNIX`] is written as the nearest end.
-pub fn rfc3339(unix: f64) -> String {
+pub fn rfc3339(unix: UnixTime) -> String {
     let mut text = String::new();
     // Within the clamped range the formatter always succeeds; a `write!` that did fail would
     // leave the text empty, where `to_string()` panics.
@@ -96,7 +121,7 @@ pub fn duration_at_most(secs: f64, max: Duration) -> Duration {
 
 /// Whole milliseconds from wire time `from` to wire time `to`: 0 when `to` is earlier, at most
 /// `u64::MAX`.
-pub fn millis_between(from: f64, to: f64) -> u64 {
+pub fn millis_between(from: UnixTime, to: UnixTime) -> u64 {
     let ms = (to - from) * 1000.0;
     // `as` saturates (and makes NaN 0); negative is 0.
     if ms > 0.0 { ms as u64 } else { 0 }
@@ -131,6 +156,17 @@ mod tests {
         assert_eq!(rfc3339(1_764_064_800.9), "2025-11-25T10:00:00Z");
         assert_eq!(unix(system_time(1_764_064_800.5)), 1_764_064_800.5);
         assert!(check("time", 0.0).is_ok() && check("time", MAX_UNIX).is_ok());
+        assert_eq!(whole_secs(1_764_064_800.9), 1_764_064_800);
+        assert_eq!(whole_secs(-5.0), 0);
+        assert_eq!(whole_secs(f64::NAN), 0);
+        assert_eq!(whole_secs(1e300), MAX_UNIX as u64);
+    }
+
+    #[test]
+    fn now_is_a_wire_time() {
+        let t = now();
+        assert!(check("time", t).is_ok(), "{t}");
+        assert!(t > 1_700_000_000.0, "{t}");
     }
 
     #[test]

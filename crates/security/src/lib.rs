@@ -6,10 +6,11 @@
 //! - [`credential`]: what an issuer vouches for — a caller's or a node's name, public key,
 //!   expiry and optional agent limits — signed by the organisation's issuer key. Nodes and
 //!   clients hold only the issuer's public key, so adding an operator touches no node.
-//! - [`signed`]: requests signed by callers ([`muster_proto::SecureEnvelope`]), and the
-//!   [`signed::SignedMessage`] envelope (`muster:signed:1`, docs/design.md §2) in which nodes send
-//!   replies, acknowledgements and registrations and callers send collected requests' records,
-//!   each checked against the issuer.
+//! - [`signed`]: signing and checking requests ([`muster_proto::SecureEnvelope`]) and the
+//!   [`muster_proto::SignedMessage`] envelope (`muster:signed:1`, docs/design.md §2) in which
+//!   nodes send replies, acknowledgements and registrations and callers send collected requests'
+//!   records, each checked against the issuer. Both envelopes are wire types and live in
+//!   `muster-proto`; this crate holds only what needs keys.
 //! - [`replay`]: the bounded cache of request ids a node has run, entries expiring with their
 //!   request's time window.
 //! - [`policy`]: MCollective's actionpolicy files, parsed and evaluated.

@@ -7,11 +7,13 @@
 //!   [`SignedMessage`] with its node credential; a caller signs a collected request's record
 //!   the same way, with its caller credential. Clients and registries check these with
 //!   [`Verifier::message`], and that the credential's name is the sender's.
+//!
+//! The wire types themselves, [`SecureEnvelope`] and [`SignedMessage`], are `muster-proto`'s,
+//! with every other message; this module adds the signatures and their checks.
 
 use std::collections::HashMap;
 
-use muster_proto::{Request, SecureEnvelope};
-use serde::{Deserialize, Serialize};
+use muster_proto::{DecodeError, Request, SecureEnvelope, SignedMessage};
 
 use crate::credential::{Credential, CredentialError, Kind};
 use crate::keys::{PublicKey, SecretKey};
@@ -19,35 +21,6 @@ use crate::keys::{PublicKey, SecretKey};
 /// How far a client or registry lets a node's (or caller's) clock differ when checking its
 /// credential's validity.
 pub const PEER_CLOCK_SKEW_SECS: f64 = 30.0;
-
-/// `protocol` of a message signed by a node.
-pub const SIGNED_PROTOCOL: &str = "muster:signed:1";
-
-/// A message signed by a node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SignedMessage {
-    /// Always [`SIGNED_PROTOCOL`].
-    pub protocol: String,
-    /// The inner message's JSON text (an acknowledgement, a reply or a registration).
-    pub message: String,
-    /// Base64 ed25519 signature over the bytes of `message`.
-    pub signature: String,
-    /// The node's credential.
-    pub credential: String,
-}
-
-impl SignedMessage {
-    /// Whether `bytes` look like a signed message (without checking anything else).
-    pub fn is_signed(bytes: &[u8]) -> bool {
-        #[derive(Deserialize)]
-        struct Probe<'a> {
-            #[serde(borrow)]
-            protocol: std::borrow::Cow<'a, str>,
-        }
-        serde_json::from_slice::<Probe>(bytes).is_ok_and(|p| p.protocol == SIGNED_PROTOCOL)
-    }
-}
 
 /// Why a message is not trusted. [`TrustError::reason`] names it for counters and the audit
 /// log.
@@ -106,13 +79,17 @@ pub fn sign_request(request: &Request, key: &SecretKey, credential: &str) -> Sec
 /// `message` (JSON text) signed by a node's `key`, with its `credential`, as bytes to send.
 pub fn sign_message(message: String, key: &SecretKey, credential: &str) -> Vec<u8> {
     let signature = key.sign(message.as_bytes());
-    let signed = SignedMessage {
-        protocol: SIGNED_PROTOCOL.to_string(),
-        message,
-        signature,
-        credential: credential.to_string(),
-    };
-    serde_json::to_vec(&signed).unwrap_or_default()
+    SignedMessage::new(message, signature, credential.to_string()).to_bytes()
+}
+
+/// Decodes a signed message without checking its signature: one that does not parse is
+/// [`TrustError::Malformed`], one of another protocol [`TrustError::Unsigned`].
+fn decode(bytes: &[u8]) -> Result<SignedMessage, TrustError> {
+    SignedMessage::decode(bytes).map_err(|e| match e {
+        DecodeError::WrongProtocol { .. } => TrustError::Unsigned,
+        DecodeError::Malformed { detail, .. } => TrustError::Malformed(detail),
+        invalid @ DecodeError::Invalid { .. } => TrustError::Malformed(invalid.to_string()),
+    })
 }
 
 /// Checks signatures and credentials against one issuer. Every message carries its sender's
@@ -217,11 +194,7 @@ impl Verifier {
         bytes: &[u8],
         now: f64,
     ) -> Result<(String, Credential), TrustError> {
-        let signed: SignedMessage =
-            serde_json::from_slice(bytes).map_err(|e| TrustError::Malformed(e.to_string()))?;
-        if signed.protocol != SIGNED_PROTOCOL {
-            return Err(TrustError::Unsigned);
-        }
+        let signed = decode(bytes)?;
         let credential = self.check(
             signed.message.as_bytes(),
             &signed.signature,
@@ -250,9 +223,7 @@ pub fn open<'a>(
             Ok((inner.into_bytes().into(), Some(credential.name)))
         }
         (Some(_), false) => Err(TrustError::Unsigned),
-        (None, true) => serde_json::from_slice::<SignedMessage>(bytes)
-            .map(|s| (s.message.into_bytes().into(), None))
-            .map_err(|e| TrustError::Malformed(e.to_string())),
+        (None, true) => decode(bytes).map(|s| (s.message.into_bytes().into(), None)),
         (None, false) => Ok((bytes.into(), None)),
     }
 }

@@ -19,8 +19,9 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use muster_proto::time;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, warn};
@@ -59,11 +60,10 @@ pub struct Record {
 impl Record {
     /// A record made now.
     pub fn now(decision: Decision, reason: impl Into<String>) -> Record {
-        let t = SystemTime::now();
-        let millis = t
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_millis());
-        let secs = humantime::format_rfc3339_seconds(t).to_string();
+        let t = time::now();
+        // The fraction of a second as whole milliseconds, 0 to 999.
+        let millis = (t.fract() * 1000.0) as u32;
+        let secs = time::rfc3339(t);
         let time = format!("{}.{millis:03}Z", secs.trim_end_matches('Z'));
         Record {
             time,

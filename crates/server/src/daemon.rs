@@ -12,12 +12,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::{Client, Message};
 use futures::StreamExt;
 use muster_agent::{Agent, AgentInfo, Inventory, NodeContext};
 use muster_proto::envelope::{Ack, Reply, Request};
+use muster_proto::time::{self, now};
 use muster_proto::{StatusCode, subject};
 use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -29,7 +30,7 @@ use crate::audit::{AuditLog, Decision, Record};
 use crate::config::{ConfigError, Security, ServerConfig};
 use crate::facts::{self, FactsError};
 use crate::registration::Registrar;
-use crate::stats::{DropReason, Stats};
+use crate::stats::{Counters, DropReason};
 use crate::trust::{NodeSigner, NodeTrust};
 
 /// What the daemon can be told while it runs.
@@ -77,13 +78,6 @@ pub enum ServerError {
     },
 }
 
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// How many `rpcutil` requests run at once, in their own lane beside the action slots: they
 /// are cheap, built in and read-only, so a node whose every slot is busy still answers ping,
 /// discovery and `daemon_stats`.
@@ -108,7 +102,7 @@ struct Node {
     agents: BTreeMap<String, Arc<dyn Agent>>,
     agent_infos: Arc<Vec<AgentInfo>>,
     inventory: RwLock<Arc<Inventory>>,
-    stats: Arc<Stats>,
+    counters: Arc<Counters>,
     /// The action slots (`max_concurrent`).
     slots: Arc<Semaphore>,
     /// The `rpcutil` lane.
@@ -128,7 +122,7 @@ pub async fn run(
     config: ServerConfig,
     mut control: mpsc::Receiver<Control>,
 ) -> Result<(), ServerError> {
-    let started = SystemTime::now();
+    let started = now();
     let identity = config.identity()?;
     match config.security {
         Security::Insecure => warn!(
@@ -204,19 +198,19 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(config.max_concurrent));
     let room = config.max_concurrent.saturating_mul(WAITING_PER_SLOT);
     let waiting = Arc::new(Semaphore::new(room));
-    let mut stats = Stats::new(identity.clone(), slots.clone(), config.max_concurrent)
+    let mut counters = Counters::new(identity.clone(), slots.clone(), config.max_concurrent)
         .with_waiting(waiting.clone(), room);
     if let Some(audit) = &audit {
-        stats = stats.with_audit_lost(audit.lost());
+        counters = counters.with_audit_lost(audit.lost());
     }
-    let stats = Arc::new(stats);
+    let counters = Arc::new(counters);
     let node = Arc::new(Node {
         identity: identity.clone(),
         client: client.clone(),
         agents,
         agent_infos,
         inventory: RwLock::new(Arc::new(inventory)),
-        stats,
+        counters,
         slots,
         rpcutil: Arc::new(Semaphore::new(RPCUTIL_LANE)),
         waiting,
@@ -243,9 +237,7 @@ pub async fn run(
     }
     let mut messages = futures::stream::select_all(subscriptions);
     let registrar = (!node.config.registration_interval.is_zero()).then(|| {
-        let started = started
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let started = time::whole_secs(started);
         let source = node.clone();
         Registrar::spawn(
             client.clone(),
@@ -345,7 +337,7 @@ pub async fn run(
             .await;
         }
         Err(_) => warn!(
-            in_flight = node.stats.in_flight(),
+            in_flight = node.counters.in_flight(),
             "drain timeout reached; exiting with actions still running: they are killed"
         ),
     }
@@ -440,7 +432,7 @@ impl Node {
 
     /// Counts and records a dropped message.
     fn drop_message(&self, dropped: Dropped) {
-        self.stats.dropped(dropped.reason);
+        self.counters.dropped(dropped.reason);
         debug!(reason = dropped.reason.name(), detail = %dropped.detail, "dropped a message");
         self.audit(
             Decision::Dropped,
@@ -478,7 +470,7 @@ impl Node {
     /// Checks one message; a request for this node that may run is acknowledged and returned,
     /// everything else is dropped or answered here.
     async fn check(self: Arc<Self>, message: Message) -> Option<Ready> {
-        self.stats.received();
+        self.counters.received();
         let now = now();
         let Admitted {
             request,
@@ -507,7 +499,7 @@ impl Node {
         let reply_to = message.reply?;
         let inventory = self.inventory();
         if !filter.matches(inventory.as_ref()) {
-            self.stats.filtered();
+            self.counters.filtered();
             return None;
         }
         let verdict = match (&self.trust, &credential) {
@@ -588,7 +580,7 @@ impl Node {
                     }
                 };
                 if !matches!(why, Unstarted::Stopping) {
-                    self.stats.busy();
+                    self.counters.busy();
                 }
                 warn!(request_id = %request.id, caller = %request.caller, agent = %request.agent, action = %request.action, "{message}");
                 let reply = Reply::new(
@@ -648,7 +640,7 @@ impl Node {
         let context = NodeContext {
             inventory,
             agents: self.agent_infos.clone(),
-            stats: self.stats.clone(),
+            stats: self.counters.clone(),
             request_id: request.id.clone(),
             caller: request.caller.clone(),
         };
@@ -676,7 +668,7 @@ impl Node {
         };
         let bytes = self.seal(encode_reply(&reply, max, now()));
         match self.client.publish(reply_to, bytes.into()).await {
-            Ok(()) => self.stats.served(),
+            Ok(()) => self.counters.served(),
             Err(e) => warn!(error = %e, request_id = %reply.request_id, "cannot send the reply"),
         }
     }

@@ -6,18 +6,19 @@
 //! message on the connection.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::Client;
 use muster_agent::Inventory;
 use muster_proto::registration::{REGISTRATION_PROTOCOL, Registration};
+use muster_proto::time::{self, UnixTime};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 /// The registration of a node with this inventory, started at `started`, made at `now`
 /// (both Unix seconds).
-pub fn registration(inventory: &Inventory, started: u64, now: f64) -> Registration {
+pub fn registration(inventory: &Inventory, started: u64, now: UnixTime) -> Registration {
     Registration {
         protocol: REGISTRATION_PROTOCOL.to_string(),
         identity: inventory.identity.clone(),
@@ -42,13 +43,11 @@ struct Jitter(u64);
 
 impl Jitter {
     fn seeded(identity: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
+        // The clock's bits differ from one start to the next, down to its fraction of a second.
+        let clock = time::now().to_bits();
         let seed = identity
             .bytes()
-            .fold(nanos ^ 0x9E37_79B9_7F4A_7C15, |h, b| {
+            .fold(clock ^ 0x9E37_79B9_7F4A_7C15, |h, b| {
                 (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
             });
         Jitter(seed | 1)
@@ -63,13 +62,6 @@ impl Jitter {
         self.0 = x;
         (x >> 11) as f64 / (1u64 << 53) as f64
     }
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// The running registration task; [`Registrar::stop`] ends it.
@@ -94,7 +86,7 @@ impl Registrar {
         let task = tokio::spawn(async move {
             let mut jitter = Jitter::seeded(&inventory().identity);
             loop {
-                let mut payload = registration(&inventory(), started, now()).to_bytes();
+                let mut payload = registration(&inventory(), started, time::now()).to_bytes();
                 if let Some(signer) = &signer {
                     payload = signer.seal(String::from_utf8(payload).unwrap_or_default());
                 }

@@ -1,12 +1,18 @@
 //! The daemon's counters: requests served, drops by reason, uptime. `rpcutil daemon_stats`
 //! reports them.
+//!
+//! As in every crate: [`Counters`] are the live atomic counters the running daemon updates,
+//! and [`Stats`] is a plain snapshot of them, the value handed out.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use muster_agent::StatsSource;
-use serde_json::{Value, json};
+use muster_proto::time::{self, UnixTime};
+use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::Semaphore;
 
 /// Why a message was dropped without a reply. The names are stable: operators graph them.
@@ -128,12 +134,45 @@ impl DropReason {
     }
 }
 
-/// The counters. Cheap to update from the receive loop: each is an atomic, drops one per
-/// reason, so counting a flood's drops takes no lock.
-#[derive(Debug)]
+/// A snapshot of a daemon's [`Counters`], as `rpcutil daemon_stats` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stats {
+    /// The node's identity.
+    pub identity: String,
+    /// The daemon's version.
+    pub version: &'static str,
+    /// When the daemon started, RFC 3339 to the second.
+    pub started: String,
+    /// Whole seconds since it started.
+    pub uptime_seconds: u64,
+    /// Messages that arrived on a subscribed subject.
+    pub requests_received: u64,
+    /// Replies sent.
+    pub requests_served: u64,
+    /// Requests that were not for this node.
+    pub requests_filtered: u64,
+    /// Requests answered "busy".
+    pub requests_busy: u64,
+    /// Requests waiting for an action slot now.
+    pub requests_waiting: usize,
+    /// Messages dropped, all reasons.
+    pub drops_total: u64,
+    /// Messages dropped, by the stable name of each reason that occurred.
+    pub drops: BTreeMap<&'static str, u64>,
+    /// Audit records lost.
+    pub audit_lost: u64,
+    /// Actions running now.
+    pub in_flight: usize,
+    /// The most actions that run at once.
+    pub max_concurrent: usize,
+}
+
+/// The daemon's live counters. Cheap to update from the receive loop: each is an atomic, drops
+/// one per reason, so counting a flood's drops takes no lock.
+#[derive(Debug)]
+pub struct Counters {
     identity: String,
-    started: SystemTime,
+    started: UnixTime,
     started_at: Instant,
     received: AtomicU64,
     filtered: AtomicU64,
@@ -147,12 +186,12 @@ pub struct Stats {
     max_concurrent: usize,
 }
 
-impl Stats {
+impl Counters {
     /// Counters for `identity`; `slots` is the semaphore that bounds running actions.
     pub fn new(identity: String, slots: Arc<Semaphore>, max_concurrent: usize) -> Self {
-        Stats {
+        Counters {
             identity,
-            started: SystemTime::now(),
+            started: time::now(),
             started_at: Instant::now(),
             received: AtomicU64::new(0),
             filtered: AtomicU64::new(0),
@@ -210,42 +249,50 @@ impl Stats {
         self.max_concurrent
             .saturating_sub(self.slots.available_permits())
     }
-}
 
-impl StatsSource for Stats {
-    fn stats(&self) -> Value {
-        let drops: serde_json::Map<String, Value> = DropReason::ALL
+    /// A snapshot of the counters now.
+    pub fn snapshot(&self) -> Stats {
+        let drops: BTreeMap<&'static str, u64> = DropReason::ALL
             .iter()
             .zip(&self.drops)
             .map(|(reason, n)| (reason.name(), n.load(Ordering::Relaxed)))
             .filter(|&(_, n)| n > 0)
-            .map(|(name, n)| (name.to_string(), json!(n)))
             .collect();
-        let total: u64 = drops.values().filter_map(Value::as_u64).sum();
-        json!({
-            "identity": self.identity,
-            "version": env!("CARGO_PKG_VERSION"),
-            "started": humantime::format_rfc3339_seconds(self.started).to_string(),
-            "uptime_seconds": self.started_at.elapsed().as_secs(),
-            "requests_received": self.received.load(Ordering::Relaxed),
-            "requests_served": self.served.load(Ordering::Relaxed),
-            "requests_filtered": self.filtered.load(Ordering::Relaxed),
-            "requests_busy": self.busy.load(Ordering::Relaxed),
-            "requests_waiting": self.waiting.as_ref().map_or(0, |(room, capacity)| {
+        Stats {
+            identity: self.identity.clone(),
+            version: env!("CARGO_PKG_VERSION"),
+            started: time::rfc3339(self.started),
+            uptime_seconds: self.started_at.elapsed().as_secs(),
+            requests_received: self.received.load(Ordering::Relaxed),
+            requests_served: self.served.load(Ordering::Relaxed),
+            requests_filtered: self.filtered.load(Ordering::Relaxed),
+            requests_busy: self.busy.load(Ordering::Relaxed),
+            requests_waiting: self.waiting.as_ref().map_or(0, |(room, capacity)| {
                 capacity.saturating_sub(room.available_permits())
             }),
-            "drops_total": total,
-            "drops": drops,
-            "audit_lost": self.audit_lost.as_ref().map_or(0, |n| n.load(Ordering::Relaxed)),
-            "in_flight": self.in_flight(),
-            "max_concurrent": self.max_concurrent,
-        })
+            drops_total: drops.values().sum(),
+            drops,
+            audit_lost: self
+                .audit_lost
+                .as_ref()
+                .map_or(0, |n| n.load(Ordering::Relaxed)),
+            in_flight: self.in_flight(),
+            max_concurrent: self.max_concurrent,
+        }
+    }
+}
+
+impl StatsSource for Counters {
+    fn stats(&self) -> Value {
+        // A struct of strings and numbers always serialises.
+        serde_json::to_value(self.snapshot()).unwrap_or_default()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn drops_are_counted_by_reason_under_their_stable_names() {
@@ -254,20 +301,48 @@ mod tests {
         }
         let lost = Arc::new(AtomicU64::new(3));
         let room = Arc::new(Semaphore::new(8));
-        let stats = Stats::new("web1".into(), Arc::new(Semaphore::new(4)), 4)
+        let counters = Counters::new("web1".into(), Arc::new(Semaphore::new(4)), 4)
             .with_audit_lost(lost.clone())
             .with_waiting(room.clone(), 8);
         let _waiting = room.try_acquire_many(2).unwrap();
-        stats.dropped(DropReason::BadSignature);
-        stats.dropped(DropReason::BadSignature);
-        stats.dropped(DropReason::BadFilter);
-        stats.busy();
-        let got = stats.stats();
+        counters.dropped(DropReason::BadSignature);
+        counters.dropped(DropReason::BadSignature);
+        counters.dropped(DropReason::BadFilter);
+        counters.busy();
+        let got = counters.stats();
         assert_eq!(got["drops"], json!({"bad_signature": 2, "bad_filter": 1}));
         assert_eq!(got["drops_total"], 3);
         assert_eq!(got["requests_busy"], 1);
         assert_eq!(got["requests_waiting"], 2);
         assert_eq!(got["audit_lost"], 3);
         assert_eq!(got["in_flight"], 0);
+        // The snapshot's fields are daemon_stats' keys, as they always were.
+        let keys: Vec<&str> = got
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "audit_lost",
+                "drops",
+                "drops_total",
+                "identity",
+                "in_flight",
+                "max_concurrent",
+                "requests_busy",
+                "requests_filtered",
+                "requests_received",
+                "requests_served",
+                "requests_waiting",
+                "started",
+                "uptime_seconds",
+                "version",
+            ]
+        );
+        assert_eq!(got["identity"], "web1");
+        assert!(got["started"].as_str().unwrap().ends_with('Z'));
     }
 }

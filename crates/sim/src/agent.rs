@@ -26,8 +26,6 @@ impl SimAgent {
     }
 }
 
-const ACTIONS: &[&str] = &["sleep", "fail", "payload", "echo"];
-
 /// The longest `sleep` honoured.
 const MAX_SLEEP: Duration = Duration::from_secs(600);
 /// The largest `payload` produced.
@@ -51,10 +49,6 @@ fn number(data: &Value, key: &str) -> Result<f64, ActionResult> {
 }
 
 impl Agent for SimAgent {
-    fn actions(&self) -> &[&str] {
-        ACTIONS
-    }
-
     fn ddl(&self) -> &Ddl {
         &self.ddl
     }
@@ -97,7 +91,7 @@ impl Agent for SimAgent {
                     StatusCode::UnknownAction,
                     format!(
                         "sim has no action {other:?}; its actions are {}",
-                        ACTIONS.join(", ")
+                        self.ddl.action_names().join(", ")
                     ),
                 ),
             }

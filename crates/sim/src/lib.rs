@@ -14,15 +14,16 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::{Client, Message};
 use futures::StreamExt;
 use muster_agent::{Agent, AgentInfo, Inventory, NodeContext};
 use muster_proto::envelope::{Ack, Reply, Request};
+use muster_proto::time::now;
 use muster_proto::{StatusCode, subject};
 use muster_server::admission::{Admission, Admitted, encode_reply};
-use muster_server::stats::Stats;
+use muster_server::stats::Counters;
 use muster_server::{Security, ServerConfig};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -88,13 +89,6 @@ pub enum SimError {
     Invalid(String),
 }
 
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 /// One virtual node at run time.
 struct VirtualNode {
     inventory: Arc<Inventory>,
@@ -110,7 +104,7 @@ struct Group {
     agents: HashMap<String, Arc<dyn Agent>>,
     agent_infos: Arc<Vec<AgentInfo>>,
     admission: Admission,
-    stats: Arc<Stats>,
+    counters: Arc<Counters>,
 }
 
 /// A running simulated fleet. Dropping it (or [`Sim::stop`]) disconnects every node.
@@ -177,7 +171,7 @@ impl Sim {
                 agents: agents.clone(),
                 agent_infos: agent_infos.clone(),
                 admission: admission.clone(),
-                stats: Arc::new(Stats::new(
+                counters: Arc::new(Counters::new(
                     name.to_string(),
                     Arc::new(Semaphore::new(1_000_000)),
                     1_000_000,
@@ -347,7 +341,7 @@ async fn flap(
 }
 
 async fn handle(group: &Arc<Group>, client: &Client, message: Message) {
-    group.stats.received();
+    group.counters.received();
     let Admitted {
         request, filter, ..
     } = match group
@@ -356,7 +350,7 @@ async fn handle(group: &Arc<Group>, client: &Client, message: Message) {
     {
         Ok(a) => a,
         Err(dropped) => {
-            group.stats.dropped(dropped.reason);
+            group.counters.dropped(dropped.reason);
             return;
         }
     };
@@ -376,7 +370,7 @@ async fn handle(group: &Arc<Group>, client: &Client, message: Message) {
     for index in targets {
         let node = &group.nodes[index];
         if node.fault != Fault::Stray && !filter.matches(node.inventory.as_ref()) {
-            group.stats.filtered();
+            group.counters.filtered();
             continue;
         }
         if node.fault == Fault::Silent {
@@ -433,7 +427,7 @@ async fn respond(
                 let context = NodeContext {
                     inventory: node.inventory.clone(),
                     agents: group.agent_infos.clone(),
-                    stats: group.stats.clone(),
+                    stats: group.counters.clone(),
                     request_id: request.id.clone(),
                     caller: request.caller.clone(),
                 };
@@ -456,6 +450,6 @@ async fn respond(
     let reply = Reply::new(&request.id, identity, now(), status, message, data);
     let bytes = encode_reply(&reply, client.server_info().max_payload, now());
     if client.publish(reply_to, bytes.into()).await.is_ok() {
-        group.stats.served();
+        group.counters.served();
     }
 }

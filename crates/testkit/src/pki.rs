@@ -2,9 +2,9 @@
 //! with their credentials, client configs and policy files, all in one temporary directory.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
+use muster_proto::time;
 use muster_security::SecretKey;
 use muster_security::credential::{Credential, Kind};
 use tempfile::TempDir;
@@ -17,10 +17,9 @@ pub struct Pki {
     issuer: SecretKey,
 }
 
+/// Now, in the whole seconds a credential's validity counts.
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    time::whole_secs(time::now())
 }
 
 /// A caller's key and credential files.

@@ -3,7 +3,7 @@
 //! script is never executed while another test thread holds it open for writing).
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use muster_agent::cm::{Cm, DDL};
 use muster_agent::config::CmConfig;
@@ -81,10 +81,7 @@ async fn call(config: &CmConfig, action: &str, data: Value) -> ActionResult {
 }
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
+    muster_proto::time::whole_secs(muster_proto::time::now()) as i64
 }
 
 #[test]
@@ -94,7 +91,7 @@ fn the_ddl_parses_and_every_action_is_handled() {
     assert_eq!(ddl.metadata.name, "cm");
     let stand_in = StandIn::new(0);
     let cm = Cm::new(&stand_in.config(&[])).expect("DDL");
-    assert_eq!(cm.actions(), ddl.action_names().as_slice());
+    assert_eq!(cm.ddl().action_names(), ddl.action_names());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

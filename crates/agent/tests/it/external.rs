@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use muster_agent::external::{ExternalAgent, load_directory};
-use muster_agent::{Agent, Inventory, NodeContext, dispatch};
+use muster_agent::{Agent, AgentInfo, Inventory, NodeContext, dispatch};
 use muster_proto::StatusCode;
 use serde_json::{Value, json};
 
@@ -231,4 +231,10 @@ fn the_shipped_examples_load() {
     let mut names: Vec<&str> = agents.iter().map(|a| a.name()).collect();
     names.sort();
     assert_eq!(names, ["disk", "greeter"]);
+    // `rpcutil agent_inventory` lists an external agent's actions from its DDL, as it does a
+    // built-in agent's.
+    let greeter = agents.iter().find(|a| a.name() == "greeter").unwrap();
+    let info = AgentInfo::of(greeter);
+    assert_eq!(info.actions, greeter.ddl().action_names());
+    assert!(!info.actions.is_empty());
 }

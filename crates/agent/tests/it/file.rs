@@ -264,7 +264,7 @@ async fn the_ddl_parses_and_every_action_in_it_is_handled() {
     assert_eq!(ddl.metadata.name, "file");
     let dir = tree();
     let agent = agent();
-    assert_eq!(agent.actions(), ddl.action_names().as_slice());
+    assert_eq!(agent.ddl().action_names(), ddl.action_names());
     for action in ddl.action_names() {
         let r = call(&agent, action, &dir.path().join("hello")).await;
         assert_eq!(r.status, StatusCode::Ok, "{action}: {}", r.message);

@@ -39,7 +39,7 @@ fn the_ddl_parses_and_every_action_is_handled() {
     assert!(ddl.warnings.is_empty(), "{:?}", ddl.warnings);
     assert_eq!(ddl.metadata.name, "health");
     let health = agent(&[("ok", plugin("echo fine"))]);
-    assert_eq!(health.actions(), ddl.action_names().as_slice());
+    assert_eq!(health.ddl().action_names(), ddl.action_names());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -400,7 +400,7 @@ async fn the_ddl_parses_and_every_action_in_it_is_handled() {
     assert_eq!(ddl.metadata.name, "package");
     let tools = Tools::new(PackageBackend::Apt).await;
     let agent = tools.agent();
-    assert_eq!(agent.actions(), ddl.action_names().as_slice());
+    assert_eq!(agent.ddl().action_names(), ddl.action_names());
     for action in ddl.action_names() {
         let r = call(&agent, action, "zsh").await;
         assert_eq!(r.status, StatusCode::Ok, "{action}: {}", r.message);

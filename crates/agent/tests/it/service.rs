@@ -354,7 +354,7 @@ async fn the_ddl_parses_and_every_action_in_it_is_handled() {
     assert_eq!(ddl.metadata.name, "service");
     let fake = Systemctl::new().await;
     let agent = fake.agent();
-    assert_eq!(agent.actions(), ddl.action_names().as_slice());
+    assert_eq!(agent.ddl().action_names(), ddl.action_names());
     for action in ddl.action_names() {
         let r = call(&agent, action, json!({"service": "nginx"})).await;
         assert_eq!(r.status, StatusCode::Ok, "{action}: {}", r.message);

@@ -4,27 +4,22 @@
 //! node serving.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use futures::StreamExt;
 use muster_proto::envelope::REQUEST_PROTOCOL;
-use muster_proto::{Request, Response, SecureEnvelope, subject};
+use muster_proto::time::{self, now};
+use muster_proto::{Request, Response, SecureEnvelope, SignedMessage, subject};
 use muster_security::SecretKey;
 use muster_security::credential::{Credential, Kind};
-use muster_security::signed::{SignedMessage, sign_request};
+use muster_security::signed::sign_request;
 use muster_testkit::pki::{CallerFiles, Pki};
 use muster_testkit::{DaemonSpec, wait_for};
 use serde_json::{Value, json};
 
 use crate::cli::{missing, muster, replies};
 use crate::fixture::{self, stand_in};
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
 
 fn request(caller: &str, agent: &str, action: &str, data: Value) -> Request {
     Request {
@@ -198,7 +193,7 @@ on_both_brokers! {
         let restart_as = |caller: &str| request(caller, "service", "restart", json!({"service": "nginx"}));
         let mallory = SecretKey::generate();
         let mallory_issuer = SecretKey::generate();
-        let self_made = Credential::new(Kind::Caller, "alice", &mallory.public(), now() as u64 - 60, 3600, None)
+        let self_made = Credential::new(Kind::Caller, "alice", &mallory.public(), time::whole_secs(now()) - 60, 3600, None)
             .map_err(anyhow::Error::msg)?
             .issue(&mallory_issuer);
         let unknown_key = sign_request(&restart_as("alice"), &mallory, &self_made);
@@ -333,8 +328,7 @@ on_both_brokers! {
                 v["last_seen"]
                     .as_str()
                     .and_then(|t| humantime::parse_rfc3339(t).ok())
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .is_some_and(|t| t.as_secs_f64() > sent + 1.0)
+                    .is_some_and(|t| time::unix(t) > sent + 1.0)
             })
         })?;
         let known = registry_view().json();
