@@ -15,7 +15,7 @@
 )]
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use muster_proto::envelope::REQUEST_PROTOCOL;
@@ -134,12 +134,7 @@ fn is_direct(options: &RequestOptions, nodes: usize) -> bool {
     }
 }
 
-pub(crate) fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
+pub(crate) use muster_proto::time::now as unix_now;
 
 /// `at + by`, or as far as an `Instant` goes when that overflows (a `-t` of centuries).
 pub(crate) fn deadline(at: Instant, by: Duration) -> Instant {

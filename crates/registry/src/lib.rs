@@ -51,7 +51,7 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_nats::{Client, Subscriber};
 use futures::StreamExt;
@@ -156,13 +156,8 @@ pub enum RegistryError {
     Broker(String),
 }
 
-/// The current time, Unix seconds.
-pub fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
+/// The current time, Unix seconds: proto's one clock helper.
+pub use muster_proto::time::now;
 
 /// A started registry: connected, subscribed, its database open.
 pub struct Registry {

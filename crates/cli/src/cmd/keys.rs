@@ -112,9 +112,7 @@ pub fn issue(args: IssueArgs) -> Result<ExitStatus, Failure> {
     }
     let issuer = SecretKey::read(&args.issuer_key).map_err(Failure::usage)?;
     let holder = PublicKey::read(&args.pubkey).map_err(Failure::usage)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = muster_proto::time::whole_secs(muster_proto::time::now());
     let agents = (!args.agents.is_empty()).then(|| args.agents.clone());
     let credential = Credential::new(kind, &name, &holder, now, valid.as_secs(), agents)
         .map_err(|e| Failure::usage(anyhow::anyhow!("{e}")))?;

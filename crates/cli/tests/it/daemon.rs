@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Result;
 use muster_testkit::{Daemon, DaemonSpec, UnixSignal, publish_raw, wait_for};
@@ -14,10 +14,7 @@ use crate::fixture::{self, arg, node_list, text_file};
 
 /// An inner request as the client would send it, with `patch` applied on top.
 fn inner_request(patch: Value) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default();
+    let now = muster_proto::time::now();
     let mut request = json!({
         "protocol": "muster:request:1",
         "id": "0123456789abcdef0123456789abcdef",

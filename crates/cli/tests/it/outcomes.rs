@@ -442,9 +442,7 @@ fn registry_knowing(
         &format!("the registry to know {identity}"),
         Duration::from_secs(15),
         || {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64());
+            let now = muster_proto::time::now();
             let registration = json!({"protocol": "muster:registration:1", "identity": identity,
             "agents": agents, "collectives": ["muster"], "time": now})
             .to_string();
