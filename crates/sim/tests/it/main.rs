@@ -448,3 +448,132 @@ on_both_brokers! {
         Ok(())
     }
 }
+
+/// The client's whole request, in this process: what `muster` does for a command, done by a
+/// program embedding `muster-client` — the expected set, the finished report with every node
+/// accounted for, the journal record, and finding the request again.
+mod client_end_to_end {
+    use super::*;
+    use muster_client::journal::JournalTarget;
+    use muster_client::lookup::{InJournal, in_journal};
+    use muster_client::{Expected, RunOptions, Selection, Source, Spread};
+
+    on_both_brokers! {
+        async fn a_run_accounts_for_every_node_and_is_journalled(url) {
+            let spec = FleetSpec {
+                silent: Share(0.1),
+                ..fleet(40)
+            };
+            let (sim, client) = start(&url, spec).await?;
+            let config = muster_client::ClientConfig::default();
+            let silent = identities(&sim, |f| *f == Fault::Silent);
+            let answering = identities(&sim, |f| *f != Fault::Silent);
+            assert!(!silent.is_empty());
+
+            // Broadcast discovery finds exactly the nodes that answer.
+            let mut selection = Selection::new(&config, Filter::default(), Source::Discover);
+            selection.discovery.timeout = Duration::from_secs(3);
+            let expected = client.expected(&selection).await?;
+            assert_eq!(expected.nodes, answering);
+            assert!(expected.warnings.is_empty(), "{:?}", expected.warnings);
+
+            // A node list names the silent ones and one that does not exist too: the run
+            // accounts for every one, journalled where the options say.
+            let dir = tempfile::tempdir()?;
+            let journal = JournalTarget::Path(dir.path().join("journal.sqlite"));
+            let mut listed: BTreeSet<String> = sim.nodes().iter().map(|n| n.identity.clone()).collect();
+            listed.insert("nobody-here".into());
+            let expected = Expected::listed(listed.clone(), Filter::default());
+            let options = RunOptions {
+                timeout: Duration::from_millis(800),
+                spread: Spread::Window(8),
+                journal: journal.clone(),
+                ..RunOptions::new(&config)
+            };
+            let finished = client
+                .run(&Call::new("rpcutil", "ping"), &expected, &options, &mut |_| {})
+                .await?;
+            assert!(finished.warnings.is_empty(), "{:?}", finished.warnings);
+            let report = &finished.report;
+            assert_eq!(report.stats.expected, listed.len());
+            assert_eq!(report.stats.ok, answering.len());
+            let missing = |o: Outcome| -> BTreeSet<String> {
+                report.missing.iter().filter(|m| m.outcome == o).map(|m| m.identity.clone()).collect()
+            };
+            assert_eq!(missing(Outcome::NotConnected), BTreeSet::from(["nobody-here".to_string()]));
+            // Silent nodes are connected and acknowledge nothing: no reply.
+            assert_eq!(missing(Outcome::NoReply), silent);
+            assert_eq!(report.exit_status(), ExitStatus::Missing);
+
+            // The journal has it, whole, under a prefix of its id; a retry of the missing
+            // nodes names exactly those.
+            let prefix = &report.request_id[..12];
+            let InJournal::Found(found) = in_journal(&journal, prefix, false)? else {
+                anyhow::bail!("request {prefix} is not in the journal");
+            };
+            assert_eq!(&found.entry.report, report);
+            let mut again = silent.clone();
+            again.insert("nobody-here".into());
+            assert_eq!(found.entry.retry_nodes(true, false), again);
+            assert!(found.entry.retry_nodes(false, true).is_empty());
+            sim.stop().await;
+            Ok(())
+        }
+    }
+
+    on_both_brokers! {
+        async fn no_results_without_a_registry_sends_nothing(url) {
+            let (sim, client) = start(&url, fleet(5)).await?;
+            let config = muster_client::ClientConfig::default();
+            let dir = tempfile::tempdir()?;
+            let journal = JournalTarget::Path(dir.path().join("journal.sqlite"));
+            let nodes: BTreeSet<String> = sim.nodes().iter().map(|n| n.identity.clone()).collect();
+            let options = RunOptions {
+                registry_timeout: Duration::from_millis(500),
+                journal: journal.clone(),
+                ..RunOptions::new(&config)
+            };
+            let error = client
+                .send_collected(
+                    &Call::new("rpcutil", "ping"),
+                    &Expected::listed(nodes, Filter::default()),
+                    &options,
+                )
+                .await
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains("nothing was sent"), "{error}");
+            // Nothing was sent, so nothing was journalled.
+            let recent = journal.open_existing()?.recent(10)?;
+            assert!(recent.is_empty(), "{recent:?}");
+            sim.stop().await;
+            Ok(())
+        }
+    }
+
+    on_both_brokers! {
+        async fn ping_is_discovery_and_limit_narrows_the_expected_set(url) {
+            let (sim, client) = start(&url, fleet(30)).await?;
+            let config = muster_client::ClientConfig::default();
+            let options = RunOptions {
+                journal: JournalTarget::Off,
+                ..RunOptions::new(&config)
+            };
+            let mut selection = Selection::new(&config, Filter::default(), Source::Discover);
+            selection.discovery.timeout = Duration::from_secs(3);
+            let ping = client.ping(&selection, &options, &mut |_| {}).await?;
+            assert_eq!(ping.report.stats.ok, 30, "{:?}", ping.report.stats);
+            assert_eq!(ping.report.exit_status(), ExitStatus::Ok);
+
+            selection.limit = Some(muster_client::selection::Count::Percent(10.0));
+            selection.limit_seed = Some(7);
+            let expected = client.expected(&selection).await?;
+            assert_eq!(expected.nodes.len(), 3);
+            let again = client.expected(&selection).await?;
+            assert_eq!(again.nodes, expected.nodes, "a seed repeats the choice");
+            sim.stop().await;
+            Ok(())
+        }
+    }
+}
