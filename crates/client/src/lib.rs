@@ -4,6 +4,33 @@
 //!
 //! The report, its JSON form and the [`ExitStatus`] codes are the contract of docs/design.md
 //! §3. This crate never prints: the CLI renders what it returns.
+//!
+//! A request end to end, as `muster rpc` runs it:
+//!
+//! ```no_run
+//! use muster_client::{
+//!     Call, Client, ClientConfig, ConnectConfig, RunOptions, Selection, Source,
+//! };
+//! use muster_proto::Filter;
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = ClientConfig::load(None)?;
+//! let client = Client::connect(&ConnectConfig::from_config(&config)?).await?;
+//! let mut filter = Filter::default();
+//! filter.add_with("role=web")?;
+//! let mut selection = Selection::new(&config, filter, Source::Discover);
+//! selection.require_agent("rpcutil");
+//! let expected = client.expected(&selection).await?;
+//! let finished = client
+//!     .run(&Call::new("rpcutil", "ping"), &expected, &RunOptions::new(&config), &mut |_| {})
+//!     .await?;
+//! for warning in &finished.warnings {
+//!     eprintln!("warning: {warning}");
+//! }
+//! println!("{}", serde_json::to_string(&finished.report)?);
+//! std::process::exit(i32::from(finished.report.exit_status().code()));
+//! # }
+//! ```
 
 pub mod aggregate;
 pub mod collect;
