@@ -5,42 +5,10 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use muster_proto::ddl::Action;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use crate::report::{AggregateResult, ValueCount};
 use crate::report::{Outcome, Report};
-
-/// How many replies had one value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ValueCount {
-    /// The value with its JSON type: the number 4 and the string "4" are two values. For
-    /// `boolean_summary`, `true` and `false` are the DDL's names for them (strings).
-    pub value: Value,
-    /// How many replies had it.
-    pub count: usize,
-}
-
-/// One aggregate's result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AggregateResult {
-    /// `summary`, `average` or `boolean_summary`.
-    pub function: String,
-    /// The output summarised.
-    pub output: String,
-    /// The output's label (`display_as`).
-    pub label: String,
-    /// Replies that had the output.
-    pub count: usize,
-    /// For `summary` and `boolean_summary`: values and how often, most common first.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub counts: Option<Vec<ValueCount>>,
-    /// For `average`: the mean of the numeric values.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub average: Option<f64>,
-    /// For `average`: the DDL's printf-style format, if any (`Average: %0.2f`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<String>,
-}
 
 /// Text for a value: strings as they are, `null` as `(none)`, anything else as JSON.
 pub fn value_text(value: &Value) -> String {

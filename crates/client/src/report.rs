@@ -48,6 +48,41 @@ impl Outcome {
     }
 }
 
+// The summaries of one output across the replies, computed by `aggregate`, are part of the
+// report and its JSON.
+
+/// How many replies had one value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValueCount {
+    /// The value with its JSON type: the number 4 and the string "4" are two values. For
+    /// `boolean_summary`, `true` and `false` are the DDL's names for them (strings).
+    pub value: Value,
+    /// How many replies had it.
+    pub count: usize,
+}
+
+/// One aggregate's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggregateResult {
+    /// `summary`, `average` or `boolean_summary`.
+    pub function: String,
+    /// The output summarised.
+    pub output: String,
+    /// The output's label (`display_as`).
+    pub label: String,
+    /// Replies that had the output.
+    pub count: usize,
+    /// For `summary` and `boolean_summary`: values and how often, most common first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<Vec<ValueCount>>,
+    /// For `average`: the mean of the numeric values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average: Option<f64>,
+    /// For `average`: the DDL's printf-style format, if any (`Average: %0.2f`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+}
+
 /// The counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
@@ -246,7 +281,7 @@ pub struct Report {
     pub replies: Vec<NodeReply>,
     /// Summaries across the replies, as the action's DDL asks for them.
     #[serde(default)]
-    pub aggregates: Vec<crate::aggregate::AggregateResult>,
+    pub aggregates: Vec<AggregateResult>,
     /// Where the expected set came from; `null` where that is not known (a collected request
     /// shown from a registry, `inventory`).
     #[serde(default)]
