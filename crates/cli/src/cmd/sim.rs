@@ -6,8 +6,8 @@ use muster_sim::fault::Share;
 use muster_sim::{Fault, FleetSpec, Sim, SimConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::Failure;
 use crate::args::SimArgs;
+use crate::failure::Failure;
 
 fn share(option: &'static str, value: &Option<String>) -> Result<Share, Failure> {
     match value {
