@@ -2,7 +2,7 @@
 //! connection, and finding the expected set.
 
 use std::collections::BTreeSet;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{self, IsTerminal, Read, Write};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,9 +17,9 @@ use muster_proto::filter::FilterErrorKind;
 use muster_proto::registration::RegistryQuery;
 use muster_proto::{FactFilter, Filter};
 
-use crate::Failure;
 use crate::args::{DiscoveryMethod, FilterArgs, RequestArgs};
-use crate::render;
+use crate::failure::Failure;
+use crate::{output, render};
 
 pub mod broker;
 pub mod demo;
@@ -35,10 +35,6 @@ pub mod rpc;
 pub mod server;
 pub mod sim;
 pub mod tls;
-
-/// A time from the network (a registry's last-seen, a collected job's) in RFC 3339: proto's one
-/// total conversion, which no value makes panic.
-pub use muster_proto::time::rfc3339;
 
 /// A connected client with the settings of one command: who should answer and how to run.
 pub struct Session {
@@ -241,21 +237,28 @@ impl Session {
     }
 }
 
-/// The stale nodes of a registry's view as `identity (last seen TIME)`, for people.
-pub fn describe_stale(view: &RegistryView) -> String {
-    view.stale
-        .iter()
-        .map(|n| format!("{} (last seen {})", n.identity, rfc3339(n.last_seen)))
-        .collect::<Vec<_>>()
-        .join(", ")
+/// Writes what `render` writes to stdout: the one place commands print their output, so a
+/// write that fails is a [`Failure`] (exit 2) like any other.
+pub fn print(render: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> Result<(), Failure> {
+    let mut out = io::stdout().lock();
+    render(&mut out)
+        .and_then(|()| out.flush())
+        .map_err(Failure::stdout)
 }
 
-/// The stale nodes of a registry's view as JSON: identity and last seen.
-pub fn stale_json(view: &RegistryView) -> serde_json::Value {
-    view.stale
-        .iter()
-        .map(|n| serde_json::json!({"identity": n.identity, "last_seen": rfc3339(n.last_seen)}))
-        .collect()
+/// Prints a report: with `--json` the report's document ([`output::Report`]), else for people
+/// as an rpc report ([`render::rpc`]), labelled by the action's DDL.
+pub fn print_report(
+    report: &muster_client::Report,
+    action: Option<&muster_proto::ddl::Action>,
+    request: &RequestArgs,
+    cx: &render::Context,
+) -> Result<(), Failure> {
+    if request.json {
+        print(|out| output::write(out, &output::Report::new(report)))
+    } else {
+        print(|out| render::rpc(out, report, action, request.display, cx))
+    }
 }
 
 /// Says what went wrong on the side of a request, on stderr.

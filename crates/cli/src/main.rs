@@ -7,71 +7,13 @@ use clap::Parser;
 
 mod args;
 mod cmd;
+mod failure;
+mod output;
 mod render;
 
 use args::{Cli, Command};
+use failure::{Failure, kind, message};
 use muster_client::ExitStatus;
-
-/// An error that ends the command, with the exit status it ends with.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub(crate) status: ExitStatus,
-    pub(crate) error: anyhow::Error,
-}
-
-impl Failure {
-    pub(crate) fn usage(error: impl Into<anyhow::Error>) -> Self {
-        Failure {
-            status: ExitStatus::Usage,
-            error: error.into(),
-        }
-    }
-}
-
-/// What kind of failure it was, for scripts: `{"error": {"kind": …}}` with `--json`
-/// (docs/design.md §3). Read from the error's type, so no call site has to say it.
-fn kind(failure: &Failure) -> &'static str {
-    use muster_client::ClientError;
-    let error = &failure.error;
-    if error
-        .downcast_ref::<muster_client::config::ConfigError>()
-        .is_some()
-        || error.downcast_ref::<muster_server::ConfigError>().is_some()
-    {
-        return "config";
-    }
-    if let Some(e) = error.downcast_ref::<ClientError>() {
-        match e {
-            ClientError::Invalid(_)
-            | ClientError::NodeList { .. }
-            | ClientError::NoRegistry(_)
-            | ClientError::Registry(_) => return "invalid_input",
-            ClientError::BrokerUrl { .. }
-            | ClientError::Uncollected(_)
-            | ClientError::UnknownRequest(_) => return "usage",
-            ClientError::BrokerUnreachable { .. } | ClientError::Broker(_) => {}
-        }
-    }
-    // Exit 4 prints the report (or answer) with zero nodes, never an error object.
-    match failure.status {
-        ExitStatus::BrokerUnreachable => "broker_unreachable",
-        _ => "usage",
-    }
-}
-
-/// The error and its causes for people, each once: a cause whose text the message already
-/// contains (a `thiserror` message that embeds its source) is not repeated.
-pub(crate) fn message(error: &anyhow::Error) -> String {
-    let mut text = error.to_string();
-    for cause in error.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-    }
-    text
-}
 
 /// Whether the command line asks for JSON. Read from the raw arguments, because clap's own
 /// errors come before there is a parsed command to ask.
@@ -81,20 +23,14 @@ fn wants_json() -> bool {
         .any(|a| a == "--json")
 }
 
-/// With `--json`, every failure is still exactly one JSON object on stdout, so that scripts
-/// always parse it (docs/design.md §3); the human message goes to stderr as always.
-pub(crate) fn print_json_error(kind: &str, message: &str) {
-    let value = serde_json::json!({"error": {"kind": kind, "message": message}});
-    println!("{value}");
-}
-
-impl From<muster_client::ClientError> for Failure {
-    fn from(e: muster_client::ClientError) -> Self {
-        Failure {
-            status: e.exit_status(),
-            error: e.into(),
-        }
-    }
+/// With `--json`, every failure is still exactly one JSON object on stdout
+/// ([`output::Error`]), so that scripts always parse it (docs/design.md §3); the human message
+/// goes to stderr as always. A stdout that cannot be written is past telling.
+fn print_json_error(kind: &str, message: &str) {
+    let _ = output::write(
+        &mut std::io::stdout().lock(),
+        &output::Error::new(kind, message),
+    );
 }
 
 fn main() -> ExitCode {

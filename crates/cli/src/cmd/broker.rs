@@ -5,8 +5,8 @@ use muster_broker::{Broker, BrokerConfig};
 use muster_client::ExitStatus;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::Failure;
 use crate::args::BrokerArgs;
+use crate::failure::Failure;
 
 pub async fn run(args: BrokerArgs) -> Result<ExitStatus, Failure> {
     crate::cmd::log_to_stderr("info");

@@ -3,7 +3,6 @@
 //! nodes; then runs real `muster` commands against them, printing each command so it can be
 //! run again by hand (`--keep` leaves everything running).
 
-use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -13,8 +12,10 @@ use muster_server::{Control, Security, ServerConfig};
 use muster_sim::{Fault, FleetSpec, Share, Sim, SimConfig};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::Failure;
 use crate::args::DemoArgs;
+use crate::cmd::print;
+use crate::failure::Failure;
+use crate::render;
 
 /// One step of the tour: what it shows, and the command.
 struct Step {
@@ -30,31 +31,6 @@ fn step(story: &'static str, args: &[&str], max_lines: usize) -> Step {
         args: args.iter().map(|a| a.to_string()).collect(),
         max_lines,
     }
-}
-
-fn shell_quote(arg: &str) -> String {
-    if !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
-    {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
-}
-
-/// Keeps the head of a long output and its last `tail` lines.
-fn abbreviate(text: &str, max_lines: usize, tail: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    if lines.len() <= max_lines + tail {
-        return text.to_string();
-    }
-    let hidden = lines.len() - max_lines - tail;
-    let mut out: Vec<String> = lines[..max_lines].iter().map(|l| l.to_string()).collect();
-    out.push(format!("    … {hidden} more lines …"));
-    out.extend(lines[lines.len() - tail..].iter().map(|l| l.to_string()));
-    out.join("\n") + "\n"
 }
 
 /// The identity this machine gets in the demo: its hostname if usable.
@@ -164,14 +140,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitStatus, Failure> {
         }
     }
 
-    println!(
-        "Muster demo: an embedded broker at {url}, this machine ({identity}) as a real node, and \
-         {} simulated nodes ({silent} silent, {failing} failing).",
-        sim.nodes().len()
-    );
-    println!(
-        "Requests here are unsigned: the broker listens on loopback only and lives as long as the demo.\n"
-    );
+    print(|out| render::demo::intro(out, &url, &identity, sim.nodes().len(), silent, failing))?;
 
     let steps = [
         step(
@@ -224,11 +193,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitStatus, Failure> {
     for s in &steps {
         let mut full = s.args.clone();
         full.extend(["--broker".to_string(), url.clone()]);
-        let shown: Vec<String> = std::iter::once("muster".to_string())
-            .chain(full.iter().map(|a| shell_quote(a)))
-            .collect();
-        println!("# {}", s.story);
-        println!("$ {}", shown.join(" "));
+        print(|out| render::demo::step(out, s.story, &full))?;
         let output = tokio::process::Command::new(&me)
             .args(&full)
             .env("MUSTER_JOURNAL", &journal)
@@ -239,23 +204,15 @@ pub async fn run(args: DemoArgs) -> Result<ExitStatus, Failure> {
             .map_err(Failure::usage)?;
         let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
         text.push_str(&String::from_utf8_lossy(&output.stderr));
-        print!("{}", abbreviate(&text, s.max_lines, 3));
-        println!("(exit {})\n", output.status.code().unwrap_or(-1));
-        let _ = std::io::stdout().flush();
+        let code = output.status.code().unwrap_or(-1);
+        print(|out| render::demo::step_output(out, &text, s.max_lines, code))?;
     }
 
     if args.keep {
-        println!("The demo keeps running. Try your own commands against it:");
-        println!("  export MUSTER_BROKER={url} MUSTER_JOURNAL={journal}");
-        println!("  muster ping --nodes {fleet_file}");
-        println!("  muster history; muster retry ID --missing");
-        println!("Ctrl-C stops it.");
+        print(|out| render::demo::keep(out, &url, &journal, &fleet_file))?;
         let _ = tokio::signal::ctrl_c().await;
     } else {
-        println!(
-            "Tour finished in {:.1} s. Run `muster demo --keep` to keep the fleet up and try commands by hand.",
-            started.elapsed().as_secs_f64()
-        );
+        print(|out| render::demo::finished(out, started.elapsed()))?;
     }
 
     sim.stop().await;
@@ -264,20 +221,4 @@ pub async fn run(args: DemoArgs) -> Result<ExitStatus, Failure> {
     let _ = stop_broker.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), broker_task).await;
     Ok(ExitStatus::Ok)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoting_and_abbreviation() {
-        assert_eq!(shell_quote("role=db"), "role=db");
-        assert_eq!(shell_quote("a b"), "'a b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        let text: String = (1..=20).map(|i| format!("{i}\n")).collect();
-        let short = abbreviate(&text, 3, 2);
-        assert_eq!(short, "1\n2\n3\n    … 15 more lines …\n19\n20\n");
-        assert_eq!(abbreviate("a\nb\n", 3, 2), "a\nb\n");
-    }
 }

@@ -3,14 +3,13 @@
 
 use muster_client::facts::FactSummary;
 use muster_client::{Call, ExitStatus, Outcome};
+use muster_proto::registration::RegistryQuery;
 use serde_json::{Value, json};
 
-use crate::Failure;
 use crate::args::FactsArgs;
-use muster_proto::registration::RegistryQuery;
-
-use crate::cmd::{Session, discovery_notes, end_progress, no_match, progress, warn};
-use crate::render;
+use crate::cmd::{Session, discovery_notes, end_progress, no_match, print, progress, warn};
+use crate::failure::Failure;
+use crate::{output, render};
 
 /// `--from-registry`: the values the nodes last registered, without asking them. Nodes not
 /// seen within `--expect-seen` are named, their values left out, and the exit code is 3.
@@ -22,13 +21,9 @@ async fn from_registry(args: &FactsArgs, session: &Session) -> Result<ExitStatus
     if found.fresh.is_empty() && found.stale.is_empty() {
         if request.json {
             // Exit 4 with --json is the answer with zero nodes (docs/design.md §3).
-            let object = json!({
-                "source": "registry",
-                "nodes": 0,
-                "stale": [],
-                "summary": FactSummary::default().to_json(&args.fact),
-            });
-            println!("{object}");
+            let summary = FactSummary::default().to_json(&args.fact);
+            let answer = output::FactsFromRegistry::new(&found, summary);
+            print(|out| output::write(out, &answer))?;
         }
         return Ok(no_match(request.json));
     }
@@ -37,27 +32,15 @@ async fn from_registry(args: &FactsArgs, session: &Session) -> Result<ExitStatus
         let value = node.fact.clone().unwrap_or(Value::Null);
         values.add(value, node.identity.clone());
     }
-    let within = humantime::format_duration(session.config.expect_seen);
     if request.json {
-        let object = json!({
-            "source": "registry",
-            "nodes": found.fresh.len(),
-            "stale": crate::cmd::stale_json(&found),
-            "summary": values.to_json(&args.fact),
-        });
-        println!("{object}");
+        let answer = output::FactsFromRegistry::new(&found, values.to_json(&args.fact));
+        print(|out| output::write(out, &answer))?;
     } else {
-        render::fact_summary(&args.fact, &values.labelled(), request.verbose);
-        println!(
-            "From the registry: {} nodes as they last registered (seen within {within}).",
-            found.fresh.len()
-        );
-        if !found.stale.is_empty() {
-            println!(
-                "Not seen within {within}, left out: {}",
-                crate::cmd::describe_stale(&found)
-            );
-        }
+        let expect_seen = session.config.expect_seen;
+        print(|out| {
+            render::facts::fact_summary(out, &args.fact, &values.labelled(), request.verbose)?;
+            render::facts::from_registry(out, &found, expect_seen)
+        })?;
     }
     Ok(if found.stale.is_empty() {
         ExitStatus::Ok
@@ -84,9 +67,8 @@ pub async fn run(args: FactsArgs) -> Result<ExitStatus, Failure> {
         if request.json {
             // Exit 4 with --json is the report with zero nodes (docs/design.md §3).
             let report = expected.empty_report(&call);
-            let mut object = serde_json::to_value(&report).unwrap_or_default();
-            object["summary"] = FactSummary::default().to_json(&args.fact);
-            println!("{object}");
+            let summary = FactSummary::default().to_json(&args.fact);
+            print(|out| output::write(out, &output::Facts::new(&report, summary)))?;
         }
         return Ok(session.no_match(request.json));
     }
@@ -104,14 +86,17 @@ pub async fn run(args: FactsArgs) -> Result<ExitStatus, Failure> {
     let mut report = finished.report;
     let values = FactSummary::of_report(&report);
     if request.json {
-        let mut object = serde_json::to_value(&report).unwrap_or_default();
-        object["summary"] = values.to_json(&args.fact);
-        println!("{object}");
+        let summary = values.to_json(&args.fact);
+        print(|out| output::write(out, &output::Facts::new(&report, summary)))?;
     } else {
-        render::fact_summary(&args.fact, &values.labelled(), request.verbose);
+        let cx = render::Context::now(request.verbose);
+        let labelled = values.labelled();
         // The per-node replies are summarised above; show only failures below.
         report.replies.retain(|r| r.outcome != Outcome::Ok);
-        render::report(&report, crate::args::Display::Failed, None, request.verbose);
+        print(|out| {
+            render::facts::fact_summary(out, &args.fact, &labelled, request.verbose)?;
+            render::report(out, &report, crate::args::Display::Failed, None, &cx)
+        })?;
     }
     session.trust_notes(&report);
     Ok(report.exit_status())

@@ -3,8 +3,10 @@
 
 use muster_client::ExitStatus;
 
-use crate::Failure;
 use crate::args::RequestArgs;
+use crate::cmd::print;
+use crate::failure::Failure;
+use crate::{output, render};
 
 pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
     let session = args.connect().await?;
@@ -13,11 +15,9 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
     let mut nodes = expected.nodes.clone();
     nodes.extend(expected.absent.iter().map(|(identity, _)| identity.clone()));
     if args.json {
-        println!("{}", serde_json::to_string(&nodes).unwrap_or_default());
+        print(|out| output::write(out, &output::Identities(&nodes)))?;
     } else {
-        for node in &nodes {
-            println!("{node}");
-        }
+        print(|out| render::identities(out, &nodes))?;
         if args.verbose {
             eprintln!("Found {} nodes in {discovery_ms} ms", nodes.len());
         }

@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 use muster_client::journal::JournalTarget;
 use muster_client::{Call, ExitStatus, Expected, Outcome, RunOptions};
 
-use crate::Failure;
 use crate::args::InventoryArgs;
-use crate::cmd::{Session, end_progress, rfc3339};
-use crate::render;
+use crate::cmd::{Session, end_progress, print};
+use crate::failure::Failure;
+use crate::{output, render};
 
 pub async fn run(args: InventoryArgs) -> Result<ExitStatus, Failure> {
     muster_proto::subject::check_identity(&args.identity).map_err(Failure::usage)?;
@@ -39,12 +39,15 @@ pub async fn run(args: InventoryArgs) -> Result<ExitStatus, Failure> {
         .report;
     end_progress(request.json);
     if request.json {
-        render::json(&report);
+        print(|out| output::write(out, &output::Report::new(&report)))?;
     } else {
-        match report.replies.first() {
-            Some(reply) if reply.outcome == Outcome::Ok => render::inventory(&reply.data),
-            _ => render::report(&report, crate::args::Display::Failed, None, request.verbose),
-        }
+        let cx = render::Context::now(request.verbose);
+        print(|out| match report.replies.first() {
+            Some(reply) if reply.outcome == Outcome::Ok => {
+                render::inventory::inventory(out, &reply.data)
+            }
+            _ => render::report(out, &report, crate::args::Display::Failed, None, &cx),
+        })?;
     }
     Ok(report.exit_status())
 }
@@ -68,15 +71,8 @@ async fn from_registry(args: &InventoryArgs, session: &Session) -> Result<ExitSt
     let Some(node) = found.fresh.first().or(found.stale.first()) else {
         if args.request.json {
             // Exit 4 with --json is the answer with nothing in it (docs/design.md §3).
-            let object = serde_json::json!({
-                "source": "registry",
-                "identity": args.identity,
-                "first_seen": null,
-                "last_seen": null,
-                "stale": false,
-                "record": null,
-            });
-            println!("{object}");
+            let answer = output::InventoryFromRegistry::unknown(&args.identity);
+            print(|out| output::write(out, &answer))?;
         } else {
             eprintln!(
                 "The registry does not know {}: it has never registered, or not within the \
@@ -86,29 +82,12 @@ async fn from_registry(args: &InventoryArgs, session: &Session) -> Result<ExitSt
         }
         return Ok(ExitStatus::NoMatch);
     };
-    let record = serde_json::to_value(&node.record).unwrap_or_default();
-    let (first, last) = (rfc3339(node.first_seen), rfc3339(node.last_seen));
     if args.request.json {
-        let object = serde_json::json!({
-            "source": "registry",
-            "identity": node.identity,
-            "first_seen": first,
-            "last_seen": last,
-            "stale": stale,
-            "record": record,
-        });
-        println!("{object}");
+        let answer = output::InventoryFromRegistry::seen(node, stale);
+        print(|out| output::write(out, &answer))?;
     } else {
-        render::inventory(&record);
-        println!("   Registry:    last seen {last}, first seen {first}");
-        if stale {
-            let within = humantime::format_duration(session.config.expect_seen);
-            println!();
-            println!(
-                "Not seen within {within}: this is how {} was when it last registered.",
-                node.identity
-            );
-        }
+        let expect_seen = session.config.expect_seen;
+        print(|out| render::inventory::from_registry(out, node, stale, expect_seen))?;
     }
     Ok(if stale {
         ExitStatus::Missing

@@ -5,11 +5,11 @@
 use muster_client::journal::JournalTarget;
 use muster_client::lookup::{Found, InJournal, in_journal};
 use muster_client::{ClientConfig, ExitStatus, Expected, RunOptions};
-use serde_json::json;
 
-use crate::Failure;
 use crate::args::{HistoryArgs, RequestArgs, RetryArgs, ShowArgs};
-use crate::cmd::{ddl_for, end_progress, progress, rfc3339, warn};
+use crate::cmd::{ddl_for, end_progress, print, print_report, progress, warn};
+use crate::failure::{self, Failure};
+use crate::{output, render};
 
 /// `muster history`.
 pub fn history(args: HistoryArgs) -> Result<ExitStatus, Failure> {
@@ -18,59 +18,9 @@ pub fn history(args: HistoryArgs) -> Result<ExitStatus, Failure> {
         .map_err(Failure::usage)?;
     let entries = journal.recent(args.limit).map_err(Failure::usage)?;
     if args.json {
-        let list: Vec<_> = entries
-            .iter()
-            .map(|e| {
-                json!({
-                    "request_id": e.report.request_id,
-                    "time": rfc3339(e.time),
-                    "agent": e.report.agent,
-                    "action": e.report.action,
-                    "stats": e.report.stats,
-                    "retry_of": e.retry_of,
-                    "collected": e.collected,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(list));
-        return Ok(ExitStatus::Ok);
-    }
-    if entries.is_empty() {
-        println!("The journal has no requests yet.");
-        return Ok(ExitStatus::Ok);
-    }
-    println!(
-        "{:<32}  {:<20}  {:<28}  {:>8}  {:>4}  {:>6}  {:>7}",
-        "ID", "SENT", "REQUEST", "EXPECTED", "OK", "FAILED", "MISSING"
-    );
-    for e in &entries {
-        let s = &e.report.stats;
-        let request = format!("{} {}", e.report.agent, e.report.action);
-        let retry = e
-            .retry_of
-            .as_ref()
-            .map(|r| format!("  retry of {r}"))
-            .unwrap_or_default();
-        if e.collected {
-            println!(
-                "{:<32}  {:<20}  {:<28}  {:>8}  replies in the registry (muster show){retry}",
-                e.report.request_id,
-                rfc3339(e.time),
-                request,
-                s.expected,
-            );
-            continue;
-        }
-        println!(
-            "{:<32}  {:<20}  {:<28}  {:>8}  {:>4}  {:>6}  {:>7}{retry}",
-            e.report.request_id,
-            rfc3339(e.time),
-            request,
-            s.expected,
-            s.ok,
-            s.failed,
-            s.missing
-        );
+        print(|out| output::write(out, &output::History::new(&entries)))?;
+    } else {
+        print(|out| render::journal::history(out, &entries))?;
     }
     Ok(ExitStatus::Ok)
 }
@@ -90,7 +40,7 @@ async fn lookup(id: &str, request: &RequestArgs, from_registry: bool) -> Result<
             return Err(Failure::usage(anyhow::anyhow!(
                 "no request {id} in the journal (`muster history` lists the requests this \
                  machine sent), and no registry could be asked: {}",
-                crate::message(&failure.error)
+                failure::message(&failure.error)
             )));
         }
         Err(failure) => return Err(failure),
@@ -120,7 +70,7 @@ pub async fn show(args: ShowArgs) -> Result<ExitStatus, Failure> {
     };
     let Found { entry, running } = lookup(&args.id, &request, args.from_registry).await?;
     let report = &entry.report;
-    crate::render::as_of(entry.time);
+    let cx = render::Context::as_of(entry.time, args.verbose);
     if running {
         eprintln!(
             "Request {} is still within its timeout: nodes that have not answered yet may still do so.",
@@ -128,20 +78,7 @@ pub async fn show(args: ShowArgs) -> Result<ExitStatus, Failure> {
         );
     }
     if !args.json {
-        let retry = entry
-            .retry_of
-            .as_ref()
-            .map(|r| format!(", a retry of {r}"))
-            .unwrap_or_default();
-        println!(
-            "Request {} — {} {} {}, sent {}{retry}",
-            report.request_id,
-            report.agent,
-            report.action,
-            entry.data,
-            rfc3339(entry.time)
-        );
-        println!();
+        print(|out| render::journal::show_heading(out, &entry))?;
     }
     // The user's config, as `rpc` had it: its `ddl_directory` has the DDLs of external agents
     // that label the outputs.
@@ -149,7 +86,7 @@ pub async fn show(args: ShowArgs) -> Result<ExitStatus, Failure> {
         ClientConfig::load(args.connection.config.path.as_deref()).map_err(Failure::usage)?;
     let ddl = ddl_for(&config, &report.agent).ok().flatten();
     let action = ddl.as_ref().and_then(|d| d.action(&report.action));
-    crate::cmd::rpc::show(report, action, &request);
+    print_report(report, action, &request, &cx)?;
     Ok(report.exit_status())
 }
 
@@ -205,16 +142,14 @@ pub async fn retry(args: RetryArgs) -> Result<ExitStatus, Failure> {
     warn(&finished.warnings);
     let report = finished.report;
     if !request.json {
-        println!(
-            "Retrying request {} ({} {}) on {} nodes: {}",
-            original.request_id,
-            call.agent,
-            call.action,
-            nodes.len(),
-            nodes.iter().cloned().collect::<Vec<_>>().join(" ")
-        );
-        println!();
+        let original = &original.request_id;
+        print(|out| render::journal::retry_heading(out, original, &call, &nodes))?;
     }
-    crate::cmd::rpc::show(&report, action, request);
+    print_report(
+        &report,
+        action,
+        request,
+        &render::Context::now(request.verbose),
+    )?;
     Ok(report.exit_status())
 }

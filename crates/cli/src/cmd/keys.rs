@@ -7,8 +7,10 @@ use muster_client::ExitStatus;
 use muster_security::credential::{Credential, Kind};
 use muster_security::{PublicKey, SecretKey};
 
-use crate::Failure;
 use crate::args::{IssueArgs, KeygenArgs};
+use crate::cmd::print;
+use crate::failure::Failure;
+use crate::render;
 
 /// `PATH` with `.pub` for its extension.
 fn public_path(private: &Path) -> PathBuf {
@@ -53,16 +55,7 @@ fn write_pair(key: &SecretKey, private: &Path) -> Result<PathBuf, Failure> {
 pub fn keygen(args: KeygenArgs) -> Result<ExitStatus, Failure> {
     let key = SecretKey::generate();
     let public = write_pair(&key, &args.out)?;
-    println!(
-        "private key: {} (mode 0600: keep it to yourself)",
-        args.out.display()
-    );
-    println!("public key:  {}", public.display());
-    println!(
-        "Have the issuer make a credential for it: muster issuer issue --caller NAME --pubkey {} \
-         (a node's: --node IDENTITY)",
-        public.display()
-    );
+    print(|out| render::keys::keygen(out, &args.out, &public))?;
     Ok(ExitStatus::Ok)
 }
 
@@ -72,14 +65,7 @@ pub fn issuer_init(dir: &Path) -> Result<ExitStatus, Failure> {
     let key = SecretKey::generate();
     let private = dir.join("issuer.key");
     let public = write_pair(&key, &private)?;
-    println!(
-        "issuer private key: {} — keep it offline; it makes credentials",
-        private.display()
-    );
-    println!(
-        "issuer public key:  {} — every node and client gets it (issuer = \"…\" in their config)",
-        public.display()
-    );
+    print(|out| render::keys::issuer_init(out, &private, &public))?;
     Ok(ExitStatus::Ok)
 }
 
@@ -116,23 +102,22 @@ pub fn issue(args: IssueArgs) -> Result<ExitStatus, Failure> {
     let agents = (!args.agents.is_empty()).then(|| args.agents.clone());
     let credential = Credential::new(kind, &name, &holder, now, valid.as_secs(), agents)
         .map_err(|e| Failure::usage(anyhow::anyhow!("{e}")))?;
-    let out = args
+    let out_path = args
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{name}.cred")));
-    make_parent(&out)?;
-    std::fs::write(&out, format!("{}\n", credential.issue(&issuer)))
-        .map_err(|e| Failure::usage(anyhow::anyhow!("cannot write {}: {e}", out.display())))?;
-    println!(
-        "{} credential for {name:?}: {} (valid until {}{})",
-        kind.name(),
-        out.display(),
-        muster_proto::time::rfc3339(credential.expires as f64),
-        credential
-            .agents
-            .as_ref()
-            .map(|a| format!(", agents {}", a.join(", ")))
-            .unwrap_or_default()
-    );
+    make_parent(&out_path)?;
+    std::fs::write(&out_path, format!("{}\n", credential.issue(&issuer)))
+        .map_err(|e| Failure::usage(anyhow::anyhow!("cannot write {}: {e}", out_path.display())))?;
+    print(|out| {
+        render::keys::issued(
+            out,
+            kind.name(),
+            &name,
+            &out_path,
+            credential.expires,
+            credential.agents.as_deref(),
+        )
+    })?;
     Ok(ExitStatus::Ok)
 }

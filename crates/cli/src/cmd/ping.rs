@@ -2,10 +2,10 @@
 
 use muster_client::ExitStatus;
 
-use crate::Failure;
 use crate::args::RequestArgs;
-use crate::cmd::{end_progress, progress, warn};
-use crate::render;
+use crate::cmd::{end_progress, print, progress, warn};
+use crate::failure::Failure;
+use crate::{output, render};
 
 pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
     let session = args.connect().await?;
@@ -24,7 +24,7 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
     // at all is it "no match".
     if report.stats.expected == 0 && report.ignored.is_empty() {
         if args.json {
-            render::json(&report);
+            print(|out| output::write(out, &output::Report::new(&report)))?;
         } else if let Some(notice) = report.discovery.as_ref().and_then(render::broadcast_notice) {
             // Nodes that are down look just like nodes that do not match.
             eprintln!("{notice}");
@@ -32,9 +32,9 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
         return Ok(session.no_match(args.json));
     }
     if args.json {
-        render::json(&report);
+        print(|out| output::write(out, &output::Report::new(&report)))?;
     } else {
-        render::ping(&report, args.verbose);
+        print(|out| render::ping(out, &report, &render::Context::now(args.verbose)))?;
     }
     session.trust_notes(&report);
     Ok(report.exit_status())

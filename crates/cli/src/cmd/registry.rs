@@ -5,8 +5,8 @@ use muster_client::ExitStatus;
 use muster_registry::{Registry, RegistryConfig, RegistryError};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::Failure;
 use crate::args::RegistryArgs;
+use crate::failure::Failure;
 
 /// The registry's configuration from the flags.
 pub fn config(args: &RegistryArgs) -> Result<RegistryConfig, Failure> {

@@ -1,13 +1,13 @@
 //! `muster rpc AGENT ACTION key=value…`: run an action on the matching nodes.
 
-use muster_client::{Call, ClientConfig, ExitStatus, Report};
-use muster_proto::ddl::{self, Action, Ddl};
+use muster_client::{Call, ClientConfig, ExitStatus};
+use muster_proto::ddl::{Action, Ddl};
 use serde_json::{Map, Value};
 
-use crate::Failure;
-use crate::args::{Display, RequestArgs, RpcArgs};
-use crate::cmd::{discovery_notes, end_progress, progress, warn};
-use crate::render;
+use crate::args::RpcArgs;
+use crate::cmd::{discovery_notes, end_progress, print, print_report, progress, warn};
+use crate::failure::Failure;
+use crate::{output, render};
 
 /// Splits `key=value` inputs.
 pub fn parse_pairs(inputs: &[String]) -> Result<Vec<(String, String)>, Failure> {
@@ -84,7 +84,8 @@ pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
         discovery_notes(&expected, request.json);
         if request.json {
             // Exit 4 with --json is the report with zero nodes (docs/design.md §3).
-            render::json(&expected.empty_report(&call));
+            let report = expected.empty_report(&call);
+            print(|out| output::write(out, &output::Report::new(&report)))?;
         }
         return Ok(session.no_match(request.json));
     }
@@ -98,14 +99,9 @@ pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
             .await?;
         warn(&sent.warnings);
         if request.json {
-            let object = serde_json::json!({
-                "request_id": sent.request_id,
-                "expected": sent.expected,
-                "sent": sent.sent,
-            });
-            println!("{object}");
+            print(|out| output::write(out, &output::Sent::new(&sent)))?;
         } else {
-            println!("{}", sent.request_id);
+            print(|out| render::sent(out, &sent))?;
             eprintln!(
                 "Sent {} {} to {} nodes; a registry collects the replies: muster show {}",
                 call.agent, call.action, sent.sent, sent.request_id
@@ -119,29 +115,10 @@ pub async fn run(args: RpcArgs) -> Result<ExitStatus, Failure> {
         .await?;
     end_progress(request.json);
     warn(&finished.warnings);
-    show(&finished.report, action.as_ref(), request);
+    let cx = render::Context::now(request.verbose);
+    print_report(&finished.report, action.as_ref(), request, &cx)?;
     session.trust_notes(&finished.report);
     Ok(finished.report.exit_status())
-}
-
-/// Prints an rpc report: JSON, or per-node replies as the DDL's `display` says (or the flags),
-/// labelled by the DDL, then the summaries.
-pub fn show(report: &Report, action: Option<&Action>, request: &RequestArgs) {
-    if request.json {
-        render::json(report);
-        return;
-    }
-    let default = match action.map(|a| a.display) {
-        Some(ddl::Display::Always) => Display::All,
-        Some(ddl::Display::Ok) => Display::Ok,
-        Some(ddl::Display::Failed) | None => Display::Failed,
-    };
-    let display = match (request.display, request.verbose) {
-        (Some(d), _) => d,
-        (None, true) => Display::All,
-        (None, false) => default,
-    };
-    render::report(report, display, action, request.verbose);
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
 
-use crate::Failure;
 use crate::args::ServerArgs;
+use crate::failure::Failure;
 
 pub async fn run(args: ServerArgs) -> Result<ExitStatus, Failure> {
     let overrides = Overrides {

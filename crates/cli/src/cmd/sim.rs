@@ -5,8 +5,8 @@ use muster_client::ExitStatus;
 use muster_sim::{Fault, FleetSpec, Sim, SimConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::Failure;
 use crate::args::SimArgs;
+use crate::failure::Failure;
 
 /// The fleet described by the flags; the broker connection as the registry's is made.
 pub fn config(args: &SimArgs) -> Result<SimConfig, Failure> {

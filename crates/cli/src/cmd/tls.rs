@@ -8,8 +8,10 @@ use std::time::SystemTime;
 use muster_client::ExitStatus;
 use muster_security::pki::{self, Leaf, Made, Role};
 
-use crate::Failure;
 use crate::args::{TlsCommand, TlsLeafArgs};
+use crate::cmd::print;
+use crate::failure::Failure;
+use crate::render;
 
 /// `muster issuer tls …`.
 pub fn run(command: TlsCommand) -> Result<ExitStatus, Failure> {
@@ -17,19 +19,7 @@ pub fn run(command: TlsCommand) -> Result<ExitStatus, Failure> {
         TlsCommand::Ca { dir, name, valid } => {
             let made =
                 pki::make_ca(&dir, &name, valid, SystemTime::now()).map_err(Failure::usage)?;
-            println!(
-                "CA certificate: {} — the broker and every client, daemon and registry get it",
-                made.cert.display()
-            );
-            println!(
-                "CA key:         {} (mode 0600) — keep it to yourself: it makes certificates",
-                made.key.display()
-            );
-            println!("valid until {}", until(&made));
-            println!(
-                "Next: muster issuer tls server --ca {dir} --name HOST --ip ADDR --out {dir}/broker",
-                dir = dir.display()
-            );
+            print(|out| render::keys::tls_ca(out, &made, &dir))?;
         }
         TlsCommand::Server(args) => {
             let (mut dns_names, mut ips) = (Vec::new(), args.ips.clone());
@@ -56,29 +46,8 @@ pub fn run(command: TlsCommand) -> Result<ExitStatus, Failure> {
             let names: Vec<String> = (leaf.dns_names.iter().cloned())
                 .chain(leaf.ips.iter().map(|ip| ip.to_string()))
                 .collect();
-            println!(
-                "broker certificate: {} (for {}; valid until {})",
-                made.cert.display(),
-                names.join(", "),
-                until(&made)
-            );
-            println!("broker key:         {} (mode 0600)", made.key.display());
-            let (cert, key, ca) = (
-                absolute(&made.cert),
-                absolute(&made.key),
-                absolute(&args.leaf.ca.join(pki::CA_CERT)),
-            );
-            println!(
-                "muster broker --config FILE:\n  [tls]\n  cert = {}\n  key = {}\n  ca = {}    \
-                 # clients must present a certificate the CA signed",
-                toml_string(&cert),
-                toml_string(&key),
-                toml_string(&ca)
-            );
-            println!(
-                "nats-server:\n  tls {{\n    cert_file: {cert:?}\n    key_file: {key:?}\n    \
-                 ca_file: {ca:?}\n    verify: true\n  }}"
-            );
+            let paths = paths(&made, &args.leaf);
+            print(|out| render::keys::tls_server(out, &made, &names, &paths))?;
         }
         TlsCommand::Client(args) => {
             let leaf = Leaf {
@@ -88,20 +57,8 @@ pub fn run(command: TlsCommand) -> Result<ExitStatus, Failure> {
                 ips: Vec::new(),
             };
             let made = make(&leaf, &args.leaf)?;
-            println!(
-                "client certificate: {} (for {}; valid until {})",
-                made.cert.display(),
-                args.name,
-                until(&made)
-            );
-            println!("client key:         {} (mode 0600)", made.key.display());
-            println!(
-                "client.toml, server.toml (or the registry's --config):\n  [transport]\n  \
-                 tls_ca = {}\n  tls_cert = {}\n  tls_key = {}",
-                toml_string(&absolute(&args.leaf.ca.join(pki::CA_CERT))),
-                toml_string(&absolute(&made.cert)),
-                toml_string(&absolute(&made.key))
-            );
+            let paths = paths(&made, &args.leaf);
+            print(|out| render::keys::tls_client(out, &made, &args.name, &paths))?;
         }
     }
     Ok(ExitStatus::Ok)
@@ -115,8 +72,13 @@ fn make(leaf: &Leaf, args: &TlsLeafArgs) -> Result<Made, Failure> {
     pki::make_leaf(&args.ca, leaf, &out, args.valid, SystemTime::now()).map_err(Failure::usage)
 }
 
-fn until(made: &Made) -> String {
-    muster_proto::time::rfc3339(made.not_after as f64)
+/// The absolute paths of what was made and of the CA's certificate.
+fn paths(made: &Made, args: &TlsLeafArgs) -> render::keys::Paths {
+    render::keys::Paths {
+        cert: absolute(&made.cert),
+        key: absolute(&made.key),
+        ca: absolute(&args.ca.join(pki::CA_CERT)),
+    }
 }
 
 /// The path as configuration files should hold it: absolute, since they are read from
@@ -126,8 +88,4 @@ fn absolute(path: &Path) -> String {
         .unwrap_or_else(|_| path.to_path_buf())
         .display()
         .to_string()
-}
-
-fn toml_string(text: &str) -> String {
-    toml::Value::String(text.to_string()).to_string()
 }

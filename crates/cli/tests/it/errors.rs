@@ -304,6 +304,7 @@ fn with_json_every_failure_is_one_json_object() -> Result<()> {
             said_once(&run);
             continue;
         }
+        assert_eq!(value["schema"], "muster:error:1", "{args:?}: {value}");
         assert_eq!(value["error"]["kind"], kind, "{args:?}: {value}");
         let message = value["error"]["message"].as_str().unwrap_or_default();
         assert!(!message.is_empty(), "{args:?}: {value}");

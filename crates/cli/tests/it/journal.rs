@@ -41,6 +41,7 @@ on_both_brokers! {
 
         let history = with(&["history", "--json"]);
         let list = history.code(0).json();
+        assert_eq!(list[0]["schema"], "muster:history-entry:1", "{history}");
         assert_eq!(list[0]["request_id"], id.as_str(), "{history}");
         assert_eq!(list[0]["stats"]["missing"], 1, "{history}");
 

@@ -32,9 +32,11 @@ fn keys(value: &Value) -> BTreeSet<&str> {
 fn assert_report_shape(run: &Run) -> Value {
     assert_eq!(run.stderr, "", "--json must keep stderr quiet:\n{run}");
     let report = run.json();
+    assert_eq!(report["schema"], "muster:report:1", "{run}");
     assert_eq!(
         keys(&report),
         BTreeSet::from([
+            "schema",
             "request_id",
             "agent",
             "action",
@@ -355,6 +357,7 @@ on_both_brokers! {
         assert_eq!(expected_of(&run.json()), ["gone1"], "{run}");
 
         // `show --json` prints the same report; `facts --json` a report with a summary.
+        assert_eq!(report["schema"], "muster:report:1", "{first}");
         let id = report["request_id"].as_str().unwrap_or_default();
         let shown = fleet.muster(&["show", id, "--json"]).run();
         shown.code(3);
@@ -365,19 +368,21 @@ on_both_brokers! {
             .muster(&["facts", "role", "--nodes", arg(&nodes), "--json", "-t", "10"])
             .run();
         facts.code(3);
+        assert_eq!(facts.json()["schema"], "muster:facts:1", "{facts}");
         let run = ping(&facts.stdout, &["--nodes-from", "ok"]);
         run.code(0);
         assert_eq!(expected_of(&run.json()), ["db1", "web1"], "{run}");
 
         // What `facts` and `inventory --from-registry --json` print.
-        let answer = json!({"source": "registry", "nodes": 1,
+        let answer = json!({"schema": "muster:facts-registry:1", "source": "registry", "nodes": 1,
             "stale": [{"identity": "db1", "last_seen": "2026-01-01T00:00:00Z"}],
             "summary": {"fact": "role", "values": [{"value": "web", "count": 1, "nodes": ["web1"]}],
                         "missing": 0}});
         let run = ping(&answer.to_string(), &[]);
         run.code(0);
         assert_eq!(expected_of(&run.json()), ["db1", "web1"], "{run}");
-        let answer = json!({"source": "registry", "identity": "db1", "first_seen": "a",
+        let answer = json!({"schema": "muster:inventory-registry:1", "source": "registry",
+                            "identity": "db1", "first_seen": "a",
                             "last_seen": "b", "stale": false, "record": {}});
         let run = ping(&answer.to_string(), &[]);
         run.code(0);
@@ -385,7 +390,7 @@ on_both_brokers! {
 
         // Documents that name no nodes, and --nodes-from without a report.
         let refused = [
-            (json!({"request_id": "x", "expected": 2, "sent": 2}).to_string(), vec![], "muster show ID --json"),
+            (json!({"schema": "muster:sent:1", "request_id": "x", "expected": 2, "sent": 2}).to_string(), vec![], "muster show ID --json"),
             (json!({"what": "else"}).to_string(), vec![], "find --json"),
             (json!([{"request_id": "x"}]).to_string(), vec![], "not an identity"),
             ("web1\n".to_string(), vec!["--nodes-from", "ok"], "--nodes-from"),

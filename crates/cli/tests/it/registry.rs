@@ -208,6 +208,7 @@ on_both_brokers! {
         // What the registry holds answers `facts` and `inventory` without asking the nodes.
         let facts = run(&["facts", "role", "--from-registry", "--json"]);
         let answer = facts.code(0).json();
+        assert_eq!(answer["schema"], "muster:facts-registry:1", "{facts}");
         assert_eq!(answer["source"], "registry", "{facts}");
         assert_eq!(answer["summary"]["values"][0], json!({"value": "web", "count": 2, "nodes": ["web1", "web2"]}), "{facts}");
         assert_eq!(answer["summary"]["values"][1]["nodes"], json!(["web3"]), "{facts}");
@@ -224,6 +225,7 @@ on_both_brokers! {
         );
         let inventory = run(&["inventory", "web1", "--from-registry", "--json"]);
         let answer = inventory.code(0).json();
+        assert_eq!(answer["schema"], "muster:inventory-registry:1", "{inventory}");
         assert_eq!(answer["record"]["facts"]["role"], "web", "{inventory}");
         assert_eq!(answer["record"]["agents"][0], "cm", "{inventory}");
         assert_eq!(answer["stale"], false, "{inventory}");
@@ -332,6 +334,7 @@ on_both_brokers! {
 
         let sent = here(&["rpc", "rpcutil", "ping", "--no-results", "--dm", "registry", "-t", "1", "--json"]);
         let answer = sent.code(0).json();
+        assert_eq!(answer["schema"], "muster:sent:1", "{sent}");
         assert_eq!(answer["expected"], 3, "{sent}");
         let id = answer["request_id"].as_str().unwrap_or_default().to_string();
         let human = here(&["rpc", "rpcutil", "ping", "--no-results", "-I", "web1"]);

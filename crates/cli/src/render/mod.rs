@@ -1,20 +1,64 @@
-//! Everything the CLI prints for people, and the one JSON object it prints for programs.
+//! Everything the CLI prints for people. Each function writes into the writer it is given
+//! and returns what writing returned; nothing here keeps state, so every output is rendered the
+//! same in a unit test (into a `Vec<u8>`) as on stdout. What `--json` prints is in
+//! [`crate::output`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{self, Write};
 use std::time::SystemTime;
 
 use muster_client::aggregate::{AggregateResult, format_number, value_text};
 use muster_client::{
     DiscoveryFailure, DiscoveryInfo, DiscoveryMethod, Ignored, Missing, NodeReply, Outcome, Report,
 };
-use muster_proto::ddl::Action;
+use muster_proto::ddl::{self, Action};
 use serde_json::Value;
 
 use crate::args::Display;
 
-/// The report as exactly one JSON object on stdout (docs/design.md §3).
-pub fn json(report: &Report) {
-    println!("{}", serde_json::to_string(report).unwrap_or_default());
+pub mod demo;
+pub mod facts;
+pub mod inventory;
+pub mod journal;
+pub mod keys;
+pub mod plugin;
+
+/// How to render: how much to say, and what last-seen times are told relative to.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    /// `-v`: timings, the request's id, every name in a long list.
+    pub verbose: bool,
+    /// What "last seen" is relative to.
+    pub since: Since,
+}
+
+/// What a last-seen time is told relative to.
+#[derive(Debug, Clone, Copy)]
+pub enum Since {
+    /// Now, for a request that just ran: `last seen 4m ago`.
+    Now(SystemTime),
+    /// When the request was sent, for a report shown later (`muster show`): `last seen 4m
+    /// before the request`, so it reads as it did.
+    Request(SystemTime),
+}
+
+impl Context {
+    /// For a request that just ran.
+    pub fn now(verbose: bool) -> Self {
+        Context {
+            verbose,
+            since: Since::Now(SystemTime::now()),
+        }
+    }
+
+    /// For a report of a request sent at `sent` (Unix seconds). `sent` may come from a
+    /// registry (a collected job's `time`): the conversion is proto's total one.
+    pub fn as_of(sent: f64, verbose: bool) -> Self {
+        Context {
+            verbose,
+            since: Since::Request(muster_proto::time::system_time(sent)),
+        }
+    }
 }
 
 fn width(names: impl Iterator<Item = usize>) -> usize {
@@ -23,7 +67,7 @@ fn width(names: impl Iterator<Item = usize>) -> usize {
 
 /// One line per node that answered a ping — its time, or for a failure (a denial) its status,
 /// never a time, as it did not answer the ping — then the summary.
-pub fn ping(report: &Report, verbose: bool) {
+pub fn ping(out: &mut dyn Write, report: &Report, cx: &Context) -> io::Result<()> {
     let w = width(report.replies.iter().map(|r| r.sender.len()));
     for reply in &report.replies {
         let tag = if reply.outcome == Outcome::Unexpected {
@@ -32,25 +76,60 @@ pub fn ping(report: &Report, verbose: bool) {
             ""
         };
         if reply.statuscode != 0 {
-            println!(
+            writeln!(
+                out,
                 "{:<w$}  FAILED (status {}): {}{tag}",
                 reply.sender, reply.statuscode, reply.statusmsg
-            );
+            )?;
             continue;
         }
         let time = match reply.ms {
             0 => "<1".to_string(),
             ms => ms.to_string(),
         };
-        println!("{:<w$}  time={time} ms{tag}", reply.sender);
+        writeln!(out, "{:<w$}  time={time} ms{tag}", reply.sender)?;
     }
-    println!();
-    summary(report, verbose);
+    writeln!(out)?;
+    summary(out, report, cx)
+}
+
+/// Which replies an rpc report shows: the flag's choice; else all with `-v`; else what the
+/// action's DDL says (`display`), failures only when there is no DDL.
+pub fn display(action: Option<&Action>, chosen: Option<Display>, verbose: bool) -> Display {
+    let default = match action.map(|a| a.display) {
+        Some(ddl::Display::Always) => Display::All,
+        Some(ddl::Display::Ok) => Display::Ok,
+        Some(ddl::Display::Failed) | None => Display::Failed,
+    };
+    match (chosen, verbose) {
+        (Some(d), _) => d,
+        (None, true) => Display::All,
+        (None, false) => default,
+    }
+}
+
+/// An rpc report (`rpc`, `show`, `retry`): the replies [`display`] chooses, labelled by the
+/// action's DDL, then the summaries.
+pub fn rpc(
+    out: &mut dyn Write,
+    report: &Report,
+    action: Option<&Action>,
+    chosen: Option<Display>,
+    cx: &Context,
+) -> io::Result<()> {
+    let display = display(action, chosen, cx.verbose);
+    self::report(out, report, display, action, cx)
 }
 
 /// Per-node replies as `display` says (outputs labelled by the action's DDL, when known), the
 /// aggregates, then the summary.
-pub fn report(report: &Report, display: Display, action: Option<&Action>, verbose: bool) {
+pub fn report(
+    out: &mut dyn Write,
+    report: &Report,
+    display: Display,
+    action: Option<&Action>,
+    cx: &Context,
+) -> io::Result<()> {
     let shown: Vec<&NodeReply> = report
         .replies
         .iter()
@@ -62,24 +141,24 @@ pub fn report(report: &Report, display: Display, action: Option<&Action>, verbos
         })
         .collect();
     for reply in &shown {
-        node_reply(reply, action, verbose);
+        node_reply(out, reply, action, cx.verbose)?;
     }
     if !shown.is_empty() {
-        println!();
+        writeln!(out)?;
     }
-    aggregates(&report.aggregates);
-    summary(report, verbose);
+    aggregates(out, &report.aggregates)?;
+    summary(out, report, cx)
 }
 
 /// The aggregates: value counts, averages.
-pub fn aggregates(results: &[AggregateResult]) {
+pub fn aggregates(out: &mut dyn Write, results: &[AggregateResult]) -> io::Result<()> {
     for result in results {
         match (&result.counts, result.average) {
             // Nothing to summarise (no node replied with the output): no empty heading.
             (Some(counts), _) if counts.is_empty() => {}
             (Some(counts), _) => {
-                println!("Summary of {}:", result.label);
-                println!();
+                writeln!(out, "Summary of {}:", result.label)?;
+                writeln!(out)?;
                 // A string that would read like another value (the string "4" beside the
                 // number 4) is shown quoted, so no two lines look the same.
                 let plain: Vec<String> = counts.iter().map(|c| value_text(&c.value)).collect();
@@ -97,39 +176,48 @@ pub fn aggregates(results: &[AggregateResult]) {
                 let w = width(texts.iter().map(|t| t.chars().count()));
                 for (c, text) in counts.iter().zip(&texts) {
                     let noun = if c.count == 1 { "node" } else { "nodes" };
-                    println!("   {text:<w$}  {} {noun}", c.count);
+                    writeln!(out, "   {text:<w$}  {} {noun}", c.count)?;
                 }
-                println!();
+                writeln!(out)?;
             }
             (None, Some(average)) => {
-                println!(
+                writeln!(
+                    out,
                     "{} ({} nodes)",
                     format_number(result.format.as_deref(), &result.label, average),
                     result.count
-                );
-                println!();
+                )?;
+                writeln!(out)?;
             }
             (None, None) => {}
         }
     }
+    Ok(())
 }
 
-fn node_reply(reply: &NodeReply, action: Option<&Action>, verbose: bool) {
+fn node_reply(
+    out: &mut dyn Write,
+    reply: &NodeReply,
+    action: Option<&Action>,
+    verbose: bool,
+) -> io::Result<()> {
     let timing = if verbose {
         format!("  ({} ms)", reply.ms)
     } else {
         String::new()
     };
     match reply.outcome {
-        Outcome::Ok => println!("{}{timing}", reply.sender),
-        Outcome::Unexpected => println!(
+        Outcome::Ok => writeln!(out, "{}{timing}", reply.sender)?,
+        Outcome::Unexpected => writeln!(
+            out,
             "{} (unexpected: not in the expected set){timing}: {}",
             reply.sender, reply.statusmsg
-        ),
-        _ => println!(
+        )?,
+        _ => writeln!(
+            out,
             "{}{timing}: FAILED (status {}): {}",
             reply.sender, reply.statuscode, reply.statusmsg
-        ),
+        )?,
     }
     let mut lines = Vec::new();
     match (action, reply.data.as_object()) {
@@ -150,8 +238,9 @@ fn node_reply(reply: &NodeReply, action: Option<&Action>, verbose: bool) {
     }
     let w = width(lines.iter().map(|(k, _)| k.chars().count()));
     for (key, value) in lines {
-        println!("    {key:>w$}: {value}");
+        writeln!(out, "    {key:>w$}: {value}")?;
     }
+    Ok(())
 }
 
 fn flatten_labelled(label: &str, value: &Value, out: &mut Vec<(String, String)>) {
@@ -189,7 +278,8 @@ fn flatten(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
 }
 
 /// `Finished …` and, when anything is missing or failed, the names.
-pub fn summary(report: &Report, verbose: bool) {
+pub fn summary(out: &mut dyn Write, report: &Report, cx: &Context) -> io::Result<()> {
+    let verbose = cx.verbose;
     let s = &report.stats;
     let mut parts = vec![format!("{} ok", s.ok)];
     if s.failed > 0 {
@@ -203,21 +293,23 @@ pub fn summary(report: &Report, verbose: bool) {
     }
     if s.expected == 0 && !report.ignored.is_empty() {
         // Answers came, but none could be verified (exit 1): the lines below say why.
-        println!("No node is expected: no answer could be verified.");
+        writeln!(out, "No node is expected: no answer could be verified.")?;
     } else {
-        println!(
+        writeln!(
+            out,
             "Finished {} of {} nodes in {} ms: {}",
             s.responded,
             s.expected,
             s.elapsed_ms,
             parts.join(", ")
-        );
+        )?;
     }
     if verbose {
-        println!(
+        writeln!(
+            out,
             "Request {} ({} {}), discovery {} ms",
             report.request_id, report.agent, report.action, s.discovery_ms
-        );
+        )?;
     }
     let failed: Vec<(String, String)> = report
         .replies
@@ -230,13 +322,13 @@ pub fn summary(report: &Report, verbose: bool) {
         })
         .collect();
     if failed.len() > LISTED && !verbose {
-        grouped("Failed", failed);
+        grouped(out, "Failed", failed)?;
     } else if !failed.is_empty() {
         let names: Vec<String> = failed
             .iter()
             .map(|(n, why)| format!("{n} ({why})"))
             .collect();
-        println!("Failed: {}", names.join("  "));
+        writeln!(out, "Failed: {}", names.join("  "))?;
     }
     if report.missing.len() > LISTED && !verbose {
         let missing = report
@@ -244,14 +336,19 @@ pub fn summary(report: &Report, verbose: bool) {
             .iter()
             .map(|m| (m.identity.clone(), m.outcome.describe().to_string()))
             .collect();
-        grouped("Did not respond", missing);
+        grouped(out, "Did not respond", missing)?;
     } else if !report.missing.is_empty() {
-        let names: Vec<String> = report.missing.iter().map(missing).collect();
-        println!("Did not respond: {}", names.join("  "));
+        let names: Vec<String> = report
+            .missing
+            .iter()
+            .map(|m| missing(m, cx.since))
+            .collect();
+        writeln!(out, "Did not respond: {}", names.join("  "))?;
     }
     for line in notes(report) {
-        println!("{line}");
+        writeln!(out, "{line}")?;
     }
+    Ok(())
 }
 
 /// At most this many names per reason in a list for people; `-v` and `--json` have them all.
@@ -272,7 +369,7 @@ pub fn thousands(n: usize) -> String {
 
 /// A long list of `(node, reason)` as one heading and one line per reason, most common first,
 /// each naming at most [`LISTED`] nodes: a fleet's worth of names on one line helps nobody.
-fn grouped(heading: &str, nodes: Vec<(String, String)>) {
+fn grouped(out: &mut dyn Write, heading: &str, nodes: Vec<(String, String)>) -> io::Result<()> {
     let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let total = nodes.len();
     for (node, why) in nodes {
@@ -280,7 +377,7 @@ fn grouped(heading: &str, nodes: Vec<(String, String)>) {
     }
     let mut groups: Vec<(String, Vec<String>)> = by.into_iter().collect();
     groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
-    println!("{heading}: {} nodes", thousands(total));
+    writeln!(out, "{heading}: {} nodes", thousands(total))?;
     for (why, mut names) in groups {
         names.sort();
         let count = names.len();
@@ -298,8 +395,9 @@ fn grouped(heading: &str, nodes: Vec<(String, String)>) {
         } else {
             String::new()
         };
-        println!("  {} {why}: {shown}{rest}", thousands(count));
+        writeln!(out, "  {} {why}: {shown}{rest}", thousands(count))?;
     }
+    Ok(())
 }
 
 fn nodes(n: usize) -> String {
@@ -410,35 +508,17 @@ pub fn broadcast_notice(info: &DiscoveryInfo) -> Option<String> {
     }
 }
 
-/// When the report being shown was made, when it is not now (`muster show`): last-seen times
-/// are then told relative to it, so a report shown later reads as it did.
-static SENT: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
-
-/// Shows last-seen times relative to `sent` (Unix seconds) instead of now. `sent` may come
-/// from a registry (a collected job's `time`): the conversion is proto's total one.
-pub fn as_of(sent: f64) {
-    let _ = SENT.set(muster_proto::time::system_time(sent));
-}
-
-fn missing(m: &Missing) -> String {
+/// `web3 (no reply, last seen 4m ago)`.
+fn missing(m: &Missing, since: Since) -> String {
     let mut why = m.outcome.describe().to_string();
     if let Some(seen) = &m.last_seen {
-        let when = match SENT.get() {
-            Some(sent) => format!("{} before the request", since(seen, *sent)),
-            None => format!("{} ago", since(seen, SystemTime::now())),
+        let when = match since {
+            Since::Request(sent) => format!("{} before the request", self::since(seen, sent)),
+            Since::Now(now) => format!("{} ago", self::since(seen, now)),
         };
         why.push_str(&format!(", last seen {when}"));
     }
     format!("{} ({why})", m.identity)
-}
-
-/// `4m ago` from an RFC 3339 time.
-#[cfg(test)]
-fn ago(rfc3339: &str) -> String {
-    match humantime::parse_rfc3339_weak(rfc3339) {
-        Ok(_) => format!("{} ago", since(rfc3339, SystemTime::now())),
-        Err(_) => rfc3339.to_string(),
-    }
 }
 
 /// `4m` from an RFC 3339 time to `now` (the time itself when it does not parse).
@@ -455,64 +535,159 @@ fn since(rfc3339: &str, now: SystemTime) -> String {
     }
 }
 
-/// The value → nodes table of `muster facts`, most common value first.
-pub fn fact_summary(fact: &str, values: &BTreeMap<String, Vec<String>>, verbose: bool) {
-    let mut rows: Vec<(&String, &Vec<String>)> = values.iter().collect();
-    rows.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(b.0)));
-    println!("Report for fact: {fact}");
-    println!();
-    let w = width(rows.iter().map(|(v, _)| v.chars().count()));
-    for (value, nodes) in rows {
-        let count = nodes.len();
-        let noun = if count == 1 { "node" } else { "nodes" };
-        println!("  {value:<w$}  found {count} {noun}");
-        if verbose {
-            for chunk in nodes.chunks(6) {
-                println!("      {}", chunk.join(" "));
-            }
-        }
+/// The identities `find` found, one a line.
+pub fn identities(out: &mut dyn Write, nodes: &BTreeSet<String>) -> io::Result<()> {
+    for node in nodes {
+        writeln!(out, "{node}")?;
     }
-    println!();
+    Ok(())
 }
 
-/// One node's inventory.
-pub fn inventory(data: &Value) {
-    let list = |key: &str| -> String {
-        data[key]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .unwrap_or_default()
-    };
-    println!(
-        "Inventory for {}:",
-        data["identity"].as_str().unwrap_or("?")
-    );
-    println!();
-    println!(
-        "   Version:     {}",
-        data["version"].as_str().unwrap_or("?")
-    );
-    println!("   Agents:      {}", list("agents"));
-    println!("   Collectives: {}", list("collectives"));
-    println!("   Classes:     {}", list("classes"));
-    println!("   Facts:");
-    let mut lines = Vec::new();
-    flatten("", &data["facts"], &mut lines);
-    let w = width(lines.iter().map(|(k, _)| k.len()));
-    for (key, value) in lines {
-        println!("      {key:<w$} = {value}");
-    }
+/// `rpc --no-results`: the request's id alone on stdout, for `muster show`.
+pub fn sent(out: &mut dyn Write, sent: &muster_client::Sent) -> io::Result<()> {
+    writeln!(out, "{}", sent.request_id)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use muster_client::Stats;
     use serde_json::json;
+
+    /// What `render` wrote, as text.
+    pub(crate) fn text(render: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> String {
+        let mut out = Vec::new();
+        render(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// A time `secs` seconds before `now`, as a report holds it.
+    fn before(now: SystemTime, secs: u64) -> String {
+        humantime::format_rfc3339_seconds(now - std::time::Duration::from_secs(secs)).to_string()
+    }
+
+    fn reply(sender: &str, outcome: Outcome, statuscode: u8, statusmsg: &str) -> NodeReply {
+        NodeReply {
+            sender: sender.into(),
+            outcome,
+            statuscode,
+            statusmsg: statusmsg.into(),
+            data: json!({}),
+            ms: 12,
+        }
+    }
+
+    /// A report of `rpcutil ping` over `replies` and `missing`, counted.
+    pub(crate) fn report_of(replies: Vec<NodeReply>, missing: Vec<Missing>) -> Report {
+        let count = |o: Outcome| replies.iter().filter(|r| r.outcome == o).count();
+        let stats = Stats {
+            expected: replies.len() + missing.len() - count(Outcome::Unexpected),
+            responded: replies.len() - count(Outcome::Unexpected),
+            ok: count(Outcome::Ok),
+            failed: count(Outcome::Failed),
+            missing: missing.len(),
+            unexpected: count(Outcome::Unexpected),
+            discovery_ms: 0,
+            elapsed_ms: 340,
+        };
+        Report {
+            request_id: "0123456789abcdef0123456789abcdef".into(),
+            agent: "rpcutil".into(),
+            action: "ping".into(),
+            stats,
+            missing,
+            replies,
+            aggregates: Vec::new(),
+            discovery: None,
+            ignored: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_report_names_failed_and_missing_nodes() {
+        let now = SystemTime::now();
+        let report = report_of(
+            vec![
+                reply("web1", Outcome::Ok, 0, "OK"),
+                reply("web3", Outcome::Failed, 1, "it broke"),
+            ],
+            vec![
+                Missing {
+                    identity: "web11".into(),
+                    outcome: Outcome::NoReply,
+                    last_seen: Some(before(now, 250)),
+                },
+                Missing {
+                    identity: "web12".into(),
+                    outcome: Outcome::NotConnected,
+                    last_seen: None,
+                },
+            ],
+        );
+        let cx = Context {
+            verbose: false,
+            since: Since::Now(now),
+        };
+        let shown = text(|out| rpc(out, &report, None, None, &cx));
+        assert_eq!(
+            shown,
+            "web3: FAILED (status 1): it broke\n\
+             \n\
+             Finished 2 of 4 nodes in 340 ms: 1 ok, 1 failed, 2 did not respond\n\
+             Failed: web3 (Aborted)\n\
+             Did not respond: web11 (no reply, last seen 4m ago)  web12 (not connected)\n"
+        );
+        // Shown later, the same report reads as it did when the request was sent.
+        let cx = Context {
+            verbose: false,
+            since: Since::Request(now),
+        };
+        let shown = text(|out| summary(out, &report, &cx));
+        assert!(
+            shown.contains("web11 (no reply, last seen 4m before the request)"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_ping_lists_times_and_denials() {
+        let mut report = report_of(
+            vec![
+                reply("db1", Outcome::Ok, 0, "OK"),
+                reply("web1", Outcome::Failed, 6, "denied by policy"),
+                reply("stray1", Outcome::Unexpected, 0, "OK"),
+            ],
+            Vec::new(),
+        );
+        report.replies[0].ms = 0;
+        let shown = text(|out| ping(out, &report, &Context::now(false)));
+        assert_eq!(
+            shown,
+            "db1       time=<1 ms\n\
+             web1      FAILED (status 6): denied by policy\n\
+             stray1    time=12 ms  (unexpected)\n\
+             \n\
+             Finished 2 of 2 nodes in 340 ms: 1 ok, 1 failed, 1 unexpected\n\
+             Failed: web1 (Not authorized)\n\
+             1 node denied rpcutil ping: not authorized — see the node's audit log\n"
+        );
+    }
+
+    #[test]
+    fn the_display_follows_the_flag_then_verbose_then_the_ddl() {
+        let mut action: Action =
+            serde_json::from_value(json!({"action": "a", "description": "", "display": "always"}))
+                .unwrap();
+        assert_eq!(display(Some(&action), None, false), Display::All);
+        assert_eq!(
+            display(Some(&action), Some(Display::None), true),
+            Display::None
+        );
+        action.display = ddl::Display::Ok;
+        assert_eq!(display(Some(&action), None, false), Display::Ok);
+        assert_eq!(display(Some(&action), None, true), Display::All);
+        assert_eq!(display(None, None, false), Display::Failed);
+    }
 
     #[test]
     fn flattening() {
@@ -538,13 +713,14 @@ mod tests {
     /// `SystemTime` holds is shown, not a panic.
     #[test]
     fn a_report_sent_at_any_time_renders() {
-        as_of(1e300);
+        let cx = Context::as_of(1e300, false);
         let m = Missing {
             identity: "web1".into(),
             outcome: Outcome::NoReply,
             last_seen: Some("2026-11-25T10:00:00Z".into()),
         };
-        assert!(missing(&m).starts_with("web1 ("), "{}", missing(&m));
+        let text = missing(&m, cx.since);
+        assert!(text.starts_with("web1 ("), "{text}");
         assert_eq!(since("2026-11-25T10:00:00Z", std::time::UNIX_EPOCH), "0s");
     }
 
@@ -558,10 +734,9 @@ mod tests {
 
     #[test]
     fn ages() {
-        let t = humantime::format_rfc3339_seconds(
-            SystemTime::now() - std::time::Duration::from_secs(250),
-        );
-        assert_eq!(ago(&t.to_string()), "4m ago");
-        assert_eq!(ago("garbage"), "garbage");
+        let now = SystemTime::now();
+        assert_eq!(since(&before(now, 250), now), "4m");
+        assert_eq!(since(&before(now, 7200), now), "2h");
+        assert_eq!(since("garbage", now), "garbage");
     }
 }
