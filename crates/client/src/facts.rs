@@ -80,6 +80,19 @@ impl FactSummary {
 }
 
 impl FactSummary {
+    /// The values the nodes last registered, as a registry answered for one fact (a node
+    /// without it is `null`).
+    pub fn of_registry(nodes: &[muster_proto::registration::SeenNode]) -> Self {
+        let mut values = FactSummary::default();
+        for node in nodes {
+            values.add(
+                node.fact.clone().unwrap_or(Value::Null),
+                node.identity.clone(),
+            );
+        }
+        values
+    }
+
     /// The values of a finished `rpcutil get_fact` request: the `value` output of every node
     /// that replied with success.
     pub fn of_report(report: &Report) -> Self {

@@ -139,6 +139,13 @@ impl Expected {
         }
     }
 
+    /// Every node expected: those sent to and those the registry last saw too long ago.
+    pub fn all(&self) -> BTreeSet<String> {
+        let mut all = self.nodes.clone();
+        all.extend(self.absent.iter().map(|(identity, _)| identity.clone()));
+        all
+    }
+
     /// Whether nobody is expected.
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty() && self.absent.is_empty()

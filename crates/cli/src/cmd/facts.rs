@@ -4,7 +4,7 @@
 use muster_client::facts::FactSummary;
 use muster_client::{Call, ExitStatus, Outcome};
 use muster_proto::registration::RegistryQuery;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::args::FactsArgs;
 use crate::cmd::{Session, discovery_notes, end_progress, no_match, print, progress, warn};
@@ -27,11 +27,7 @@ async fn from_registry(args: &FactsArgs, session: &Session) -> Result<ExitStatus
         }
         return Ok(no_match(request.json));
     }
-    let mut values = FactSummary::default();
-    for node in &found.fresh {
-        let value = node.fact.clone().unwrap_or(Value::Null);
-        values.add(value, node.identity.clone());
-    }
+    let values = FactSummary::of_registry(&found.fresh);
     if request.json {
         let answer = output::FactsFromRegistry::new(&found, values.to_json(&args.fact));
         print(|out| output::write(out, &answer))?;

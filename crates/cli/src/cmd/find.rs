@@ -12,8 +12,7 @@ pub async fn run(args: RequestArgs) -> Result<ExitStatus, Failure> {
     let session = args.connect().await?;
     let expected = session.expected().await?;
     let discovery_ms = expected.discovery_ms;
-    let mut nodes = expected.nodes.clone();
-    nodes.extend(expected.absent.iter().map(|(identity, _)| identity.clone()));
+    let nodes = expected.all();
     if args.json {
         print(|out| output::write(out, &output::Identities(&nodes)))?;
     } else {
