@@ -1,7 +1,8 @@
 //! Test support for Muster: real `nats-server` processes, the embedded broker on its own
 //! runtime thread ([`embedded`]) and real `muster server` daemons on loopback with ephemeral
 //! ports, each in a temporary directory, killed and reaped on drop, with their logs printed
-//! when a test fails; throwaway keys, credentials and policies ([`pki`]) and certificates
+//! when a test fails; clusters of `nats-server` over routes and a hub with a leaf node
+//! ([`cluster`]); throwaway keys, credentials and policies ([`pki`]) and certificates
 //! ([`tls`]).
 //!
 //! Nothing here waits by sleeping: every wait is for a condition, with a deadline.
@@ -19,9 +20,11 @@ use tempfile::TempDir;
 
 pub use nix::sys::signal::Signal as UnixSignal;
 
+pub mod cluster;
 pub mod embedded;
 pub mod pki;
 pub mod tls;
+pub use cluster::{NatsCluster, NatsLeaf, hub_with_leaf};
 pub use embedded::EmbeddedBroker;
 
 /// Waits until `condition` returns true, checking every few milliseconds, or fails after
@@ -267,6 +270,7 @@ pub struct Daemon {
     child: Option<Child>,
     dir: TempDir,
     muster: PathBuf,
+    /// Its broker URLs, comma-separated (as `--broker` takes them).
     broker: String,
     /// Its identity.
     pub identity: String,
@@ -282,13 +286,26 @@ const READY: &str = "ready: serving requests";
 impl Daemon {
     /// Writes the daemon's files and starts it against `broker`; does not wait for it.
     pub fn spawn(muster: &Path, broker: &str, spec: &DaemonSpec) -> Result<Self> {
+        Self::spawn_with_brokers(muster, &[broker.to_string()], spec)
+    }
+
+    /// Like [`Daemon::spawn`] with several broker URLs, in order: the daemon connects to the
+    /// first it can and fails over to the others (a cluster).
+    pub fn spawn_with_brokers(
+        muster: &Path,
+        brokers: &[String],
+        spec: &DaemonSpec,
+    ) -> Result<Self> {
+        if brokers.is_empty() {
+            bail!("daemon {} needs at least one broker URL", spec.identity);
+        }
         let dir = tempfile::tempdir()?;
         let facts = dir.path().join("facts.json");
         std::fs::write(&facts, serde_json::to_string_pretty(&spec.facts)?)?;
         let classes = dir.path().join("classes.txt");
         std::fs::write(&classes, spec.classes.join("\n"))?;
         let config = format!(
-            "identity = {id:?}\nsecurity = {security:?}\nbrokers = [{broker:?}]\n\
+            "identity = {id:?}\nsecurity = {security:?}\nbrokers = {brokers:?}\n\
              facts_files = [{facts:?}]\nclasses_file = {classes:?}\nlog_level = \"debug\"\n{extra}",
             id = spec.identity,
             security = spec.security,
@@ -301,7 +318,7 @@ impl Daemon {
             child: None,
             dir,
             muster: muster.to_path_buf(),
-            broker: broker.to_string(),
+            broker: brokers.join(","),
             identity: spec.identity.clone(),
             signed: spec.security == "signed",
             ready_before: 0,
@@ -313,6 +330,18 @@ impl Daemon {
     /// Starts the daemon and waits until it answers a ping.
     pub fn start(muster: &Path, broker: &str, spec: &DaemonSpec) -> Result<Self> {
         let daemon = Self::spawn(muster, broker, spec)?;
+        daemon.wait_ready(Duration::from_secs(15))?;
+        Ok(daemon)
+    }
+
+    /// Starts the daemon with several broker URLs ([`Daemon::spawn_with_brokers`]) and waits
+    /// until it answers a ping.
+    pub fn start_with_brokers(
+        muster: &Path,
+        brokers: &[String],
+        spec: &DaemonSpec,
+    ) -> Result<Self> {
+        let daemon = Self::spawn_with_brokers(muster, brokers, spec)?;
         daemon.wait_ready(Duration::from_secs(15))?;
         Ok(daemon)
     }

@@ -6,7 +6,9 @@
 //! - `json`: the `--json` contract (snapshots and key sets) and composing commands;
 //! - `human`: what people read (`facts`, `inventory`, `find`);
 //! - `daemon`: the node daemon's robustness, signals, reconnects and config errors;
-//! - `busy`: a node with every action slot busy, or a hanging reload, still answers.
+//! - `busy`: a node with every action slot busy, or a hanging reload, still answers;
+//! - `cluster`: a nats-server cluster and a leaf node: routes, the leaf, a registry on another
+//!   server, and failover when a server dies (nats-server only).
 //!
 //! Every test that needs a broker runs twice (`on_both_brokers!`): once on Muster's embedded
 //! broker and once on its own `nats-server`, each on an ephemeral port, with the same
@@ -43,6 +45,7 @@ macro_rules! on_both_brokers {
 mod agents;
 mod busy;
 mod cli;
+mod cluster;
 mod daemon;
 mod demo;
 mod errors;
