@@ -14,7 +14,7 @@
 //! has a key and a credential from the issuer, requests are checked as a daemon checks them
 //! (signature, credential, replay cache, the credential's agent limits; every caller the issuer
 //! vouches for is allowed otherwise, as no policy files are read), and acknowledgements and
-//! replies are signed.
+//! replies are signed. Virtual nodes register when a registry's hello asks them to (`hello`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,6 +38,7 @@ use tracing::{debug, info, warn};
 pub mod agent;
 pub mod fault;
 pub mod fleet;
+mod hello;
 pub mod signing;
 
 pub use fault::{Fault, Share};
@@ -127,6 +128,8 @@ struct Group {
     counters: Arc<Counters>,
     /// The replay cache (signed mode).
     replay: Option<signing::GroupReplay>,
+    /// Answering registry hellos.
+    hellos: hello::Hellos,
 }
 
 /// A running simulated fleet. Dropping it (or [`Sim::stop`]) disconnects every node.
@@ -189,6 +192,7 @@ impl Sim {
             fault: spec.fault,
             key: keys.next().flatten(),
         };
+        let started = muster_proto::time::whole_secs(now());
         let make_group = |members: Vec<VirtualNode>, name: &str| {
             let size = members.len();
             let by_identity = members
@@ -213,6 +217,7 @@ impl Sim {
                     .signing
                     .as_ref()
                     .map(|s| signing::GroupReplay::new(size, s.clock_skew)),
+                hellos: hello::Hellos::new(&config.collective, started),
             })
         };
 
@@ -318,6 +323,11 @@ async fn connect(
             .map_err(|e| fail(e.to_string()))?;
         subscriptions.push(sub);
     }
+    let hellos = client
+        .subscribe(group.hellos.subject.clone())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    subscriptions.push(hellos);
     for node in &group.nodes {
         let sub = client
             .subscribe(subject::node(collective, &node.inventory.identity))
@@ -393,6 +403,10 @@ async fn flap(
 }
 
 async fn handle(group: &Arc<Group>, client: &Client, message: Message) {
+    if message.subject.as_str() == group.hellos.subject {
+        hello::answer(group, client, &message.payload);
+        return;
+    }
     group.counters.received();
     let now = now();
     let Admitted {

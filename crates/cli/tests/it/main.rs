@@ -58,6 +58,7 @@ mod pacing;
 mod plugin;
 mod precedence;
 mod registry;
+mod registry_hello;
 mod security;
 mod silent;
 mod tls;

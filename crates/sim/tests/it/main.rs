@@ -689,6 +689,37 @@ mod signed {
     }
 
     on_both_brokers! {
+        async fn a_hello_brings_every_nodes_signed_registration(url) {
+            use futures::StreamExt;
+            use muster_proto::registration::{Registration, RegistryHello};
+            let (sim, issuer) = signed_sim(&url, 250).await?;
+            let nats = async_nats::connect(&url).await?;
+            let mut registrations = nats.subscribe(muster_proto::subject::registration("muster")).await?;
+            nats.flush().await?;
+            let hello = RegistryHello::new(Duration::from_millis(300));
+            // Two hellos at once, as from two registries starting together.
+            for _ in 0..2 {
+                nats.publish(muster_proto::subject::registry_hello("muster"), hello.to_bytes().into()).await?;
+            }
+            nats.flush().await?;
+            let verifier = Verifier::new(issuer.public(), 5.0);
+            let mut seen = BTreeSet::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while seen.len() < 250 {
+                let message = tokio::time::timeout_at(deadline, registrations.next()).await?.unwrap();
+                let now = muster_proto::time::now();
+                let (json, credential) = verifier.message(&message.payload, now)?;
+                let registration = Registration::decode(json.as_bytes())?;
+                assert_eq!(credential.name, registration.identity);
+                assert!(seen.insert(registration.identity), "one registration per node and round");
+            }
+            assert_eq!(seen, identities(&sim, |_| true));
+            sim.stop().await;
+            Ok(())
+        }
+    }
+
+    on_both_brokers! {
         async fn a_signed_fleet_drops_unsigned_requests(url) {
             let (sim, issuer) = signed_sim(&url, 20).await?;
             let client = client(&url, None, Some(&issuer)).await?;
