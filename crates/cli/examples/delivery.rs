@@ -5,18 +5,24 @@
 //!
 //! ```sh
 //! cargo build --release -p muster-cli --examples
-//! target/release/examples/delivery [NODES [RUNS [BROKER_URL]]]
+//! target/release/examples/delivery [--signed] [NODES [RUNS [BROKER_URL]]]
 //! ```
 //!
-//! Without a broker URL it starts the embedded broker on 127.0.0.1.
+//! Without a broker URL it starts the embedded broker on 127.0.0.1. `--signed` runs a signed
+//! fleet (docs/sim.md): a throwaway issuer, every virtual node with its own key and
+//! credential, and a client that signs its requests and checks every acknowledgement and reply.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use muster_client::{Call, Client, ConnectConfig, Delivery, RequestOptions};
+use std::sync::Arc;
+
+use muster_client::{Call, Client, ConnectConfig, Delivery, RequestOptions, Signing};
+use muster_security::credential::{Credential, Kind};
+use muster_security::{SecretKey, Verifier};
 use muster_sim::fault::Share;
-use muster_sim::{FleetSpec, Sim, SimConfig};
+use muster_sim::{FleetSpec, Sim, SimConfig, SimSigning};
 use muster_testkit::EmbeddedBroker;
 
 fn summary(label: &str, mut times: Vec<Duration>, lost: usize) {
@@ -34,7 +40,9 @@ fn summary(label: &str, mut times: Vec<Duration>, lost: usize) {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let mut args = std::env::args().skip(1);
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let signed = all.iter().any(|a| a == "--signed");
+    let mut args = all.into_iter().filter(|a| a != "--signed");
     let nodes: usize = args.next().map_or(Ok(10_000), |a| a.parse())?;
     let runs: usize = args.next().map_or(Ok(10), |a| a.parse())?;
     let (_embedded, url) = match args.next() {
@@ -45,6 +53,8 @@ async fn main() -> Result<()> {
             (Some(broker), url)
         }
     };
+    let signing = signed.then(|| SimSigning::new(SecretKey::generate()));
+    let started = Instant::now();
     let sim = Sim::start(SimConfig {
         fleet: FleetSpec {
             nodes,
@@ -61,13 +71,42 @@ async fn main() -> Result<()> {
         nodes_per_connection: 1000,
         flap_timing: Default::default(),
         transport: Default::default(),
+        signing: signing.clone(),
     })
     .await
     .context("the simulated fleet")?;
+    println!(
+        "{nodes} virtual nodes{} ready in {:.1} s",
+        if signed { ", signed" } else { "" },
+        started.elapsed().as_secs_f64()
+    );
+    // The caller of a signed fleet: a key and credential from the fleet's issuer.
+    let (caller_signing, verifier) = match &signing {
+        Some(s) => {
+            let key = SecretKey::generate();
+            let now = muster_proto::time::whole_secs(muster_proto::time::now()) - 60;
+            let credential =
+                Credential::new(Kind::Caller, "bench", &key.public(), now, 86400, None)
+                    .map_err(anyhow::Error::msg)?
+                    .issue(&s.issuer);
+            let signing = Signing {
+                key: Arc::new(key),
+                credential,
+                caller: "bench".into(),
+            };
+            (Some(signing), Some(Verifier::new(s.issuer.public(), 5.0)))
+        }
+        None => (None, None),
+    };
     let expected: BTreeSet<String> = sim.nodes().iter().map(|n| n.identity.clone()).collect();
     let client = Client::connect(&ConnectConfig {
         brokers: vec![url.clone()],
         collective: "muster".into(),
+        caller: caller_signing
+            .as_ref()
+            .map_or_else(|| ConnectConfig::default().caller, |s| s.caller.clone()),
+        signing: caller_signing,
+        verifier,
         ..ConnectConfig::default()
     })
     .await?;

@@ -538,6 +538,16 @@ pub struct SimArgs {
     /// Write the identities, one per line, to this file (for --nodes).
     #[arg(long, value_name = "FILE")]
     pub write_nodes: Option<PathBuf>,
+    /// Signed mode: DIR/issuer.key (from `muster issuer init`) issues every virtual node a key
+    /// and credential; nodes then take only requests signed by callers of that issuer, and
+    /// sign their replies.
+    #[arg(long, value_name = "DIR")]
+    pub issuer_dir: Option<PathBuf>,
+    /// With --issuer-dir: a throwaway issuer for this run instead, whose issuer.pub, a caller
+    /// key and credential and a client config (client.toml) are written into DIR, so that
+    /// `muster ping --config DIR/client.toml` talks to the fleet at once.
+    #[arg(long, requires = "issuer_dir")]
+    pub generate: bool,
     /// A client config file: its `brokers` (when no --broker) and its `[transport]` (TLS,
     /// NATS credentials) are the virtual nodes'.
     #[command(flatten)]

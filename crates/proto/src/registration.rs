@@ -25,6 +25,15 @@
 //! {"protocol":"muster:registry-query:1","filter":{},"records":true,"after":"web2"}
 //! ```
 //!
+//! A registry that starts (or reconnects) asks the fleet to register at once on
+//! `muster.<collective>.registry.hello`, so that it knows every node within moments instead of
+//! after a registration interval. Each node answers with its ordinary registration after a
+//! random delay in `0..jitter_ms`, so a large fleet does not answer in the same millisecond:
+//!
+//! ```json
+//! {"protocol":"muster:registry-hello:1","jitter_ms":1000}
+//! ```
+//!
 //! Every `decode` takes untrusted bytes and returns a [`DecodeError`], never panics.
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +50,13 @@ pub const REGISTRATION_PROTOCOL: &str = "muster:registration:1";
 pub const QUERY_PROTOCOL: &str = "muster:registry-query:1";
 /// `protocol` of a registry answer.
 pub const ANSWER_PROTOCOL: &str = "muster:registry-answer:1";
+
+/// `protocol` of a registry's request that nodes register now.
+pub const HELLO_PROTOCOL: &str = "muster:registry-hello:1";
+/// The jitter a registry asks for by default, milliseconds.
+pub const DEFAULT_HELLO_JITTER_MS: u64 = 1000;
+/// The longest jitter a hello may ask for, milliseconds.
+pub const MAX_HELLO_JITTER_MS: u64 = 60_000;
 
 /// The latest `started` and the longest `seen_within`, whole seconds: the last wire time.
 const MAX_SECONDS: u64 = crate::time::MAX_UNIX as u64;
@@ -179,6 +195,52 @@ impl RegistryQuery {
     }
 }
 
+/// A registry's request that every node register now: each answers with its registration
+/// after a random delay below `jitter_ms`. Unknown fields are ignored, so that a later registry
+/// may say more to nodes that understand only this.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryHello {
+    /// Always [`HELLO_PROTOCOL`].
+    pub protocol: String,
+    /// Spread the answers over this many milliseconds, at most [`MAX_HELLO_JITTER_MS`].
+    #[serde(default = "default_jitter")]
+    pub jitter_ms: u64,
+}
+
+fn default_jitter() -> u64 {
+    DEFAULT_HELLO_JITTER_MS
+}
+
+impl RegistryHello {
+    /// A hello asking for answers spread over `jitter` (cut to [`MAX_HELLO_JITTER_MS`]).
+    pub fn new(jitter: std::time::Duration) -> Self {
+        let ms = u64::try_from(jitter.as_millis()).unwrap_or(u64::MAX);
+        RegistryHello {
+            protocol: HELLO_PROTOCOL.to_string(),
+            jitter_ms: ms.min(MAX_HELLO_JITTER_MS),
+        }
+    }
+
+    /// Decodes a hello from untrusted bytes: the protocol must match and the jitter be at most
+    /// [`MAX_HELLO_JITTER_MS`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let hello: RegistryHello = from_json(bytes, "registry hello")?;
+        check_protocol(&hello.protocol, HELLO_PROTOCOL)?;
+        crate::time::check_at_most("jitter_ms", hello.jitter_ms, MAX_HELLO_JITTER_MS)?;
+        Ok(hello)
+    }
+
+    /// The jitter asked for.
+    pub fn jitter(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.jitter_ms.min(MAX_HELLO_JITTER_MS))
+    }
+
+    /// The hello as JSON bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
 /// One node a registry knows, and when it saw it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -266,6 +328,40 @@ mod tests {
     use super::*;
     use crate::filter::FactFilter;
     use serde_json::json;
+
+    #[test]
+    fn a_hello_is_decoded_with_its_bounds() {
+        let hello = RegistryHello::new(std::time::Duration::from_millis(1500));
+        assert_eq!(RegistryHello::decode(&hello.to_bytes()).unwrap(), hello);
+        assert_eq!(
+            RegistryHello::new(std::time::Duration::from_secs(3600)).jitter_ms,
+            MAX_HELLO_JITTER_MS
+        );
+        let plain = RegistryHello::decode(br#"{"protocol":"muster:registry-hello:1"}"#).unwrap();
+        assert_eq!(plain.jitter_ms, DEFAULT_HELLO_JITTER_MS);
+        let later = br#"{"protocol":"muster:registry-hello:1","jitter_ms":0,"registry":"r2"}"#;
+        assert_eq!(RegistryHello::decode(later).unwrap().jitter_ms, 0);
+        let max = format!(
+            r#"{{"protocol":"muster:registry-hello:1","jitter_ms":{MAX_HELLO_JITTER_MS}}}"#
+        );
+        assert!(RegistryHello::decode(max.as_bytes()).is_ok());
+        for bad in [
+            format!(
+                r#"{{"protocol":"muster:registry-hello:1","jitter_ms":{}}}"#,
+                MAX_HELLO_JITTER_MS + 1
+            ),
+            r#"{"protocol":"muster:registry-hello:1","jitter_ms":18446744073709551616}"#.into(),
+            r#"{"protocol":"muster:registry-hello:1","jitter_ms":-1}"#.into(),
+            r#"{"protocol":"muster:registry-hello:1","jitter_ms":1e300}"#.into(),
+            r#"{"protocol":"muster:registry-hello:1","jitter_ms":"5"}"#.into(),
+            r#"{"protocol":"muster:registration:1","jitter_ms":5}"#.into(),
+            r#"{"jitter_ms":5}"#.into(),
+            "[]".into(),
+            "".into(),
+        ] {
+            assert!(RegistryHello::decode(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
 
     fn web1() -> Registration {
         Registration {

@@ -34,6 +34,12 @@ pub fn all_replies(collective: &str) -> String {
     format!("muster.{collective}.replies")
 }
 
+/// Where a registry asks every node to register now (a registry hello, on start and after
+/// reconnecting); every node subscribes.
+pub fn registry_hello(collective: &str) -> String {
+    format!("muster.{collective}.registry.hello")
+}
+
 /// Where a client announces a collected request; every registry stores it and answers.
 pub fn job_new(collective: &str) -> String {
     format!("muster.{collective}.registry.job.new")
@@ -116,6 +122,7 @@ mod tests {
         assert_eq!(replies("muster", "01ab"), "muster.muster.replies.01ab");
         assert_eq!(job_new("muster"), "muster.muster.registry.job.new");
         assert_eq!(job_get("muster"), "muster.muster.registry.job.get");
+        assert_eq!(registry_hello("muster"), "muster.muster.registry.hello");
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //!   saw the node ([`store`]). Registrations arrive in bursts (a fleet restarting): the receive
 //!   loop only queues them; one writer thread decodes them and stores each burst in one
 //!   transaction, so the async loops never wait for SQLite.
+//! - Once subscribed, `start` asks the fleet to register now (and `serve` again after the
+//!   connection comes back): a [`RegistryHello`] on
+//!   `muster.<collective>.registry.hello`, which every node answers with its registration at a
+//!   random moment within [`HELLO_JITTER`], so a registry started after the fleet knows every
+//!   node within moments rather than after a registration interval.
 //! - Queries ([`RegistryQuery`]: a filter, a maximum age, and optionally one fact or the whole
 //!   records to return) arrive on
 //!   `muster.<collective>.registry.query` in the queue group [`QUEUE_GROUP`], so several
@@ -40,6 +45,7 @@
 //!
 //! [`Registration`]: muster_proto::registration::Registration
 //! [`RegistryQuery`]: muster_proto::registration::RegistryQuery
+//! [`RegistryHello`]: muster_proto::registration::RegistryHello
 
 // Everything here handles what arrived from the network: no arithmetic that can overflow, no
 // indexing that can panic (tests may).
@@ -56,6 +62,7 @@ use std::time::Duration;
 use async_nats::{Client, Subscriber};
 use futures::StreamExt;
 use muster_proto::job::JobAnswer;
+use muster_proto::registration::RegistryHello;
 use muster_proto::subject;
 use muster_security::Verifier;
 use tokio::sync::mpsc;
@@ -78,6 +85,25 @@ pub use jobs::{event_from, job_from};
 pub use query::answer;
 pub use stats::Stats;
 pub use store::{Store, StoreError, StoredNode};
+
+/// How long the nodes' answers to a registry's hello are spread over.
+pub const HELLO_JITTER: Duration =
+    Duration::from_millis(muster_proto::registration::DEFAULT_HELLO_JITTER_MS);
+
+/// Asks the fleet to register now: a registry hello, answers spread over [`HELLO_JITTER`].
+async fn say_hello(client: &Client, collective: &str) {
+    let hello = RegistryHello::new(HELLO_JITTER).to_bytes();
+    let sent = client
+        .publish(subject::registry_hello(collective), hello.into())
+        .await;
+    match sent {
+        Ok(()) => info!(
+            jitter_ms = u64::try_from(HELLO_JITTER.as_millis()).unwrap_or(u64::MAX),
+            "asked the fleet to register now"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot ask the fleet to register now"),
+    }
+}
 
 /// The queue group every registry joins on the query subject.
 pub const QUEUE_GROUP: &str = "muster-registry";
@@ -270,6 +296,8 @@ impl Registry {
         muster_transport::round_trip(&client, Duration::from_secs(5))
             .await
             .map_err(|e| RegistryError::Broker(e.to_string()))?;
+        // Now every registration is heard: ask the fleet for them (docs/design.md §2).
+        say_hello(&client, &config.collective).await;
 
         let counters = Arc::new(Counters::default());
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
@@ -333,9 +361,21 @@ impl Registry {
         let mut prune = tokio::time::interval(config.prune_interval);
         prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let retention = config.retention.as_secs_f64();
+        // Registrations sent while the connection was down are lost: once it is back, the
+        // fleet is asked again (docs/design.md §2).
+        let mut reconnects = tokio::time::interval(Duration::from_secs(1));
+        reconnects.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut was_connected = true;
         tokio::pin!(shutdown);
         let result = loop {
             tokio::select! {
+                _ = reconnects.tick() => {
+                    let connected = client.connection_state() == async_nats::connection::State::Connected;
+                    if connected && !was_connected {
+                        say_hello(&client, &config.collective).await;
+                    }
+                    was_connected = connected;
+                }
                 message = registrations.next() => match message {
                     Some(message) => {
                         Counters::add(&counters.received, 1);

@@ -242,6 +242,7 @@ pub async fn run(
         Registrar::spawn(
             client.clone(),
             subject::registration(&node.config.collective),
+            subject::registry_hello(&node.config.collective),
             node.config.registration_interval,
             started,
             node.signer(),

@@ -2,6 +2,15 @@
 //! start and then every `registration_interval` (±10 % jitter, so a fleet restarted at once
 //! does not register in lockstep). Registries store it and answer inventory queries.
 //!
+//! A registry that starts asks every node to register now (a hello on
+//! `muster.<collective>.registry.hello`, docs/design.md §2): the node publishes its registration
+//! after a random delay below the hello's jitter, then goes on every interval from there. It
+//! answers one hello at a time (those arriving meanwhile are answered by the same registration)
+//! and never sooner than [`HELLO_QUIET`] after its last registration, so a flood of hellos costs
+//! at most one registration a second. A hello just after a registration is still answered (a
+//! second later): that registration may have been sent before the registry subscribed. Hellos need no signature: they only
+//! bring forward a registration the node sends anyway (docs/security.md).
+//!
 //! The task runs beside the receive loop and never holds it up: publishing only queues the
 //! message on the connection.
 
@@ -9,8 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::Client;
+use futures::StreamExt;
 use muster_agent::Inventory;
-use muster_proto::registration::{REGISTRATION_PROTOCOL, Registration};
+use muster_proto::registration::{REGISTRATION_PROTOCOL, Registration, RegistryHello};
 use muster_proto::time::{self, UnixTime};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -31,6 +41,10 @@ pub fn registration(inventory: &Inventory, started: u64, now: UnixTime) -> Regis
         time: now,
     }
 }
+
+/// A hello is answered no sooner than this after the node's last registration: at most one
+/// registration a second, however many hellos are sent.
+pub const HELLO_QUIET: Duration = Duration::from_secs(1);
 
 /// `interval` moved by up to ±10 %, by `unit`, a number in `[0, 1)`.
 pub fn jittered(interval: Duration, unit: f64) -> Duration {
@@ -72,11 +86,13 @@ pub struct Registrar {
 
 impl Registrar {
     /// Starts publishing to `subject` at once and then every `interval` (jittered), signed by
-    /// `signer` when there is one. `inventory` is called for each registration, so facts
-    /// reloaded with SIGHUP are sent the next time.
+    /// `signer` when there is one, and answers the registry hellos of `hello_subject`.
+    /// `inventory` is called for each registration, so facts reloaded with SIGHUP are sent the
+    /// next time.
     pub fn spawn(
         client: Client,
         subject: String,
+        hello_subject: String,
         interval: Duration,
         started: u64,
         signer: Option<Arc<crate::trust::NodeSigner>>,
@@ -85,7 +101,14 @@ impl Registrar {
         let (stop, mut stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
             let mut jitter = Jitter::seeded(&inventory().identity);
-            loop {
+            let mut hellos = match client.subscribe(hello_subject.clone()).await {
+                Ok(sub) => Some(sub),
+                Err(e) => {
+                    warn!(error = %e, subject = %hello_subject, "cannot subscribe to registry hellos; registering every interval only");
+                    None
+                }
+            };
+            'publish: loop {
                 let mut payload = registration(&inventory(), started, time::now()).to_bytes();
                 if let Some(signer) = &signer {
                     payload = signer.seal(String::from_utf8(payload).unwrap_or_default());
@@ -94,10 +117,38 @@ impl Registrar {
                     Ok(()) => debug!(%subject, "published the registration"),
                     Err(e) => warn!(error = %e, %subject, "cannot publish the registration"),
                 }
-                let pause = jittered(interval, jitter.next_unit());
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = &mut stopped => break,
+                let published = tokio::time::Instant::now();
+                let next = published + jittered(interval, jitter.next_unit());
+                loop {
+                    let hello = async {
+                        match hellos.as_mut() {
+                            Some(sub) => sub.next().await,
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(next) => continue 'publish,
+                        _ = &mut stopped => break 'publish,
+                        message = hello => {
+                            let Some(message) = message else {
+                                hellos = None;
+                                continue;
+                            };
+                            let Some(delay) = hello_delay(&message.payload, published.elapsed(), jitter.next_unit()) else {
+                                continue;
+                            };
+                            // One answer in flight: hellos arriving meanwhile are read and
+                            // dropped below, as this registration answers them too.
+                            tokio::select! {
+                                _ = tokio::time::sleep(delay) => {}
+                                _ = &mut stopped => break 'publish,
+                            }
+                            if let Some(sub) = hellos.as_mut() {
+                                while let Some(Some(_)) = futures::FutureExt::now_or_never(sub.next()) {}
+                            }
+                            continue 'publish;
+                        }
+                    }
                 }
             }
         });
@@ -114,6 +165,21 @@ impl Registrar {
         }
         let _ = (&mut self.task).await;
     }
+}
+
+/// How long after a hello (`payload`) to register, `since` the last registration, with
+/// `unit` a random number in `[0, 1)`: a share of the hello's jitter, but not before
+/// [`HELLO_QUIET`] has passed since the last registration. `None`: not a hello, ignored.
+pub fn hello_delay(payload: &[u8], since: Duration, unit: f64) -> Option<Duration> {
+    let hello = match RegistryHello::decode(payload) {
+        Ok(hello) => hello,
+        Err(e) => {
+            debug!(error = %e, "ignored a registry hello that does not decode");
+            return None;
+        }
+    };
+    let spread = hello.jitter().mul_f64(unit.clamp(0.0, 1.0));
+    Some(spread.max(HELLO_QUIET.saturating_sub(since)))
 }
 
 #[cfg(test)]
@@ -139,6 +205,26 @@ mod tests {
         assert_eq!(back.collectives, ["muster"]);
         assert_eq!(back.version, env!("CARGO_PKG_VERSION"));
         assert_eq!((back.started, back.time), (100, 200.5));
+    }
+
+    #[test]
+    fn a_hello_is_answered_within_its_jitter_and_at_most_once_a_second() {
+        let hello = RegistryHello::new(Duration::from_secs(2)).to_bytes();
+        let long_ago = Duration::from_secs(30);
+        assert_eq!(hello_delay(&hello, long_ago, 0.0), Some(Duration::ZERO));
+        assert_eq!(
+            hello_delay(&hello, long_ago, 0.5),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            hello_delay(&hello, Duration::from_millis(300), 0.0),
+            Some(Duration::from_millis(700))
+        );
+        assert_eq!(
+            hello_delay(&hello, Duration::from_millis(300), 0.5),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(hello_delay(b"{}", long_ago, 0.5), None);
     }
 
     #[test]

@@ -10,7 +10,11 @@
 //! daemon's own code, so the simulator behaves like a fleet of daemons in `security =
 //! "insecure"` mode: virtual nodes take unsigned requests and have no replay cache, policies or
 //! audit log. Acknowledging, running the action and replying around them are the simulator's
-//! own.
+//! own. With [`SimConfig::signing`] the fleet is in signed mode instead ([`signing`]): each node
+//! has a key and a credential from the issuer, requests are checked as a daemon checks them
+//! (signature, credential, replay cache, the credential's agent limits; every caller the issuer
+//! vouches for is allowed otherwise, as no policy files are read), and acknowledgements and
+//! replies are signed. Virtual nodes register when a registry's hello asks them to (`hello`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,8 +26,8 @@ use muster_agent::{Agent, AgentInfo, Inventory, NodeContext};
 use muster_proto::envelope::{Ack, Reply, Request};
 use muster_proto::time::now;
 use muster_proto::{StatusCode, subject};
-use muster_server::admission::{Admission, Admitted, encode_reply};
-use muster_server::stats::Counters;
+use muster_server::admission::{Admission, Admitted, SIGNING_ROOM, encode_reply};
+use muster_server::stats::{Counters, DropReason};
 use muster_server::{Security, ServerConfig};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -34,9 +38,12 @@ use tracing::{debug, info, warn};
 pub mod agent;
 pub mod fault;
 pub mod fleet;
+mod hello;
+pub mod signing;
 
 pub use fault::{Fault, Share};
 pub use fleet::{FleetSpec, NodeSpec};
+pub use signing::SimSigning;
 
 /// How to run a simulated fleet.
 #[derive(Debug, Clone)]
@@ -53,6 +60,8 @@ pub struct SimConfig {
     pub flap_timing: FlapTiming,
     /// TLS and NATS credentials for the broker connections.
     pub transport: muster_transport::Transport,
+    /// Signed mode: the issuer of the nodes' credentials and callers'. `None`: insecure.
+    pub signing: Option<SimSigning>,
 }
 
 /// How long a flapping node stays connected, then away: each drawn at random from its range.
@@ -93,6 +102,18 @@ pub enum SimError {
 struct VirtualNode {
     inventory: Arc<Inventory>,
     fault: Fault,
+    /// Its key and credential (signed mode).
+    key: Option<signing::NodeKey>,
+}
+
+impl VirtualNode {
+    /// A message to send: signed when the node has a key.
+    fn seal(&self, message: Vec<u8>) -> Vec<u8> {
+        match &self.key {
+            Some(key) => key.seal(message),
+            None => message,
+        }
+    }
 }
 
 /// What a group of virtual nodes shares.
@@ -105,6 +126,10 @@ struct Group {
     agent_infos: Arc<Vec<AgentInfo>>,
     admission: Admission,
     counters: Arc<Counters>,
+    /// The replay cache (signed mode).
+    replay: Option<signing::GroupReplay>,
+    /// Answering registry hellos.
+    hellos: hello::Hellos,
 }
 
 /// A running simulated fleet. Dropping it (or [`Sim::stop`]) disconnects every node.
@@ -142,12 +167,21 @@ impl Sim {
             .into_iter()
             .map(|a| (a.name().to_string(), a))
             .collect();
-        let admission = Admission::from_config(&ServerConfig {
+        let mut admission = Admission::from_config(&ServerConfig {
             security: Security::Insecure,
             collective: config.collective.clone(),
             ..ServerConfig::default()
         });
-        let inventory = |spec: &NodeSpec| VirtualNode {
+        let mut keys: Vec<Option<signing::NodeKey>> = Vec::new();
+        if let Some(signing) = &config.signing {
+            admission.security = Security::Signed;
+            admission.clock_skew = signing.clock_skew;
+            admission.verifier = Some(signing.verifier());
+            keys = issue_keys(signing, &nodes).await?;
+        }
+        keys.resize_with(nodes.len(), || None);
+        let mut keys = keys.into_iter();
+        let mut inventory = |spec: &NodeSpec| VirtualNode {
             inventory: Arc::new(Inventory {
                 identity: spec.identity.clone(),
                 facts: spec.facts.clone(),
@@ -156,8 +190,11 @@ impl Sim {
                 collectives: vec![config.collective.clone()],
             }),
             fault: spec.fault,
+            key: keys.next().flatten(),
         };
+        let started = muster_proto::time::whole_secs(now());
         let make_group = |members: Vec<VirtualNode>, name: &str| {
+            let size = members.len();
             let by_identity = members
                 .iter()
                 .enumerate()
@@ -176,17 +213,37 @@ impl Sim {
                     Arc::new(Semaphore::new(1_000_000)),
                     1_000_000,
                 )),
+                replay: config
+                    .signing
+                    .as_ref()
+                    .map(|s| signing::GroupReplay::new(size, s.clock_skew)),
+                hellos: hello::Hellos::new(&config.collective, started),
             })
         };
 
-        let steady: Vec<&NodeSpec> = nodes.iter().filter(|n| n.fault != Fault::Flap).collect();
-        let mut groups = Vec::new();
-        for (i, chunk) in steady.chunks(config.nodes_per_connection).enumerate() {
-            let members = chunk.iter().map(|s| inventory(s)).collect();
-            groups.push((make_group(members, &format!("sim-group-{i}")), false));
+        // Every node made once, in the fleet's order (the keys were issued in it).
+        let mut steady = Vec::new();
+        let mut flapping = Vec::new();
+        for spec in &nodes {
+            let node = inventory(spec);
+            if spec.fault == Fault::Flap {
+                flapping.push(node);
+            } else {
+                steady.push(node);
+            }
         }
-        for spec in nodes.iter().filter(|n| n.fault == Fault::Flap) {
-            groups.push((make_group(vec![inventory(spec)], &spec.identity), true));
+        let mut groups = Vec::new();
+        let mut steady = steady.into_iter().peekable();
+        let mut i = 0usize;
+        while steady.peek().is_some() {
+            let members: Vec<VirtualNode> =
+                steady.by_ref().take(config.nodes_per_connection).collect();
+            groups.push((make_group(members, &format!("sim-group-{i}")), false));
+            i += 1;
+        }
+        for node in flapping {
+            let name = node.inventory.identity.clone();
+            groups.push((make_group(vec![node], &name), true));
         }
 
         let (stop, stopped) = watch::channel(false);
@@ -266,6 +323,11 @@ async fn connect(
             .map_err(|e| fail(e.to_string()))?;
         subscriptions.push(sub);
     }
+    let hellos = client
+        .subscribe(group.hellos.subject.clone())
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    subscriptions.push(hellos);
     for node in &group.nodes {
         let sub = client
             .subscribe(subject::node(collective, &node.inventory.identity))
@@ -341,12 +403,19 @@ async fn flap(
 }
 
 async fn handle(group: &Arc<Group>, client: &Client, message: Message) {
+    if message.subject.as_str() == group.hellos.subject {
+        hello::answer(group, client, &message.payload);
+        return;
+    }
     group.counters.received();
+    let now = now();
     let Admitted {
-        request, filter, ..
+        request,
+        filter,
+        credential,
     } = match group
         .admission
-        .check(&message.payload, message.reply.is_some(), now())
+        .check(&message.payload, message.reply.is_some(), now)
     {
         Ok(a) => a,
         Err(dropped) => {
@@ -354,10 +423,29 @@ async fn handle(group: &Arc<Group>, client: &Client, message: Message) {
             return;
         }
     };
+    let direct = message.subject.strip_prefix(group.node_prefix.as_str());
+    if let Some(replay) = &group.replay
+        && let Err(e) = replay.admit(&request, direct, now)
+    {
+        group.counters.dropped(DropReason::replay(e));
+        return;
+    }
     let Some(reply_to) = message.reply else {
         return;
     };
-    let targets: Vec<usize> = match message.subject.strip_prefix(group.node_prefix.as_str()) {
+    // Signed mode allows every caller the issuer vouches for, within its credential's agent
+    // limits: virtual nodes read no policy files (docs/sim.md).
+    let denied = credential
+        .as_ref()
+        .filter(|c| !c.allows_agent(&request.agent))
+        .map(|c| {
+            format!(
+                "not authorized: credential limits {} to agents {}",
+                c.name,
+                c.agents.as_deref().unwrap_or_default().join(", ")
+            )
+        });
+    let targets: Vec<usize> = match direct {
         Some(identity) => group
             .by_identity
             .get(identity)
@@ -376,9 +464,21 @@ async fn handle(group: &Arc<Group>, client: &Client, message: Message) {
         if node.fault == Fault::Silent {
             continue;
         }
+        if let Some(why) = &denied {
+            let reply = Reply::new(
+                &request.id,
+                &node.inventory.identity,
+                now,
+                StatusCode::NotAuthorized,
+                why.clone(),
+                serde_json::json!({}),
+            );
+            send_reply(group, client, node, &reply, reply_to.clone()).await;
+            continue;
+        }
         if request.ack {
             let ack = Ack::new(&request.id, &node.inventory.identity);
-            let bytes = serde_json::to_vec(&ack).unwrap_or_default();
+            let bytes = node.seal(serde_json::to_vec(&ack).unwrap_or_default());
             let _ = client.publish(reply_to.clone(), bytes.into()).await;
         }
         let delay = match node.fault {
@@ -448,8 +548,49 @@ async fn respond(
         }
     };
     let reply = Reply::new(&request.id, identity, now(), status, message, data);
-    let bytes = encode_reply(&reply, client.server_info().max_payload, now());
+    send_reply(group, client, node, &reply, reply_to).await;
+}
+
+/// Sends a node's reply: signed, with room for the signature, when the node has a key.
+async fn send_reply(
+    group: &Group,
+    client: &Client,
+    node: &VirtualNode,
+    reply: &Reply,
+    reply_to: async_nats::Subject,
+) {
+    let max = match client.server_info().max_payload {
+        0 => 0,
+        max if node.key.is_some() => max.saturating_sub(SIGNING_ROOM).max(1),
+        max => max,
+    };
+    let bytes = node.seal(encode_reply(reply, max, now()));
     if client.publish(reply_to, bytes.into()).await.is_ok() {
         group.counters.served();
     }
+}
+
+/// Every node's key and credential, issued on blocking threads (one signature each).
+async fn issue_keys(
+    signing: &SimSigning,
+    nodes: &[NodeSpec],
+) -> Result<Vec<Option<signing::NodeKey>>, SimError> {
+    let signing = signing.clone();
+    let identities: Vec<String> = nodes.iter().map(|n| n.identity.clone()).collect();
+    // A minute back, for callers whose clocks are a little behind.
+    let issued = muster_proto::time::whole_secs(now()).saturating_sub(60);
+    let started = std::time::Instant::now();
+    let keys = tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = identities.iter().map(String::as_str).collect();
+        signing.issue_all(&refs, issued)
+    })
+    .await
+    .map_err(|e| SimError::Invalid(format!("issuing node credentials failed: {e}")))?
+    .map_err(|e| SimError::Invalid(format!("cannot issue a node credential: {e}")))?;
+    info!(
+        nodes = keys.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "issued the virtual nodes' credentials"
+    );
+    Ok(keys.into_iter().map(Some).collect())
 }

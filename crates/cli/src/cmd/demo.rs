@@ -98,6 +98,7 @@ pub async fn run(args: DemoArgs) -> Result<ExitStatus, Failure> {
         nodes_per_connection: 1000,
         flap_timing: Default::default(),
         transport: Default::default(),
+        signing: None,
     })
     .await
     .map_err(Failure::usage)?;

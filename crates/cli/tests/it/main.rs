@@ -61,6 +61,7 @@ mod pacing;
 mod plugin;
 mod precedence;
 mod registry;
+mod registry_hello;
 mod security;
 mod silent;
 mod tls;

@@ -649,6 +649,11 @@ on_both_brokers! {
             args.extend(fault);
             fixture::Background::start(&args.iter().map(std::ffi::OsStr::new).collect::<Vec<_>>(), &url, log)
         };
+        // A registry expects slow-00001: a registration is published for it. Virtual nodes
+        // register only when a starting registry's hello asks them to, so the registry starts
+        // before the simulators and knows only slow-00001. Above direct_limit the request is one
+        // broadcast naming it in its filter: the stray node gets it too, and answers.
+        let (_registry, _dir) = registry_knowing(&url, "slow-00001", &["rpcutil", "sim"])?;
         let logs = [tempfile::NamedTempFile::new()?, tempfile::NamedTempFile::new()?];
         // The expected node answers after a second, so the request is still collecting when
         // the stray node's answer arrives.
@@ -658,10 +663,6 @@ on_both_brokers! {
         wait_for("the simulated nodes to answer", Duration::from_secs(20), || {
             muster(&["ping", "--nodes", arg(&both), "-t", "5"]).broker(&url).run().code == Some(0)
         })?;
-        // A registry expects slow-00001 (the simulator does not register; a registration is
-        // published for it). Above direct_limit the request is one broadcast naming it in its
-        // filter: the stray node gets it too, and answers.
-        let (_registry, _dir) = registry_knowing(&url, "slow-00001", &["rpcutil", "sim"])?;
         let config = text_file("direct_limit = 0\n")?;
         let slow = node_list(&["slow-00001"])?;
         let args = ["rpc", "rpcutil", "ping", "-t", "10", "--config", arg(&config), "--dm", "registry"];

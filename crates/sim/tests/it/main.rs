@@ -83,6 +83,7 @@ async fn start_with(
         nodes_per_connection: 250,
         flap_timing,
         transport: Default::default(),
+        signing: None,
     })
     .await?;
     let client = Client::connect(&ConnectConfig {
@@ -572,6 +573,185 @@ mod client_end_to_end {
             assert_eq!(expected.nodes.len(), 3);
             let again = client.expected(&selection).await?;
             assert_eq!(again.nodes, expected.nodes, "a seed repeats the choice");
+            sim.stop().await;
+            Ok(())
+        }
+    }
+}
+
+/// A signed fleet (signed mode: nodes check signatures, credentials and replays, and sign what
+/// they send) and the clients that meet it.
+mod signed {
+    use super::*;
+    use muster_client::Signing;
+    use muster_security::credential::{Credential, Kind};
+    use muster_security::{SecretKey, Verifier};
+    use muster_sim::SimSigning;
+    use std::sync::Arc;
+
+    /// A signed fleet of `nodes` for a fresh issuer; the issuer's key is returned too.
+    async fn signed_sim(url: &str, nodes: usize) -> anyhow::Result<(Sim, Arc<SecretKey>)> {
+        let signing = SimSigning::new(SecretKey::generate());
+        let issuer = signing.issuer.clone();
+        let sim = Sim::start(SimConfig {
+            fleet: fleet(nodes),
+            brokers: vec![url.to_string()],
+            collective: "muster".into(),
+            nodes_per_connection: 100,
+            flap_timing: FlapTiming::default(),
+            transport: Default::default(),
+            signing: Some(signing),
+        })
+        .await?;
+        Ok((sim, issuer))
+    }
+
+    /// A caller's key and credential from `issuer`.
+    fn caller(issuer: &SecretKey, name: &str, agents: Option<Vec<String>>) -> Signing {
+        let key = SecretKey::generate();
+        let now = muster_proto::time::whole_secs(muster_proto::time::now());
+        let credential = Credential::new(Kind::Caller, name, &key.public(), now - 60, 3600, agents)
+            .unwrap()
+            .issue(issuer);
+        Signing {
+            key: Arc::new(key),
+            credential,
+            caller: name.into(),
+        }
+    }
+
+    /// A client signing with `signing` (if any) and checking replies against `issuer`.
+    async fn client(
+        url: &str,
+        signing: Option<Signing>,
+        issuer: Option<&SecretKey>,
+    ) -> anyhow::Result<Client> {
+        Ok(Client::connect(&ConnectConfig {
+            brokers: vec![url.to_string()],
+            caller: signing
+                .as_ref()
+                .map_or("anonymous".into(), |s| s.caller.clone()),
+            signing,
+            verifier: issuer.map(|i| Verifier::new(i.public(), 5.0)),
+            ..ConnectConfig::default()
+        })
+        .await?)
+    }
+
+    fn options(ms: u64, delivery: muster_client::Delivery) -> RequestOptions {
+        RequestOptions {
+            timeout: Duration::from_millis(ms),
+            delivery,
+            ..RequestOptions::default()
+        }
+    }
+
+    on_both_brokers! {
+        async fn a_signed_fleet_answers_a_client_of_its_issuer(url) {
+            let (sim, issuer) = signed_sim(&url, 300).await?;
+            let client = client(&url, Some(caller(&issuer, "alice", None)), Some(&issuer)).await?;
+            let all = identities(&sim, |_| true);
+            for delivery in [
+                muster_client::Delivery::Direct,
+                muster_client::Delivery::Broadcast,
+            ] {
+                let report = client
+                    .request(&Call::new("rpcutil", "ping"), &all, &options(10_000, delivery), 0, &mut |_| {})
+                    .await?;
+                assert_eq!(report.stats.ok, 300, "{delivery:?}: {:?}", report.stats);
+                assert!(report.ignored.is_empty(), "{:?}", report.ignored);
+                assert_eq!(report.exit_status(), ExitStatus::Ok);
+            }
+            // A credential limited to other agents is refused by every node, signed.
+            let limited = client_limited(&url, &issuer).await?;
+            let report = limited
+                .request(&Call::new("rpcutil", "ping"), &all, &options(10_000, muster_client::Delivery::Broadcast), 0, &mut |_| {})
+                .await?;
+            assert_eq!(report.stats.failed, 300, "{:?}", report.stats);
+            assert!(report.ignored.is_empty(), "{:?}", report.ignored);
+            assert!(
+                report.replies.iter().all(|r| r.statusmsg.contains("credential limits bob")),
+                "{:?}",
+                report.replies.first()
+            );
+            sim.stop().await;
+            Ok(())
+        }
+    }
+
+    async fn client_limited(url: &str, issuer: &SecretKey) -> anyhow::Result<Client> {
+        client(
+            url,
+            Some(caller(issuer, "bob", Some(vec!["sim".into()]))),
+            Some(issuer),
+        )
+        .await
+    }
+
+    on_both_brokers! {
+        async fn a_hello_brings_every_nodes_signed_registration(url) {
+            use futures::StreamExt;
+            use muster_proto::registration::{Registration, RegistryHello};
+            let (sim, issuer) = signed_sim(&url, 250).await?;
+            let nats = async_nats::connect(&url).await?;
+            let mut registrations = nats.subscribe(muster_proto::subject::registration("muster")).await?;
+            nats.flush().await?;
+            let hello = RegistryHello::new(Duration::from_millis(300));
+            // Two hellos at once, as from two registries starting together.
+            for _ in 0..2 {
+                nats.publish(muster_proto::subject::registry_hello("muster"), hello.to_bytes().into()).await?;
+            }
+            nats.flush().await?;
+            let verifier = Verifier::new(issuer.public(), 5.0);
+            let mut seen = BTreeSet::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while seen.len() < 250 {
+                let message = tokio::time::timeout_at(deadline, registrations.next()).await?.unwrap();
+                let now = muster_proto::time::now();
+                let (json, credential) = verifier.message(&message.payload, now)?;
+                let registration = Registration::decode(json.as_bytes())?;
+                assert_eq!(credential.name, registration.identity);
+                assert!(seen.insert(registration.identity), "one registration per node and round");
+            }
+            assert_eq!(seen, identities(&sim, |_| true));
+            sim.stop().await;
+            Ok(())
+        }
+    }
+
+    on_both_brokers! {
+        async fn a_signed_fleet_drops_unsigned_requests(url) {
+            let (sim, issuer) = signed_sim(&url, 20).await?;
+            let client = client(&url, None, Some(&issuer)).await?;
+            let all = identities(&sim, |_| true);
+            let report = client
+                .request(&Call::new("rpcutil", "ping"), &all, &options(1000, muster_client::Delivery::Broadcast), 0, &mut |_| {})
+                .await?;
+            assert_eq!(report.stats.ok, 0, "{:?}", report.stats);
+            assert!(
+                report.missing.len() == 20
+                    && report.missing.iter().all(|m| m.outcome == Outcome::NoReply),
+                "{:?}",
+                report.missing
+            );
+            sim.stop().await;
+            Ok(())
+        }
+    }
+
+    on_both_brokers! {
+        async fn a_client_of_another_issuer_ignores_every_reply(url) {
+            let (sim, issuer) = signed_sim(&url, 20).await?;
+            let other = SecretKey::generate();
+            let client = client(&url, Some(caller(&issuer, "alice", None)), Some(&other)).await?;
+            let all = identities(&sim, |_| true);
+            let report = client
+                .request(&Call::new("rpcutil", "ping"), &all, &options(1000, muster_client::Delivery::Broadcast), 0, &mut |_| {})
+                .await?;
+            assert_eq!(report.stats.ok, 0, "{:?}", report.stats);
+            assert_eq!(report.ignored.len(), 1, "{:?}", report.ignored);
+            assert_eq!(report.ignored[0].reason, "unknown_issuer");
+            assert_eq!(report.ignored[0].replies, 20, "{:?}", report.ignored);
             sim.stop().await;
             Ok(())
         }
