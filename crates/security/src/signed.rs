@@ -95,12 +95,14 @@ fn decode(bytes: &[u8]) -> Result<SignedMessage, TrustError> {
 /// Checks signatures and credentials against one issuer. Every message carries its sender's
 /// credential, the same token each time: the credentials whose issuer signature checked out are
 /// remembered (a bounded number), so each message costs one signature check, not two. Expiry
-/// and kind are checked every time.
+/// and kind are checked every time. Clones share what they remember, and several threads may
+/// check messages at once (a read lock on the remembered credentials, a write lock only to add
+/// one).
 #[derive(Debug, Clone)]
 pub struct Verifier {
     issuer: PublicKey,
     skew: f64,
-    vouched: std::sync::Arc<std::sync::Mutex<HashMap<String, Credential>>>,
+    vouched: std::sync::Arc<std::sync::RwLock<HashMap<String, Credential>>>,
 }
 
 /// The most credentials a [`Verifier`] remembers; when full it starts afresh.
@@ -116,11 +118,25 @@ impl Verifier {
         }
     }
 
-    fn vouched(&self) -> std::sync::MutexGuard<'_, HashMap<String, Credential>> {
-        match self.vouched.lock() {
+    /// A credential the issuer's signature was checked on before: keyed by the exact token,
+    /// so a hit is the very credential checked.
+    fn vouched_for(&self, token: &str) -> Option<Credential> {
+        let vouched = match self.vouched.read() {
             Ok(v) => v,
             Err(poisoned) => poisoned.into_inner(),
+        };
+        vouched.get(token).cloned()
+    }
+
+    fn vouch(&self, token: &str, credential: &Credential) {
+        let mut vouched = match self.vouched.write() {
+            Ok(v) => v,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if vouched.len() >= MAX_VOUCHED {
+            vouched.clear();
         }
+        vouched.insert(token.to_string(), credential.clone());
     }
 
     /// Checks a bytes-and-signature pair against a credential token of `kind`.
@@ -134,7 +150,7 @@ impl Verifier {
     ) -> Result<Credential, TrustError> {
         // The key the message claims to be signed with comes from the credential: check the
         // signature with it first, then that the issuer vouches for the credential.
-        let known = self.vouched().get(token).cloned();
+        let known = self.vouched_for(token);
         let (claimed, issuer_signed) = match known {
             Some(credential) => (credential, None),
             None => {
@@ -152,13 +168,7 @@ impl Verifier {
         if !self.issuer.verifies(&json, issuer_signature) {
             return Err(CredentialError::UnknownIssuer { name: claimed.name }.into());
         }
-        {
-            let mut vouched = self.vouched();
-            if vouched.len() >= MAX_VOUCHED {
-                vouched.clear();
-            }
-            vouched.insert(token.to_string(), claimed.clone());
-        }
+        self.vouch(token, &claimed);
         Ok(claimed.valid_as(kind, now, self.skew)?)
     }
 
