@@ -3,7 +3,8 @@
 //! signed reply each — 2 × N messages, signed before the request is sent, published as soon as
 //! it arrives — and the client verifies every one. Compared, in one process, runs alternating:
 //!
-//! - unsigned answers, no issuer configured (what the transport and the accounting cost);
+//! - unsigned answers, no issuer configured (what the transport and the accounting cost; they
+//!   are only decoded, on the receiving task);
 //! - signed answers opened on the receiving task, one after the other (`open_workers = 1`);
 //! - signed answers opened on every core (the default).
 //!
@@ -76,11 +77,12 @@ async fn main() -> Result<()> {
     let url = broker.url();
 
     let issuer = SecretKey::generate();
+    let issued = muster_proto::time::now() as u64;
     let nodes: Vec<(String, SecretKey, String)> = (0..n)
         .map(|i| {
             let name = format!("node{i:06}");
             let key = SecretKey::generate();
-            let credential = Credential::new(Kind::Node, &name, &key.public(), 900, 3600, None)
+            let credential = Credential::new(Kind::Node, &name, &key.public(), issued, 3600, None)
                 .map_err(anyhow::Error::msg)?
                 .issue(&issuer);
             Ok((name, key, credential))

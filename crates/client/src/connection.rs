@@ -265,8 +265,8 @@ struct Opener {
     untrusted: Arc<AtomicUsize>,
 }
 
-/// A batch smaller than this many messages per thread is opened on the receiving task: handing
-/// it over would cost more than it saves.
+/// A batch of signed answers smaller than this many messages per thread is opened on the
+/// receiving task: handing it over would cost more than it saves.
 const MIN_PER_WORKER: usize = 16;
 
 /// What the losses of a connection were at one moment, to tell what a request lost.
@@ -385,7 +385,7 @@ impl Client {
     /// issuer configured each must be signed by a node credential naming its sender.
     ///
     /// The messages are a batch received at `now` (the broker's statuses, `None`, are not
-    /// opened), in their order. A large batch is split over [`ConnectConfig::open_workers`]
+    /// opened), in their order. A large batch of answers to verify is split over [`ConnectConfig::open_workers`]
     /// threads, which verify signatures on every core while the connection keeps receiving;
     /// the result is the same as opening one after the other. Credentials are judged at `now`,
     /// when the messages arrived, however long opening takes.
@@ -448,7 +448,11 @@ impl Opener {
             .iter()
             .map(|m| m.status.is_none().then(|| m.payload.clone()))
             .collect();
-        let workers = workers.min(payloads.len() / MIN_PER_WORKER).max(1);
+        // Unsigned answers only need decoding, cheaper than handing them to another thread.
+        let workers = match self.verifier {
+            Some(_) => workers.min(payloads.len() / MIN_PER_WORKER).max(1),
+            None => 1,
+        };
         if workers == 1 {
             return payloads
                 .iter()
