@@ -161,8 +161,9 @@ impl Client {
                 }
                 let reply = match opened {
                     Some(Ok(Response::Reply(reply))) => reply,
-                    Some(Ok(Response::Ack(_))) | None => continue,
-                    Some(Err(Unopened::Garbage)) => {
+                    Some(Ok(Response::Ack(_))) => continue,
+                    // Another status of the broker's, as any message that is no answer.
+                    None | Some(Err(Unopened::Garbage)) => {
                         ignored.push((IgnoreReason::UNDECODABLE, true));
                         continue;
                     }
