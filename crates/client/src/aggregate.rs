@@ -209,6 +209,7 @@ mod tests {
             aggregates: vec![],
             discovery: None,
             ignored: Vec::new(),
+            lost: None,
         }
     }
 

@@ -65,7 +65,21 @@ pub struct ConnectConfig {
     pub verifier: Option<Verifier>,
     /// TLS and NATS credentials.
     pub transport: muster_transport::Transport,
+    /// How many messages a subscription (a request's inbox) buffers before the client drops
+    /// them and says so in the report (`lost`). The default, [`INBOX_CAPACITY`], holds an
+    /// acknowledgement and a reply of every node of a 130,000-node set with room to spare.
+    /// Smaller only to test what an overflow does.
+    pub inbox_capacity: usize,
+    /// How many threads open (verify and decode) acknowledgements and replies at once
+    /// (`None`: one per core). `Some(1)` opens them on the receiving task, one after the
+    /// other — what the benchmark compares with.
+    pub open_workers: Option<usize>,
 }
+
+/// The messages a request's inbox buffers by default: room for an acknowledgement and a reply
+/// from each of 2 × 65,536 nodes. async-nats sizes every subscription of a connection alike,
+/// and a buffer only takes memory for what it holds.
+pub const INBOX_CAPACITY: usize = 1 << 18;
 
 /// The caller's key and credential.
 #[derive(Debug, Clone)]
@@ -156,6 +170,8 @@ impl Default for ConnectConfig {
             signing: None,
             verifier: None,
             transport: Default::default(),
+            inbox_capacity: INBOX_CAPACITY,
+            open_workers: None,
         }
     }
 }
@@ -236,8 +252,39 @@ pub struct Client {
     pub(crate) caller: String,
     pub(crate) sender: String,
     pub(crate) signing: Option<Signing>,
-    pub(crate) verifier: Option<Verifier>,
+    opener: Opener,
+    open_workers: usize,
+    pub(crate) losses: Arc<muster_transport::Losses>,
+}
+
+/// Opens acknowledgements and replies: what [`Client::open`] needs, to be sent to the
+/// threads that open a batch of them.
+#[derive(Clone)]
+struct Opener {
+    verifier: Option<Verifier>,
     untrusted: Arc<AtomicUsize>,
+}
+
+/// A batch of signed answers smaller than this many messages per thread is opened on the
+/// receiving task: handing it over would cost more than it saves.
+const MIN_PER_WORKER: usize = 16;
+
+/// What the losses of a connection were at one moment, to tell what a request lost.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LossMark {
+    slow_consumer: usize,
+    disconnected: usize,
+}
+
+impl LossMark {
+    /// What was lost since this mark, if anything.
+    pub(crate) fn since(self, losses: &muster_transport::Losses) -> Option<crate::report::Lost> {
+        let lost = crate::report::Lost {
+            slow_consumer: losses.slow_consumer().saturating_sub(self.slow_consumer),
+            disconnected: losses.disconnected().saturating_sub(self.disconnected),
+        };
+        (lost.slow_consumer > 0 || lost.disconnected > 0).then_some(lost)
+    }
 }
 
 impl Client {
@@ -245,12 +292,15 @@ impl Client {
     pub async fn connect(config: &ConnectConfig) -> Result<Client, ClientError> {
         subject::check_token("collective", &config.collective)
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let losses = Arc::new(muster_transport::Losses::default());
         let connection = muster_transport::Connection {
             connect_timeout: config.connect_timeout,
-            // Large fleets answer at once: a subscriber that falls behind loses messages.
-            subscription_capacity: Some(1 << 18),
+            // Large fleets answer at once: a subscriber that falls behind loses messages, and
+            // the report says so (`lost`, from the counted slow-consumer events).
+            subscription_capacity: Some(config.inbox_capacity.max(1)),
             client_capacity: Some(1 << 14),
             ignore_discovered_servers: true,
+            losses: Some(losses.clone()),
             ..muster_transport::Connection::new("muster-client", &config.brokers, &config.transport)
         };
         let nats = muster_transport::connect(&connection)
@@ -283,8 +333,14 @@ impl Client {
                 .map_or_else(|| config.caller.clone(), |s| s.caller.clone()),
             sender,
             signing: config.signing.clone(),
-            verifier: config.verifier.clone(),
-            untrusted: Arc::new(AtomicUsize::new(0)),
+            opener: Opener {
+                verifier: config.verifier.clone(),
+                untrusted: Arc::new(AtomicUsize::new(0)),
+            },
+            open_workers: config.open_workers.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            }),
+            losses,
         })
     }
 
@@ -301,7 +357,15 @@ impl Client {
     /// How many acknowledgements and replies were ignored because they were not signed by a
     /// node the issuer vouches for (or claimed another sender than the signer).
     pub fn untrusted(&self) -> usize {
-        self.untrusted.load(Ordering::Relaxed)
+        self.opener.untrusted.load(Ordering::Relaxed)
+    }
+
+    /// The connection's losses now, to compare with after a request.
+    pub(crate) fn loss_mark(&self) -> LossMark {
+        LossMark {
+            slow_consumer: self.losses.slow_consumer(),
+            disconnected: self.losses.disconnected(),
+        }
     }
 
     /// Whether requests are signed.
@@ -317,9 +381,32 @@ impl Client {
         }
     }
 
+    /// Opens acknowledgements and replies from the network, if they can be trusted: with an
+    /// issuer configured each must be signed by a node credential naming its sender.
+    ///
+    /// The messages are a batch received at `now` (the broker's statuses, `None`, are not
+    /// opened), in their order. A large batch of answers to verify is split over [`ConnectConfig::open_workers`]
+    /// threads, which verify signatures on every core while the connection keeps receiving;
+    /// the result is the same as opening one after the other. Credentials are judged at `now`,
+    /// when the messages arrived, however long opening takes.
+    pub(crate) async fn open_all(
+        &self,
+        messages: &[async_nats::Message],
+        now: f64,
+    ) -> Vec<Option<Result<Response, Unopened>>> {
+        self.opener.open_all(self.open_workers, messages, now).await
+    }
+
+    /// The collective requests go to.
+    pub fn collective(&self) -> &str {
+        &self.collective
+    }
+}
+
+impl Opener {
     /// An acknowledgement or reply from the network, if it can be trusted: with an issuer
     /// configured it must be signed by a node credential naming its sender.
-    pub(crate) fn open(&self, payload: &[u8], now: f64) -> Result<Response, Unopened> {
+    fn open(&self, payload: &[u8], now: f64) -> Result<Response, Unopened> {
         let untrusted = |why: &dyn std::fmt::Display, reason: &'static str| {
             debug!(%why, "ignored an untrusted acknowledgement or reply");
             self.untrusted.fetch_add(1, Ordering::Relaxed);
@@ -350,8 +437,139 @@ impl Client {
         }
     }
 
-    /// The collective requests go to.
-    pub fn collective(&self) -> &str {
-        &self.collective
+    /// [`Client::open_all`] with `workers` threads.
+    async fn open_all(
+        &self,
+        workers: usize,
+        messages: &[async_nats::Message],
+        now: f64,
+    ) -> Vec<Option<Result<Response, Unopened>>> {
+        let payloads: Vec<Option<bytes::Bytes>> = messages
+            .iter()
+            .map(|m| m.status.is_none().then(|| m.payload.clone()))
+            .collect();
+        // Unsigned answers only need decoding, cheaper than handing them to another thread.
+        let workers = match self.verifier {
+            Some(_) => workers.min(payloads.len() / MIN_PER_WORKER).max(1),
+            None => 1,
+        };
+        if workers == 1 {
+            return payloads
+                .iter()
+                .map(|p| p.as_ref().map(|p| self.open(p, now)))
+                .collect();
+        }
+        let per_worker = payloads.len().div_ceil(workers);
+        let chunks: Vec<Vec<Option<bytes::Bytes>>> =
+            payloads.chunks(per_worker).map(<[_]>::to_vec).collect();
+        let tasks: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                let opener = self.clone();
+                let fallback = chunk.clone();
+                let task = tokio::task::spawn_blocking(move || {
+                    chunk
+                        .iter()
+                        .map(|p| p.as_ref().map(|p| opener.open(p, now)))
+                        .collect::<Vec<_>>()
+                });
+                (task, fallback)
+            })
+            .collect();
+        let mut opened = Vec::with_capacity(payloads.len());
+        for (task, chunk) in tasks {
+            match task.await {
+                Ok(part) => opened.extend(part),
+                // The runtime is shutting down (or a thread panicked): open them here.
+                Err(e) => {
+                    debug!(error = %e, "opening on a worker thread failed; opening here");
+                    opened.extend(chunk.iter().map(|p| p.as_ref().map(|p| self.open(p, now))));
+                }
+            }
+        }
+        opened
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use muster_proto::{Ack, Reply, StatusCode};
+
+    fn message(payload: Vec<u8>) -> async_nats::Message {
+        async_nats::Message {
+            subject: "_INBOX.x.1".into(),
+            reply: None,
+            payload: payload.into(),
+            headers: None,
+            status: None,
+            description: None,
+            length: 0,
+        }
+    }
+
+    /// Every kind of answer a node (or anyone) can send, many times over, so that a batch is
+    /// split over threads: opened on threads, each comes out as opened one after the other,
+    /// in the same place.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_opens_on_threads_as_it_does_in_turn() {
+        let issuer = SecretKey::generate();
+        let mallory = SecretKey::generate();
+        let mut messages = Vec::new();
+        for n in 0..20 {
+            let name = format!("web{n}");
+            let key = SecretKey::generate();
+            let credential = Credential::new(Kind::Node, &name, &key.public(), 900, 3600, None)
+                .unwrap()
+                .issue(&issuer);
+            let ack = serde_json::to_string(&Ack::new("id", &name)).unwrap();
+            let reply = serde_json::to_string(&Reply::new(
+                "id",
+                &name,
+                1000.0,
+                StatusCode::Ok,
+                "OK",
+                serde_json::json!({}),
+            ))
+            .unwrap();
+            let other = serde_json::to_string(&Ack::new("id", "web-other")).unwrap();
+            messages.push(message(signed::sign_message(
+                ack.clone(),
+                &key,
+                &credential,
+            )));
+            messages.push(message(signed::sign_message(
+                reply.clone(),
+                &key,
+                &credential,
+            )));
+            // Signed by another key than the credential's; claiming another sender; unsigned;
+            // not an answer at all; a broker status.
+            messages.push(message(signed::sign_message(reply, &mallory, &credential)));
+            messages.push(message(signed::sign_message(other, &key, &credential)));
+            messages.push(message(ack.into_bytes()));
+            messages.push(message(b"garbage".to_vec()));
+            let mut status = message(Vec::new());
+            status.status = Some(async_nats::StatusCode::NO_RESPONDERS);
+            messages.push(status);
+        }
+        let opener = Opener {
+            verifier: Some(Verifier::new(issuer.public(), 5.0)),
+            untrusted: Arc::new(AtomicUsize::new(0)),
+        };
+        let in_turn = format!("{:?}", opener.open_all(1, &messages, 1000.0).await);
+        let untrusted = opener.untrusted.load(Ordering::Relaxed);
+        let fresh = Opener {
+            verifier: Some(Verifier::new(issuer.public(), 5.0)),
+            untrusted: Arc::new(AtomicUsize::new(0)),
+        };
+        let on_threads = format!("{:?}", fresh.open_all(2, &messages, 1000.0).await);
+        assert_eq!(on_threads, in_turn);
+        assert_eq!(fresh.untrusted.load(Ordering::Relaxed), untrusted);
+        // 20 good acknowledgements and 20 good replies; 3 untrusted per node.
+        assert_eq!(in_turn.matches("Ok(Ack(").count(), 20);
+        assert_eq!(in_turn.matches("Ok(Reply(").count(), 20);
+        assert_eq!(untrusted, 60);
+        assert_eq!(in_turn.matches("Garbage").count(), 20);
     }
 }

@@ -33,9 +33,9 @@ use muster_proto::{Filter, Response, StatusCode, subject};
 
 use crate::connection::{Client, ClientError, Unopened};
 use crate::report::{
-    DiscoveryFailure, DiscoveryInfo, DiscoveryMethod, IgnoreReason, Ignored, Report, Tally,
+    DiscoveryFailure, DiscoveryInfo, DiscoveryMethod, IgnoreReason, Ignored, Lost, Report, Tally,
 };
-use crate::request::{Call, millis};
+use crate::request::{Call, Received, millis};
 
 /// When to stop listening for discovery answers.
 #[derive(Debug, Clone)]
@@ -66,6 +66,9 @@ pub struct Discovery {
     pub failed: Vec<DiscoveryFailure>,
     /// Answers that could not be verified, by reason.
     pub ignored: Vec<Ignored>,
+    /// Messages the connection lost while discovery listened (a node whose answer was lost is
+    /// not discovered), when it lost any.
+    pub lost: Option<Lost>,
     /// How long discovery took.
     pub elapsed: Duration,
     /// The quiet window it ended with.
@@ -113,6 +116,7 @@ impl Client {
             .map_err(|e| ClientError::Invalid(format!("invalid filter: {e}")))?;
         let call = Call::new("rpcutil", "ping");
         let request = self.build_request(&call, filter.clone(), 60, false);
+        let losses = self.loss_mark();
         let inbox = self.nats.new_inbox();
         let mut answers = self
             .nats
@@ -138,41 +142,49 @@ impl Client {
         let mut deadline = hard_deadline;
         let mut replies: Vec<(muster_proto::Reply, u64)> = Vec::new();
         let mut ignored: Vec<(IgnoreReason, bool)> = Vec::new();
-        loop {
+        'listening: loop {
             let wait = tokio::time::Instant::from_std(deadline.min(hard_deadline));
-            let message = match tokio::time::timeout_at(wait, answers.next()).await {
+            let first = match tokio::time::timeout_at(wait, answers.next()).await {
                 Ok(Some(m)) => m,
                 Ok(None) => return Err(ClientError::Broker("the connection closed".into())),
                 Err(_) => break,
             };
-            if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
-                break;
-            }
-            let reply = match self.open(&message.payload, crate::request::unix_now()) {
-                Ok(Response::Reply(reply)) => reply,
-                Ok(Response::Ack(_)) => continue,
-                Err(Unopened::Garbage) => {
-                    ignored.push((IgnoreReason::UNDECODABLE, true));
-                    continue;
-                }
-                Err(Unopened::Untrusted { why, claimed }) => {
-                    match claimed {
-                        Some(c) if c.request_id != request.id => {}
-                        Some(c) if c.ack => ignored.push((why, false)),
-                        _ => ignored.push((why, true)),
-                    }
-                    continue;
-                }
-            };
-            if reply.request_id != request.id {
-                continue;
-            }
+            // Whatever else has arrived is opened with it, on every core.
+            let received = Received::drain(first, &mut answers, 0);
             let now = Instant::now();
-            if replies.is_empty() {
-                quiet = quiet.max(now.saturating_duration_since(started).saturating_mul(3));
+            let opened = self
+                .open_all(&received.messages, crate::request::unix_now())
+                .await;
+            for (message, opened) in received.messages.iter().zip(opened) {
+                if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
+                    break 'listening;
+                }
+                let reply = match opened {
+                    Some(Ok(Response::Reply(reply))) => reply,
+                    Some(Ok(Response::Ack(_))) => continue,
+                    // Another status of the broker's, as any message that is no answer.
+                    None | Some(Err(Unopened::Garbage)) => {
+                        ignored.push((IgnoreReason::UNDECODABLE, true));
+                        continue;
+                    }
+                    Some(Err(Unopened::Untrusted { why, claimed })) => {
+                        match claimed {
+                            Some(c) if c.request_id != request.id => {}
+                            Some(c) if c.ack => ignored.push((why, false)),
+                            _ => ignored.push((why, true)),
+                        }
+                        continue;
+                    }
+                };
+                if reply.request_id != request.id {
+                    continue;
+                }
+                if replies.is_empty() {
+                    quiet = quiet.max(now.saturating_duration_since(started).saturating_mul(3));
+                }
+                replies.push((reply, millis(now.saturating_duration_since(started))));
+                deadline = crate::request::deadline(now, quiet);
             }
-            replies.push((reply, millis(now.saturating_duration_since(started))));
-            deadline = crate::request::deadline(now, quiet);
         }
         let elapsed = started.elapsed();
         let nodes: BTreeSet<String> = replies.iter().map(|(r, _)| r.sender.clone()).collect();
@@ -194,12 +206,14 @@ impl Client {
             tally.reply(reply, ms);
         }
         failed.sort_by(|a, b| a.identity.cmp(&b.identity));
-        let report = tally.finish(&request.id, "rpcutil", "ping", 0, millis(elapsed));
+        let mut report = tally.finish(&request.id, "rpcutil", "ping", 0, millis(elapsed));
+        report.lost = losses.since(&self.losses);
         Ok(Discovery {
             request_id: request.id,
             nodes,
             failed,
             ignored: report.ignored.clone(),
+            lost: report.lost,
             elapsed,
             quiet,
             report,

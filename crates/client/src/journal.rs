@@ -149,6 +149,7 @@ impl Entry {
             aggregates: Vec::new(),
             discovery: None,
             ignored: Vec::new(),
+            lost: None,
         };
         Entry {
             time: job.time,

@@ -52,12 +52,12 @@ pub mod run;
 pub mod selection;
 
 pub use config::ClientConfig;
-pub use connection::{Client, ClientError, ConnectConfig, Signing};
+pub use connection::{Client, ClientError, ConnectConfig, INBOX_CAPACITY, Signing};
 pub use discovery::{Discovery, DiscoveryOptions};
 pub use exit::ExitStatus;
 pub use report::{
-    DiscoveryFailure, DiscoveryInfo, DiscoveryMethod, Ignored, Missing, NodeReply, Outcome, Report,
-    Stats,
+    DiscoveryFailure, DiscoveryInfo, DiscoveryMethod, Ignored, Lost, Missing, NodeReply, Outcome,
+    Report, Stats,
 };
 pub use request::{Call, Delivery, Pacing, Progress, RequestOptions};
 pub use run::{Expected, Finished, RunOptions, Selection, Sent, Source, Spread, Warning};

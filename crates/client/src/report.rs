@@ -199,6 +199,33 @@ pub struct Ignored {
     pub acks: usize,
 }
 
+/// Messages the client lost while it waited for answers (docs/design.md §3): its inbox was full
+/// (a slow consumer: it could not keep up, and the messages that did not fit were dropped), or
+/// the connection to the broker dropped, losing whatever was in flight. Nodes whose answers
+/// were lost end `no_reply` (or `timeout`, when their acknowledgement got through), as any
+/// node that did not answer; this says why there may be more of them than went quiet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lost {
+    /// Times the inbox was full and dropped messages (each at least one).
+    pub slow_consumer: usize,
+    /// Times the connection to the broker dropped.
+    pub disconnected: usize,
+}
+
+impl Lost {
+    /// What two waits lost together (a discovery and its request, a request and its
+    /// follow-up).
+    pub fn merge(a: Option<Lost>, b: Option<Lost>) -> Option<Lost> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(Lost {
+                slow_consumer: a.slow_consumer.saturating_add(b.slow_consumer),
+                disconnected: a.disconnected.saturating_add(b.disconnected),
+            }),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
 /// Why an acknowledgement or a reply was not believed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IgnoreReason {
@@ -290,6 +317,9 @@ pub struct Report {
     /// verified, by reason, most first.
     #[serde(default)]
     pub ignored: Vec<Ignored>,
+    /// Messages the client lost while waiting, when it lost any; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost: Option<Lost>,
 }
 
 impl Report {
@@ -333,6 +363,7 @@ impl Report {
         self.missing.sort_by(|a, b| a.identity.cmp(&b.identity));
         self.replies.extend(other.replies);
         merge_ignored(&mut self.ignored, &other.ignored);
+        self.lost = Lost::merge(self.lost, other.lost);
         self.replies.sort_by(|a, b| {
             let unexpected = |r: &NodeReply| r.outcome == Outcome::Unexpected;
             (unexpected(a), &a.sender).cmp(&(unexpected(b), &b.sender))
@@ -532,6 +563,7 @@ impl Tally {
             aggregates: Vec::new(),
             discovery: None,
             ignored: self.ignored,
+            lost: None,
         }
     }
 }

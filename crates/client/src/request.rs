@@ -6,6 +6,12 @@
 //! from the broker's no-responders status. Large sets get one broadcast carrying the expected
 //! identities as the filter: one publish instead of thousands, at the price of learning about
 //! absent nodes only at the timeout.
+//!
+//! What has arrived is taken off the inbox in batches and opened — verified and decoded — on
+//! every core ([`Client::open_all`]), then accounted in the order it arrived. A message taken
+//! off the inbox before a deadline passes counts however long opening it takes: the deadline
+//! is looked at only while waiting for the next message, as it always was. A reply's time is
+//! when its batch was taken, not when it was opened.
 
 // Counts and deadlines here come from what the network sends: no arithmetic that can overflow,
 // no indexing that can panic (tests may).
@@ -136,6 +142,37 @@ fn is_direct(options: &RequestOptions, nodes: usize) -> bool {
 
 pub(crate) use muster_proto::time::now as unix_now;
 
+/// The most messages taken off an inbox at once to be opened together.
+const MAX_BATCH: usize = 1024;
+
+/// Messages taken off an inbox together: the first one waited for, and those that had
+/// arrived with it (at most [`MAX_BATCH`] in all).
+pub(crate) struct Received {
+    /// In the order they arrived.
+    pub(crate) messages: Vec<async_nats::Message>,
+    /// When they were taken, in milliseconds since the request was sent.
+    pub(crate) at_ms: u64,
+}
+
+impl Received {
+    /// `first` and whatever else `inbox` holds already, without waiting.
+    pub(crate) fn drain(
+        first: async_nats::Message,
+        inbox: &mut async_nats::Subscriber,
+        at_ms: u64,
+    ) -> Received {
+        let mut messages = vec![first];
+        while messages.len() < MAX_BATCH {
+            match inbox.next().now_or_never() {
+                Some(Some(message)) => messages.push(message),
+                // Nothing more yet; or the subscription ended, which the next wait reports.
+                _ => break,
+            }
+        }
+        Received { messages, at_ms }
+    }
+}
+
 /// `at + by`, or as far as an `Instant` goes when that overflows (a `-t` of centuries).
 pub(crate) fn deadline(at: Instant, by: Duration) -> Instant {
     const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
@@ -199,6 +236,9 @@ impl Client {
             return Ok(tally.finish(&id, &call.agent, &call.action, discovery_ms, 0));
         }
 
+        // Counted from before subscribing: anything the connection loses from here on may be
+        // this request's (docs/design.md §3, `lost`).
+        let losses = self.loss_mark();
         let inbox = if options.collect {
             subject::replies(&self.collective, &id)
         } else {
@@ -267,9 +307,24 @@ impl Client {
             match tokio::time::timeout_at(tokio::time::Instant::from_std(next), replies.next())
                 .await
             {
-                Ok(Some(message)) => self.account(
-                    &message, &id, &targets, &batches, direct, &mut tally, started,
-                ),
+                Ok(Some(first)) => {
+                    // Whatever else has arrived is opened with it, on every core. A message
+                    // received before its deadline counts, however long opening it takes.
+                    let received = Received::drain(first, &mut replies, millis(started.elapsed()));
+                    let opened = self.open_all(&received.messages, unix_now()).await;
+                    for (message, opened) in received.messages.iter().zip(opened) {
+                        self.account(
+                            message,
+                            opened,
+                            &id,
+                            &targets,
+                            &batches,
+                            direct,
+                            &mut tally,
+                            received.at_ms,
+                        );
+                    }
+                }
                 Ok(None) => return Err(ClientError::Broker("the connection closed".into())),
                 Err(_) => {
                     let now = Instant::now();
@@ -291,7 +346,9 @@ impl Client {
             }
         }
         let elapsed = millis(started.elapsed());
-        Ok(tally.finish(&id, &call.agent, &call.action, discovery_ms, elapsed))
+        let mut report = tally.finish(&id, &call.agent, &call.action, discovery_ms, elapsed);
+        report.lost = losses.since(&self.losses);
+        Ok(report)
     }
 
     /// Sends `call` to every node of `expected` at once, as request `id`, with the replies
@@ -325,10 +382,14 @@ impl Client {
         }
         let mut tally = Tally::new(expected.clone());
         let batches = [all.clone()];
-        let started = Instant::now();
+        let mut arrived = Vec::new();
         while let Some(Some(message)) = statuses.next().now_or_never() {
+            arrived.push(message);
+        }
+        let opened = self.open_all(&arrived, unix_now()).await;
+        for (message, opened) in arrived.iter().zip(opened) {
             self.account(
-                &message, id, &targets, &batches, direct, &mut tally, started,
+                message, opened, id, &targets, &batches, direct, &mut tally, 0,
             );
         }
         let report = tally.finish(id, &call.agent, &call.action, 0, 0);
@@ -399,17 +460,19 @@ impl Client {
         Ok(())
     }
 
-    /// Accounts for one message on the inbox.
+    /// Accounts for one message on the inbox, `opened` ([`Client::open_all`]; `None` for the
+    /// broker's statuses), received `at_ms` after the request was sent.
     #[allow(clippy::too_many_arguments)]
     fn account(
         &self,
         message: &async_nats::Message,
+        opened: Option<Result<Response, Unopened>>,
         id: &str,
         targets: &[&String],
         batches: &[Vec<usize>],
         direct: bool,
         tally: &mut Tally,
-        started: Instant,
+        at_ms: u64,
     ) {
         if message.status == Some(async_nats::StatusCode::NO_RESPONDERS) {
             // Nobody subscribes to where this part went: those nodes are not connected.
@@ -429,15 +492,15 @@ impl Client {
             }
             return;
         }
-        if message.status.is_some() {
+        let Some(opened) = opened else {
             return;
-        }
-        match self.open(&message.payload, unix_now()) {
+        };
+        match opened {
             Ok(response) if response.request_id() != id => {
                 debug!(sender = response.sender(), "reply to another request");
             }
             Ok(Response::Ack(ack)) => tally.ack(&ack.sender),
-            Ok(Response::Reply(reply)) => tally.reply(reply, millis(started.elapsed())),
+            Ok(Response::Reply(reply)) => tally.reply(reply, at_ms),
             // Counted, so the report can say how many answers could not be believed and why;
             // one that says it answers another request is not this request's business.
             Err(Unopened::Untrusted { why, claimed }) => match claimed {

@@ -19,7 +19,7 @@ use muster_proto::time::rfc3339;
 use crate::connection::{Client, ClientError};
 use crate::discovery::DiscoveryOptions;
 use crate::journal::{Entry, JournalTarget};
-use crate::report::{DiscoveryInfo, DiscoveryMethod, Ignored, Outcome, Report, Tally};
+use crate::report::{DiscoveryInfo, DiscoveryMethod, Ignored, Lost, Outcome, Report, Tally};
 use crate::request::{Call, Delivery, Pacing, Progress, RequestOptions, millis, unix_now};
 use crate::selection::{Count, choose};
 use crate::{ClientConfig, aggregate, report};
@@ -124,6 +124,8 @@ pub struct Expected {
     pub discovery: Option<DiscoveryInfo>,
     /// Discovery answers that could not be verified.
     pub ignored: Vec<Ignored>,
+    /// Messages the connection lost while discovery listened, when it lost any.
+    pub lost: Option<Lost>,
     /// What went wrong on the side.
     pub warnings: Vec<Warning>,
 }
@@ -175,6 +177,7 @@ impl Expected {
         report.annotate_last_seen(&self.last_seen);
         report.discovery = self.discovery.clone();
         report::merge_ignored(&mut report.ignored, &self.ignored);
+        report.lost = report::Lost::merge(report.lost, self.lost);
     }
 
     /// The report of a request that was not sent because nobody matched: zero nodes, no
@@ -338,6 +341,7 @@ impl Client {
                 let seen = self.seen_recently(selection, &mut expected.warnings).await;
                 expected.discovery = Some(found.info(seen.is_some()));
                 expected.ignored = found.ignored;
+                expected.lost = found.lost;
                 expected.nodes = found.nodes;
                 for (identity, when) in seen.unwrap_or_default() {
                     expected.last_seen.insert(identity.clone(), when);

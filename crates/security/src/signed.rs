@@ -95,12 +95,21 @@ fn decode(bytes: &[u8]) -> Result<SignedMessage, TrustError> {
 /// Checks signatures and credentials against one issuer. Every message carries its sender's
 /// credential, the same token each time: the credentials whose issuer signature checked out are
 /// remembered (a bounded number), so each message costs one signature check, not two. Expiry
-/// and kind are checked every time.
+/// and kind are checked every time. Clones share what they remember, and several threads may
+/// check messages at once (a read lock on the remembered credentials, a write lock only to add
+/// one).
 #[derive(Debug, Clone)]
 pub struct Verifier {
     issuer: PublicKey,
     skew: f64,
-    vouched: std::sync::Arc<std::sync::Mutex<HashMap<String, Credential>>>,
+    vouched: std::sync::Arc<std::sync::RwLock<HashMap<String, Vouched>>>,
+}
+
+/// A credential whose issuer signature checked out, with its key decoded once.
+#[derive(Debug, Clone)]
+struct Vouched {
+    credential: Credential,
+    key: PublicKey,
 }
 
 /// The most credentials a [`Verifier`] remembers; when full it starts afresh.
@@ -116,11 +125,31 @@ impl Verifier {
         }
     }
 
-    fn vouched(&self) -> std::sync::MutexGuard<'_, HashMap<String, Credential>> {
-        match self.vouched.lock() {
+    /// A credential the issuer's signature was checked on before: keyed by the exact token,
+    /// so a hit is the very credential checked.
+    fn vouched_for(&self, token: &str) -> Option<Vouched> {
+        let vouched = match self.vouched.read() {
             Ok(v) => v,
             Err(poisoned) => poisoned.into_inner(),
+        };
+        vouched.get(token).cloned()
+    }
+
+    fn vouch(&self, token: &str, credential: &Credential, key: &PublicKey) {
+        let mut vouched = match self.vouched.write() {
+            Ok(v) => v,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if vouched.len() >= MAX_VOUCHED {
+            vouched.clear();
         }
+        vouched.insert(
+            token.to_string(),
+            Vouched {
+                credential: credential.clone(),
+                key: *key,
+            },
+        );
     }
 
     /// Checks a bytes-and-signature pair against a credential token of `kind`.
@@ -134,15 +163,14 @@ impl Verifier {
     ) -> Result<Credential, TrustError> {
         // The key the message claims to be signed with comes from the credential: check the
         // signature with it first, then that the issuer vouches for the credential.
-        let known = self.vouched().get(token).cloned();
-        let (claimed, issuer_signed) = match known {
-            Some(credential) => (credential, None),
+        let (claimed, key, issuer_signed) = match self.vouched_for(token) {
+            Some(Vouched { credential, key }) => (credential, key, None),
             None => {
                 let (claimed, json, issuer_signature) = Credential::decode_unverified(token)?;
-                (claimed, Some((json, issuer_signature)))
+                let key = claimed.key()?;
+                (claimed, key, Some((json, issuer_signature)))
             }
         };
-        let key = claimed.key()?;
         if !key.verifies(bytes, signature) {
             return Err(TrustError::BadSignature { name: claimed.name });
         }
@@ -152,13 +180,7 @@ impl Verifier {
         if !self.issuer.verifies(&json, issuer_signature) {
             return Err(CredentialError::UnknownIssuer { name: claimed.name }.into());
         }
-        {
-            let mut vouched = self.vouched();
-            if vouched.len() >= MAX_VOUCHED {
-                vouched.clear();
-            }
-            vouched.insert(token.to_string(), claimed.clone());
-        }
+        self.vouch(token, &claimed, &key);
         Ok(claimed.valid_as(kind, now, self.skew)?)
     }
 

@@ -20,6 +20,8 @@ mod cause;
 mod events;
 mod settings;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub use cause::Cause;
@@ -54,6 +56,40 @@ pub struct Connection {
     /// Log the connection's events — connects, disconnects, and why an attempt failed, asked
     /// of each broker once while the cause stays the same: for long-lived services.
     pub log_events: bool,
+    /// Count the events by which the connection loses messages meant for it (`None`: not
+    /// counted): for the client, whose report says when answers may have been lost.
+    pub losses: Option<Arc<Losses>>,
+}
+
+/// How often a connection lost messages meant for it: a subscription's buffer was full
+/// (async-nats drops the message and reports a slow consumer), or the connection to the broker
+/// dropped (a broker disconnects a client that does not keep up; whatever was in flight is
+/// gone). Counts only grow; compare them before and after to see if something was lost.
+#[derive(Debug, Default)]
+pub struct Losses {
+    slow_consumer: AtomicUsize,
+    disconnected: AtomicUsize,
+}
+
+impl Losses {
+    /// Slow-consumer events: each is at least one message dropped from a full subscription.
+    pub fn slow_consumer(&self) -> usize {
+        self.slow_consumer.load(Ordering::Relaxed)
+    }
+
+    /// Times the connection to the broker dropped.
+    pub fn disconnected(&self) -> usize {
+        self.disconnected.load(Ordering::Relaxed)
+    }
+
+    fn record(&self, event: &async_nats::Event) {
+        let counter = match event {
+            async_nats::Event::SlowConsumer(_) => &self.slow_consumer,
+            async_nats::Event::Disconnected => &self.disconnected,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Connection {
@@ -71,6 +107,7 @@ impl Connection {
             ignore_discovered_servers: false,
             retry_initial: false,
             log_events: false,
+            losses: None,
         }
     }
 }
@@ -144,8 +181,20 @@ pub async fn connect(connection: &Connection) -> Result<async_nats::Client, Conn
     if connection.ignore_discovered_servers {
         options = options.ignore_discovered_servers();
     }
-    if connection.log_events || connection.retry_initial {
-        options = options.event_callback(events::log_events(&connection.brokers, transport));
+    let log = (connection.log_events || connection.retry_initial)
+        .then(|| events::log_events(&connection.brokers, transport));
+    let losses = connection.losses.clone();
+    if log.is_some() || losses.is_some() {
+        options = options.event_callback(move |event| {
+            if let Some(losses) = &losses {
+                losses.record(&event);
+            }
+            let logged: std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>> = match &log {
+                Some(log) => log(event),
+                None => Box::pin(async {}),
+            };
+            logged
+        });
     }
     let unreachable = |causes: Vec<(String, Cause)>| ConnectError::Unreachable {
         brokers: connection.brokers.join(", "),

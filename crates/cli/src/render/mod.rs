@@ -437,10 +437,39 @@ pub fn notes(report: &Report) -> Vec<String> {
         "they matched the filter, so they were sent the request",
     ));
     lines.extend(ignored(&report.ignored));
+    lines.extend(report.lost.as_ref().map(lost));
     if let Some(info) = &report.discovery {
         lines.extend(broadcast_notice(info));
     }
     lines
+}
+
+/// Messages the client lost while waiting: why, and what became of the nodes they came from.
+pub fn lost(lost: &muster_client::Lost) -> String {
+    let times = |n: usize| {
+        if n == 1 {
+            "once".to_string()
+        } else {
+            format!("{} times", thousands(n))
+        }
+    };
+    let mut why = Vec::new();
+    if lost.slow_consumer > 0 {
+        why.push(format!(
+            "its inbox overflowed {} (it could not keep up)",
+            times(lost.slow_consumer)
+        ));
+    }
+    if lost.disconnected > 0 {
+        why.push(format!(
+            "the connection to the broker dropped {}",
+            times(lost.disconnected)
+        ));
+    }
+    format!(
+        "the client lost messages: {}; nodes whose answers were lost are counted as not replying",
+        why.join(" and ")
+    )
 }
 
 /// Nodes that answered discovery with a failure, one line per status; `then` says what
@@ -600,6 +629,7 @@ pub(crate) mod tests {
             aggregates: Vec::new(),
             discovery: None,
             ignored: Vec::new(),
+            lost: None,
         }
     }
 
@@ -670,6 +700,24 @@ pub(crate) mod tests {
              Finished 2 of 2 nodes in 340 ms: 1 ok, 1 failed, 1 unexpected\n\
              Failed: web1 (Not authorized)\n\
              1 node denied rpcutil ping: not authorized — see the node's audit log\n"
+        );
+    }
+
+    #[test]
+    fn lost_messages_are_a_note() {
+        let mut report = report_of(Vec::new(), Vec::new());
+        assert!(notes(&report).is_empty());
+        report.lost = Some(muster_client::Lost {
+            slow_consumer: 2,
+            disconnected: 1,
+        });
+        assert_eq!(
+            notes(&report),
+            [
+                "the client lost messages: its inbox overflowed 2 times (it could not keep up) and \
+              the connection to the broker dropped once; nodes whose answers were lost are \
+              counted as not replying"
+            ]
         );
     }
 
