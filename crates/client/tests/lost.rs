@@ -30,6 +30,7 @@ async fn an_overflowing_inbox_is_reported_and_its_nodes_do_not_count_as_answerin
         nodes_per_connection: 250,
         flap_timing: Default::default(),
         transport: Default::default(),
+        signing: None,
     })
     .await
     .unwrap();
