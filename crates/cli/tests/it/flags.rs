@@ -14,8 +14,6 @@ fn every_duration_flag_takes_the_same_forms() -> Result<()> {
     let url = format!("nats://127.0.0.1:{}", dead_port());
     let nodes = node_list(&["web1"])?;
     let dir = tempfile::tempdir()?;
-    let db = dir.path().join("registry.sqlite");
-    let db = db.to_str().unwrap_or_default();
     // (the command before the flag, the flag, what goes before the duration in its value)
     let flags: Vec<(Vec<&str>, &str, &str)> = vec![
         (vec!["ping"], "-t", ""),
@@ -33,7 +31,9 @@ fn every_duration_flag_takes_the_same_forms() -> Result<()> {
             "",
         ),
         (vec!["rpc", "rpcutil", "ping"], "--expect-seen", ""),
-        (vec!["registry", "--db", db], "--retention", ""),
+        // Each registry run gets a database of its own (DB below): eight at once opening one
+        // file can find it locked while another creates its tables.
+        (vec!["registry", "--db", "DB"], "--retention", ""),
         (vec!["sim", "--nodes", "1"], "--slow", "5%:"),
     ];
     let good = ["10", "10s", "1m30s", "500ms", "1.5", "2h"];
@@ -47,7 +47,14 @@ fn every_duration_flag_takes_the_same_forms() -> Result<()> {
             .chain(bad.iter().map(|b| (b, false)))
         {
             let value = format!("{prefix}{form}");
-            let mut args: Vec<String> = before.iter().map(|a| a.to_string()).collect();
+            let db = dir.path().join(format!("registry-{}.sqlite", cases.len()));
+            let mut args: Vec<String> = before
+                .iter()
+                .map(|a| match *a {
+                    "DB" => db.display().to_string(),
+                    other => other.to_string(),
+                })
+                .collect();
             // `-t=-1`: written apart, clap would take `-1` for a flag of its own.
             args.push(format!("{flag}={value}"));
             commands.push(muster(&args).broker(&url));
