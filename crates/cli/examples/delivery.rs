@@ -21,7 +21,6 @@ use std::sync::Arc;
 use muster_client::{Call, Client, ConnectConfig, Delivery, RequestOptions, Signing};
 use muster_security::credential::{Credential, Kind};
 use muster_security::{SecretKey, Verifier};
-use muster_sim::fault::Share;
 use muster_sim::{FleetSpec, Sim, SimConfig, SimSigning};
 use muster_testkit::EmbeddedBroker;
 
@@ -56,16 +55,7 @@ async fn main() -> Result<()> {
     let signing = signed.then(|| SimSigning::new(SecretKey::generate()));
     let started = Instant::now();
     let sim = Sim::start(SimConfig {
-        fleet: FleetSpec {
-            nodes,
-            seed: 1,
-            prefix: "sim".into(),
-            silent: Share(0.0),
-            fail: Share(0.0),
-            slow: None,
-            flap: Share(0.0),
-            stray: Share(0.0),
-        },
+        fleet: FleetSpec::healthy(nodes, 1, "sim"),
         brokers: vec![url.clone()],
         collective: "muster".into(),
         nodes_per_connection: 1000,

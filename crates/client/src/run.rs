@@ -537,14 +537,12 @@ impl Client {
             .cloned()
             .collect();
         if !late.is_empty() {
-            let request = RequestOptions {
-                delivery: Delivery::Direct,
-                timeout: options.timeout,
-                direct_limit: options.direct_limit,
-                pacing: options.spread.pacing(late.len()),
-                ..RequestOptions::default()
-            };
-            let extra = self.request(&call, &late, &request, 0, &mut |_| {}).await?;
+            // Named by the registry, like a node list: each on its own subject.
+            let late = Expected::listed(late, selection.filter.clone());
+            let request = options.request_options(&late);
+            let extra = self
+                .request(&call, &late.nodes, &request, 0, &mut |_| {})
+                .await?;
             report.merge(extra);
             report.annotate_last_seen(&last_seen);
         }

@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use muster_client::{Call, Client, ConnectConfig, Delivery, Outcome, RequestOptions};
-use muster_sim::fault::Share;
 use muster_sim::{FleetSpec, Sim, SimConfig};
 use muster_testkit::EmbeddedBroker;
 
@@ -15,16 +14,7 @@ async fn an_overflowing_inbox_is_reported_and_its_nodes_do_not_count_as_answerin
     let url = broker.url();
     let nodes = 1000;
     let sim = Sim::start(SimConfig {
-        fleet: FleetSpec {
-            nodes,
-            seed: 1,
-            prefix: "sim".into(),
-            silent: Share(0.0),
-            fail: Share(0.0),
-            slow: None,
-            flap: Share(0.0),
-            stray: Share(0.0),
-        },
+        fleet: FleetSpec::healthy(nodes, 1, "sim"),
         brokers: vec![url.clone()],
         collective: "muster".into(),
         nodes_per_connection: 250,

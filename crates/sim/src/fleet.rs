@@ -41,6 +41,23 @@ pub struct FleetSpec {
     pub stray: Share,
 }
 
+impl FleetSpec {
+    /// `nodes` nodes named `<prefix>-00001` …, generated from `seed`, without faults: every
+    /// node answers, on time, as filtered.
+    pub fn healthy(nodes: usize, seed: u64, prefix: &str) -> Self {
+        FleetSpec {
+            nodes,
+            seed,
+            prefix: prefix.to_string(),
+            silent: Share(0.0),
+            fail: Share(0.0),
+            slow: None,
+            flap: Share(0.0),
+            stray: Share(0.0),
+        }
+    }
+}
+
 const ROLES: &[(&str, u32)] = &[
     ("web", 40),
     ("app", 25),

@@ -184,6 +184,9 @@ pub struct NatsCluster {
     servers: Vec<Member>,
 }
 
+/// What every test server's config starts with: client and monitoring ports, both ephemeral.
+const COMMON: &str = "listen: 127.0.0.1:-1\nhttp: 127.0.0.1:-1\n";
+
 impl NatsCluster {
     /// Starts `n` servers and waits until each reports a route to every other. Returns
     /// `Ok(None)` and says so loudly when `nats-server` is not installed; with `CI` set that is
@@ -195,11 +198,10 @@ impl NatsCluster {
         let Some(binary) = binary_or_skip()? else {
             return Ok(None);
         };
-        let common = "listen: 127.0.0.1:-1\nhttp: 127.0.0.1:-1\n";
         let seed = Member::start(
             &binary,
             "muster-test-0",
-            &format!("{common}cluster {{\n  name: {CLUSTER_NAME}\n  listen: 127.0.0.1:-1\n}}\n"),
+            &format!("{COMMON}cluster {{\n  name: {CLUSTER_NAME}\n  listen: 127.0.0.1:-1\n}}\n"),
         )?;
         let route_port = seed.varz_port("cluster", "cluster_port")?;
         let mut servers = vec![seed];
@@ -208,7 +210,7 @@ impl NatsCluster {
                 &binary,
                 &format!("muster-test-{i}"),
                 &format!(
-                    "{common}cluster {{\n  name: {CLUSTER_NAME}\n  listen: 127.0.0.1:-1\n  \
+                    "{COMMON}cluster {{\n  name: {CLUSTER_NAME}\n  listen: 127.0.0.1:-1\n  \
                      routes: [\"nats-route://127.0.0.1:{route_port}\"]\n}}\n"
                 ),
             )?);
@@ -314,18 +316,17 @@ impl NatsLeaf {
         let Some(binary) = binary_or_skip()? else {
             return Ok(None);
         };
-        let common = "listen: 127.0.0.1:-1\nhttp: 127.0.0.1:-1\n";
         let hub = Member::start(
             &binary,
             "muster-hub",
-            &format!("{common}leafnodes {{\n  listen: 127.0.0.1:-1\n}}\n"),
+            &format!("{COMMON}leafnodes {{\n  listen: 127.0.0.1:-1\n}}\n"),
         )?;
         let leaf_port = hub.varz_port("leaf", "port")?;
         let leaf = Member::start(
             &binary,
             "muster-leaf",
             &format!(
-                "{common}leafnodes {{\n  remotes: [{{ url: \"nats-leaf://127.0.0.1:{leaf_port}\" }}]\n}}\n"
+                "{COMMON}leafnodes {{\n  remotes: [{{ url: \"nats-leaf://127.0.0.1:{leaf_port}\" }}]\n}}\n"
             ),
         )?;
         let pair = [hub, leaf];

@@ -55,16 +55,7 @@ where
 }
 
 fn fleet(nodes: usize) -> FleetSpec {
-    FleetSpec {
-        nodes,
-        seed: 42,
-        prefix: "sim".into(),
-        silent: Share(0.0),
-        fail: Share(0.0),
-        slow: None,
-        flap: Share(0.0),
-        stray: Share(0.0),
-    }
+    FleetSpec::healthy(nodes, 42, "sim")
 }
 
 async fn start(url: &str, fleet: FleetSpec) -> anyhow::Result<(Sim, Client)> {
