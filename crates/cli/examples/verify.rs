@@ -1,7 +1,8 @@
 //! Benchmark: what verifying signed answers costs the client. A fleet of N node credentials
 //! (from one issuer) answers a broadcast `rpcutil ping` with a signed acknowledgement and a
 //! signed reply each — 2 × N messages, signed before the request is sent, published as soon as
-//! it arrives — and the client verifies every one. Compared, in one process, runs alternating:
+//! it arrives — and the client verifies every reply (an acknowledgement only of a node that did
+//! not reply: none here, docs/client.md). Compared, in one process, runs alternating:
 //!
 //! - unsigned answers, no issuer configured (what the transport and the accounting cost; they
 //!   are only decoded, on the receiving task);
@@ -55,15 +56,15 @@ fn answers(id: &str, nodes: &[(String, SecretKey, String)], signed: bool) -> Res
     Ok(out)
 }
 
-fn summary(label: &str, mut times: Vec<Duration>, messages: usize, lost: usize) {
+fn summary(label: &str, mut times: Vec<Duration>, nodes: usize, lost: usize) {
     times.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let mean = times.iter().sum::<Duration>() / times.len().max(1) as u32;
     println!(
-        "{label:<40} mean {:.1} ms, min {:.1} ms ({:.1} µs per message) over {} runs; {lost} lost",
+        "{label:<40} mean {:.1} ms, min {:.1} ms ({:.1} µs per node) over {} runs; {lost} lost",
         ms(mean),
         ms(times[0]),
-        ms(times[0]) * 1e3 / messages as f64,
+        ms(times[0]) * 1e3 / nodes as f64,
         times.len()
     );
 }
@@ -154,7 +155,7 @@ async fn main() -> Result<()> {
         2 * n
     );
     for (m, (label, _, _)) in modes.iter().enumerate() {
-        summary(label, times[m].clone(), 2 * n, lost[m]);
+        summary(label, times[m].clone(), n, lost[m]);
     }
 
     // One message on one thread: a node's first (its credential unknown yet) and the next.

@@ -34,10 +34,12 @@ pub(crate) struct Claimed {
     pub(crate) request_id: String,
     /// Whether it is an acknowledgement (else a reply).
     pub(crate) ack: bool,
+    /// The node it says it comes from.
+    pub(crate) sender: String,
 }
 
 /// What a message claims to be, without checking any signature.
-fn claimed(payload: &[u8]) -> Option<Claimed> {
+pub(crate) fn claimed(payload: &[u8]) -> Option<Claimed> {
     let response = match serde_json::from_slice::<muster_proto::SignedMessage>(payload) {
         Ok(s) => Response::decode(s.message.as_bytes()).ok(),
         Err(_) => Response::decode(payload).ok(),
@@ -45,6 +47,7 @@ fn claimed(payload: &[u8]) -> Option<Claimed> {
     Some(Claimed {
         request_id: response.request_id().to_string(),
         ack: matches!(response, Response::Ack(_)),
+        sender: response.sender().to_string(),
     })
 }
 
@@ -395,6 +398,11 @@ impl Client {
         now: f64,
     ) -> Vec<Option<Result<Response, Unopened>>> {
         self.opener.open_all(self.open_workers, messages, now).await
+    }
+
+    /// Whether answers are verified (an issuer is configured).
+    pub(crate) fn verifies(&self) -> bool {
+        self.opener.verifier.is_some()
     }
 
     /// The collective requests go to.

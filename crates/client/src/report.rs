@@ -431,6 +431,11 @@ impl Tally {
             .saturating_add(self.given_up.len())
     }
 
+    /// Whether `identity` has replied (a reply it sent, verified where replies are).
+    pub fn has_replied(&self, identity: &str) -> bool {
+        self.replies.contains_key(identity)
+    }
+
     /// Whether `identity` has settled: replied, known not connected, or waited for long enough.
     pub fn has_settled(&self, identity: &str) -> bool {
         self.replies.contains_key(identity)

@@ -12,6 +12,12 @@
 //! off the inbox before a deadline passes counts however long opening it takes: the deadline
 //! is looked at only while waiting for the next message, as it always was. A reply's time is
 //! when its batch was taken, not when it was opened.
+//!
+//! Where answers are verified, an acknowledgement is kept unopened ([`HeldAcks`]) until it
+//! matters: a node's verified reply says everything its acknowledgement would, so only the
+//! acknowledgements of nodes that have not replied when waiting ends are verified — half the
+//! signature checks of a request every node answers. Until it is verified an acknowledgement
+//! counts for nothing.
 
 // Counts and deadlines here come from what the network sends: no arithmetic that can overflow,
 // no indexing that can panic (tests may).
@@ -20,7 +26,7 @@
     deny(clippy::arithmetic_side_effects, clippy::indexing_slicing)
 )]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
@@ -29,7 +35,7 @@ use muster_proto::{Filter, Request, Response, subject};
 use serde_json::Value;
 use tracing::debug;
 
-use crate::connection::{Client, ClientError, Unopened};
+use crate::connection::{Client, ClientError, Unopened, claimed};
 use crate::report::{IgnoreReason, Report, Tally};
 
 /// What to run.
@@ -173,6 +179,67 @@ impl Received {
     }
 }
 
+/// How many acknowledgements of one node are held unopened; more (a duplicate, or somebody's
+/// forgeries) are opened at once, so holding never grows beyond this per expected node.
+const HELD_PER_NODE: usize = 2;
+
+/// Acknowledgements of a signed fleet kept unopened until they matter (see the module's
+/// documentation): those of nodes that reply are dropped unverified, the others are opened
+/// when waiting ends, and only then count.
+#[derive(Default)]
+struct HeldAcks {
+    by_sender: HashMap<String, Vec<async_nats::Message>>,
+}
+
+impl HeldAcks {
+    /// Keeps the acknowledgements of request `id` from expected nodes that have not replied
+    /// yet, drops those of nodes that have, and returns everything else, in order, to be
+    /// opened now. What an unopened message says of itself only decides where it waits: it is
+    /// verified before it counts, as every message is.
+    fn sort(
+        &mut self,
+        messages: Vec<async_nats::Message>,
+        id: &str,
+        tally: &Tally,
+    ) -> Vec<async_nats::Message> {
+        let mut now = Vec::with_capacity(messages.len());
+        for message in messages {
+            let ack = match message.status {
+                None => claimed(&message.payload).filter(|c| c.ack && c.request_id == id),
+                Some(_) => None,
+            };
+            let Some(ack) = ack.filter(|c| tally.expected().contains(&c.sender)) else {
+                now.push(message);
+                continue;
+            };
+            if tally.has_replied(&ack.sender) {
+                continue;
+            }
+            let held = self.by_sender.entry(ack.sender).or_default();
+            if held.len() < HELD_PER_NODE {
+                held.push(message);
+            } else {
+                now.push(message);
+            }
+        }
+        now
+    }
+
+    /// `sender`'s reply has been verified: its acknowledgements are not needed.
+    fn replied(&mut self, sender: &str) {
+        self.by_sender.remove(sender);
+    }
+
+    /// The acknowledgements of the nodes that have not replied, to be opened now.
+    fn unreplied(self, tally: &Tally) -> Vec<async_nats::Message> {
+        self.by_sender
+            .into_iter()
+            .filter(|(sender, _)| !tally.has_replied(sender))
+            .flat_map(|(_, held)| held)
+            .collect()
+    }
+}
+
 /// `at + by`, or as far as an `Instant` goes when that overflows (a `-t` of centuries).
 pub(crate) fn deadline(at: Instant, by: Duration) -> Instant {
     const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
@@ -258,6 +325,7 @@ impl Client {
         let mut batches: Vec<Vec<usize>> = Vec::new();
         let mut launched: usize = 0;
         let mut settled = 0;
+        let mut held = self.verifies().then(HeldAcks::default);
         loop {
             // Only launched nodes can settle, so this is how many are in flight. (A forged reply
             // naming a node not sent to yet settles it early, but one message settles at most
@@ -311,8 +379,17 @@ impl Client {
                     // Whatever else has arrived is opened with it, on every core. A message
                     // received before its deadline counts, however long opening it takes.
                     let received = Received::drain(first, &mut replies, millis(started.elapsed()));
-                    let opened = self.open_all(&received.messages, unix_now()).await;
-                    for (message, opened) in received.messages.iter().zip(opened) {
+                    let messages = match held.as_mut() {
+                        Some(held) => held.sort(received.messages, &id, &tally),
+                        None => received.messages,
+                    };
+                    let opened = self.open_all(&messages, unix_now()).await;
+                    for (message, opened) in messages.iter().zip(opened) {
+                        if let (Some(held), Some(Ok(Response::Reply(reply)))) =
+                            (held.as_mut(), &opened)
+                        {
+                            held.replied(&reply.sender);
+                        }
                         self.account(
                             message,
                             opened,
@@ -346,6 +423,19 @@ impl Client {
             }
         }
         let elapsed = millis(started.elapsed());
+        // Waiting is over: the acknowledgements of the nodes that did not reply decide between
+        // `timeout` and `no_reply`, once verified. They are judged at the time they are opened.
+        if let Some(held) = held {
+            let acks = held.unreplied(&tally);
+            if !acks.is_empty() {
+                let opened = self.open_all(&acks, unix_now()).await;
+                for (message, opened) in acks.iter().zip(opened) {
+                    self.account(
+                        message, opened, &id, &targets, &batches, direct, &mut tally, elapsed,
+                    );
+                }
+            }
+        }
         let mut report = tally.finish(&id, &call.agent, &call.action, discovery_ms, elapsed);
         report.lost = losses.since(&self.losses);
         Ok(report)

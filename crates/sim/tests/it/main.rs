@@ -582,10 +582,15 @@ mod signed {
 
     /// A signed fleet of `nodes` for a fresh issuer; the issuer's key is returned too.
     async fn signed_sim(url: &str, nodes: usize) -> anyhow::Result<(Sim, Arc<SecretKey>)> {
+        signed_fleet(url, fleet(nodes)).await
+    }
+
+    /// A signed fleet as `spec` says, for a fresh issuer.
+    async fn signed_fleet(url: &str, spec: FleetSpec) -> anyhow::Result<(Sim, Arc<SecretKey>)> {
         let signing = SimSigning::new(SecretKey::generate());
         let issuer = signing.issuer.clone();
         let sim = Sim::start(SimConfig {
-            fleet: fleet(nodes),
+            fleet: spec,
             brokers: vec![url.to_string()],
             collective: "muster".into(),
             nodes_per_connection: 100,
@@ -665,6 +670,73 @@ mod signed {
                 "{:?}",
                 report.replies.first()
             );
+            sim.stop().await;
+            Ok(())
+        }
+    }
+
+    on_both_brokers! {
+        // Acknowledgements are verified only for nodes that did not reply (docs/client.md,
+        // "Outcomes"): a slow node's verified acknowledgement still makes it `timeout`, a
+        // forged one counts for nothing and is reported, and one forged for a node that
+        // replied is never looked at.
+        async fn only_the_acknowledgements_of_nodes_without_a_reply_are_verified(url) {
+            use futures::StreamExt;
+            let spec = FleetSpec {
+                silent: Share(0.05),
+                slow: Some((Share(0.05), Duration::from_secs(30))),
+                ..fleet(100)
+            };
+            let (sim, issuer) = signed_fleet(&url, spec).await?;
+            let silent = identities(&sim, |f| *f == Fault::Silent);
+            let slow = identities(&sim, |f| matches!(f, Fault::Slow(_)));
+            let healthy = identities(&sim, |f| *f == Fault::None);
+            assert_eq!((silent.len(), slow.len()), (5, 5));
+            // Somebody on the broker with a credential of another issuer sees the broadcast and
+            // acknowledges it for one node of each kind.
+            let mallory_issuer = SecretKey::generate();
+            let forge_for: Vec<String> = [&silent, &slow, &healthy]
+                .iter()
+                .map(|set| set.first().unwrap().clone())
+                .collect();
+            let nats = async_nats::connect(&url).await?;
+            let mut requests = nats
+                .subscribe(muster_proto::subject::broadcast("muster", "rpcutil"))
+                .await?;
+            nats.flush().await?;
+            let forger = tokio::spawn(async move {
+                let request = requests.next().await.unwrap();
+                let envelope = muster_proto::SecureEnvelope::decode(&request.payload).unwrap();
+                let id = muster_proto::Request::decode(&envelope.request).unwrap().id;
+                let now = muster_proto::time::whole_secs(muster_proto::time::now());
+                for name in &forge_for {
+                    let key = SecretKey::generate();
+                    let credential = Credential::new(Kind::Node, name, &key.public(), now - 60, 3600, None)
+                        .unwrap()
+                        .issue(&mallory_issuer);
+                    let ack = serde_json::to_string(&muster_proto::Ack::new(&id, name)).unwrap();
+                    let forged = muster_security::signed::sign_message(ack, &key, &credential);
+                    nats.publish(request.reply.clone().unwrap(), forged.into()).await.unwrap();
+                }
+                nats.flush().await.unwrap();
+            });
+            let client = client(&url, Some(caller(&issuer, "alice", None)), Some(&issuer)).await?;
+            let all = identities(&sim, |_| true);
+            let report = client
+                .request(&Call::new("rpcutil", "ping"), &all, &options(1500, muster_client::Delivery::Broadcast), 0, &mut |_| {})
+                .await?;
+            forger.await?;
+            let with = |o: Outcome| -> BTreeSet<String> {
+                report.missing.iter().filter(|m| m.outcome == o).map(|m| m.identity.clone()).collect()
+            };
+            assert_eq!(with(Outcome::NoReply), silent);
+            assert_eq!(with(Outcome::Timeout), slow);
+            assert_eq!(report.stats.ok, healthy.len(), "{:?}", report.stats);
+            // The forged acknowledgements of the silent and the slow node were verified, and
+            // refused; the healthy node's was dropped with its verified reply.
+            assert_eq!(report.ignored.len(), 1, "{:?}", report.ignored);
+            assert_eq!(report.ignored[0].reason, "unknown_issuer");
+            assert_eq!((report.ignored[0].acks, report.ignored[0].replies), (2, 0));
             sim.stop().await;
             Ok(())
         }
