@@ -125,7 +125,11 @@ impl RequestArgs {
         let mut options = RunOptions::new(&config);
         options.journal = JournalTarget::from_flag(self.journal.as_deref());
         self.pacing(&mut selection, &mut options);
-        let client = Client::connect(&ConnectConfig::from_config(&config)?).await?;
+        let client = Client::connect(&ConnectConfig {
+            remembered_credentials: options.journal.remembered_credentials(),
+            ..ConnectConfig::from_config(&config)?
+        })
+        .await?;
         Ok(Session {
             client,
             config,

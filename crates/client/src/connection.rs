@@ -77,6 +77,9 @@ pub struct ConnectConfig {
     /// (`None`: one per core). `Some(1)` opens them on the receiving task, one after the
     /// other — what the benchmark compares with.
     pub open_workers: Option<usize>,
+    /// Where the node credentials found signed by the issuer are kept between runs
+    /// ([`crate::remembered`]); `None`: nowhere, each run checks every credential.
+    pub remembered_credentials: Option<std::path::PathBuf>,
 }
 
 /// The messages a request's inbox buffers by default: room for an acknowledgement and a reply
@@ -175,6 +178,7 @@ impl Default for ConnectConfig {
             transport: Default::default(),
             inbox_capacity: INBOX_CAPACITY,
             open_workers: None,
+            remembered_credentials: None,
         }
     }
 }
@@ -258,6 +262,7 @@ pub struct Client {
     opener: Opener,
     open_workers: usize,
     pub(crate) losses: Arc<muster_transport::Losses>,
+    remembered: Option<std::path::PathBuf>,
 }
 
 /// Opens acknowledgements and replies: what [`Client::open`] needs, to be sent to the
@@ -344,7 +349,24 @@ impl Client {
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
             }),
             losses,
+            remembered: config.verifier.as_ref().and_then(|verifier| {
+                let path = config.remembered_credentials.clone()?;
+                verifier.recall(crate::remembered::load(&path));
+                Some(path)
+            }),
         })
+    }
+
+    /// Keeps the node credentials found signed by the issuer since the last call for later
+    /// runs ([`ConnectConfig::remembered_credentials`]). Done at the end of every request and
+    /// discovery; a failure to write only costs later runs the checks.
+    pub(crate) fn keep_found_credentials(&self) {
+        let (Some(path), Some(verifier)) = (&self.remembered, &self.opener.verifier) else {
+            return;
+        };
+        if let Err(e) = crate::remembered::append(path, &verifier.found()) {
+            debug!(path = %path.display(), error = %e, "cannot keep the credentials checked");
+        }
     }
 
     /// The underlying NATS client, for programs that need more than this library offers.

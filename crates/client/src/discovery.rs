@@ -206,6 +206,7 @@ impl Client {
             tally.reply(reply, ms);
         }
         failed.sort_by(|a, b| a.identity.cmp(&b.identity));
+        self.keep_found_credentials();
         let mut report = tally.finish(&request.id, "rpcutil", "ping", 0, millis(elapsed));
         report.lost = losses.since(&self.losses);
         Ok(Discovery {

@@ -68,6 +68,18 @@ impl JournalTarget {
         }
     }
 
+    /// Where the client keeps the node credentials it found signed by the issuer
+    /// ([`crate::remembered`]): beside the journal; nowhere when the journal is off.
+    pub fn remembered_credentials(&self) -> Option<PathBuf> {
+        match self {
+            JournalTarget::Off => None,
+            JournalTarget::Path(p) => Some(crate::remembered::beside(p)),
+            JournalTarget::Default => {
+                Journal::default_path().map(|p| crate::remembered::beside(&p))
+            }
+        }
+    }
+
     /// Opens the journal; `None` when it is off.
     pub fn open(&self) -> Result<Option<Journal>, JournalError> {
         let path = match self {

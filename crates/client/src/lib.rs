@@ -46,6 +46,7 @@ pub mod journal;
 pub mod lookup;
 pub mod nodes;
 pub mod registry;
+pub mod remembered;
 pub mod report;
 pub mod request;
 pub mod run;

@@ -436,6 +436,7 @@ impl Client {
                 }
             }
         }
+        self.keep_found_credentials();
         let mut report = tally.finish(&id, &call.agent, &call.action, discovery_ms, elapsed);
         report.lost = losses.since(&self.losses);
         Ok(report)

@@ -98,12 +98,43 @@ fn decode(bytes: &[u8]) -> Result<SignedMessage, TrustError> {
 /// and kind are checked every time. Clones share what they remember, and several threads may
 /// check messages at once (a read lock on the remembered credentials, a write lock only to add
 /// one).
+///
+/// The last few requests whose signatures checked out are remembered too, by their exact
+/// bytes, signature and credential: the same signed request reaching many recipients that
+/// share one verifier — the simulator's virtual nodes, each sent its own copy of a node list's
+/// request — is verified once. Validity in time is checked every time.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     issuer: PublicKey,
     skew: f64,
     vouched: std::sync::Arc<std::sync::RwLock<HashMap<String, Vouched>>>,
+    recent: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Checked>>>,
+    checks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    memory: std::sync::Arc<std::sync::RwLock<Memory>>,
 }
+
+/// What a [`Verifier`] knows of earlier runs: the credentials found signed by the issuer then,
+/// as [`Digest`]s, and those it has found since.
+#[derive(Debug, Default)]
+struct Memory {
+    recalled: std::collections::HashSet<Digest>,
+    new: Vec<Digest>,
+}
+
+/// A credential found signed by an issuer, remembered without the credential itself: the
+/// SHA-256 of the issuer's key and the credential's exact token.
+pub type Digest = [u8; 32];
+
+/// A request whose signature (by the key of the credential `token`) checked out.
+#[derive(Debug)]
+struct Checked {
+    signature: String,
+    token: String,
+    bytes: Vec<u8>,
+}
+
+/// How many checked requests a [`Verifier`] remembers.
+const MAX_RECENT: usize = 16;
 
 /// A credential whose issuer signature checked out, with its key decoded once.
 #[derive(Debug, Clone)]
@@ -122,7 +153,100 @@ impl Verifier {
             issuer,
             skew: skew_secs,
             vouched: Default::default(),
+            recent: Default::default(),
+            checks: Default::default(),
+            memory: Default::default(),
         }
+    }
+
+    /// The digest under which `token`, found signed by this verifier's issuer, is remembered.
+    pub fn digest(&self, token: &str) -> Digest {
+        use sha2::Digest as _;
+        let mut hash = sha2::Sha256::new();
+        hash.update(self.issuer.to_base64().as_bytes());
+        hash.update(b"\n");
+        hash.update(token.as_bytes());
+        hash.finalize().into()
+    }
+
+    /// Credentials found signed by this issuer before (by an earlier run, [`Verifier::found`]):
+    /// their issuer signature is not checked again; their validity, kind and every message's
+    /// own signature still are. Whoever can write where these are kept can vouch for
+    /// credentials, as the issuer does: keep them where only the user can.
+    pub fn recall(&self, digests: impl IntoIterator<Item = Digest>) {
+        let mut memory = match self.memory.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        memory.recalled.extend(digests);
+    }
+
+    /// The credentials found signed by the issuer since the last call, not recalled: to be
+    /// kept for later runs.
+    pub fn found(&self) -> Vec<Digest> {
+        let mut memory = match self.memory.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        std::mem::take(&mut memory.new)
+    }
+
+    /// Whether `token` was recalled.
+    fn recalled(&self, token: &str) -> bool {
+        let memory = match self.memory.read() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        !memory.recalled.is_empty() && memory.recalled.contains(&self.digest(token))
+    }
+
+    /// `token` checked out: remember it for later runs.
+    fn newly_found(&self, token: &str) {
+        let digest = self.digest(token);
+        let mut memory = match self.memory.write() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if memory.new.len() < MAX_VOUCHED {
+            memory.new.push(digest);
+        }
+    }
+
+    /// How many ed25519 signatures this verifier and its clones have checked: messages' and the
+    /// issuer's on credentials.
+    pub fn signature_checks(&self) -> usize {
+        self.checks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn count_check(&self) {
+        self.checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether exactly this request, signature and credential checked out before.
+    fn checked_before(&self, bytes: &[u8], signature: &str, token: &str) -> bool {
+        let recent = match self.recent.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        recent
+            .iter()
+            .any(|c| c.signature == signature && c.token == token && c.bytes == bytes)
+    }
+
+    fn checked(&self, bytes: &[u8], signature: &str, token: &str) {
+        let mut recent = match self.recent.lock() {
+            Ok(r) => r,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if recent.len() >= MAX_RECENT {
+            recent.pop_front();
+        }
+        recent.push_back(Checked {
+            signature: signature.to_string(),
+            token: token.to_string(),
+            bytes: bytes.to_vec(),
+        });
     }
 
     /// A credential the issuer's signature was checked on before: keyed by the exact token,
@@ -171,14 +295,19 @@ impl Verifier {
                 (claimed, key, Some((json, issuer_signature)))
             }
         };
+        self.count_check();
         if !key.verifies(bytes, signature) {
             return Err(TrustError::BadSignature { name: claimed.name });
         }
         let Some((json, issuer_signature)) = issuer_signed else {
             return Ok(claimed.valid_as(kind, now, self.skew)?);
         };
-        if !self.issuer.verifies(&json, issuer_signature) {
-            return Err(CredentialError::UnknownIssuer { name: claimed.name }.into());
+        if !self.recalled(token) {
+            self.count_check();
+            if !self.issuer.verifies(&json, issuer_signature) {
+                return Err(CredentialError::UnknownIssuer { name: claimed.name }.into());
+            }
+            self.newly_found(token);
         }
         self.vouch(token, &claimed, &key);
         Ok(claimed.valid_as(kind, now, self.skew)?)
@@ -193,13 +322,15 @@ impl Verifier {
             .credential
             .as_deref()
             .ok_or(TrustError::NoCredential)?;
-        self.check(
-            envelope.request.as_bytes(),
-            signature,
-            token,
-            Kind::Caller,
-            now,
-        )
+        let bytes = envelope.request.as_bytes();
+        if self.checked_before(bytes, signature, token)
+            && let Some(Vouched { credential, .. }) = self.vouched_for(token)
+        {
+            return Ok(credential.valid_as(Kind::Caller, now, self.skew)?);
+        }
+        let credential = self.check(bytes, signature, token, Kind::Caller, now)?;
+        self.checked(bytes, signature, token);
+        Ok(credential)
     }
 
     /// Checks a node's signed message at `now`; returns the inner JSON text and the node's
@@ -358,6 +489,85 @@ mod tests {
         assert_eq!(
             check_caller(&root, &credential).unwrap_err().reason(),
             "caller_mismatch"
+        );
+    }
+
+    #[test]
+    fn the_same_request_again_is_not_verified_again_but_its_validity_is() {
+        let w = world();
+        let v = Verifier::new(w.issuer.public(), 5.0);
+        let signed = sign_request(&request("alice"), &w.alice, &w.alice_credential);
+        assert_eq!(v.request(&signed, 1000.0).unwrap().name, "alice");
+        assert_eq!(
+            v.signature_checks(),
+            2,
+            "the request's and the credential's"
+        );
+        // The same copy again, as a node list's messages reach the simulator's nodes: checked
+        // before, by a clone too.
+        assert_eq!(v.clone().request(&signed, 1000.0).unwrap().name, "alice");
+        assert_eq!(v.signature_checks(), 2);
+        assert_eq!(
+            v.request(&signed, 1e9).unwrap_err().reason(),
+            "credential_expired"
+        );
+        // The same bytes under another request's signature are checked, and refused.
+        let other = sign_request(&request("alicia"), &w.alice, &w.alice_credential);
+        let mut forged = signed.clone();
+        forged.signature = other.signature;
+        assert_eq!(
+            v.request(&forged, 1000.0).unwrap_err().reason(),
+            "bad_signature"
+        );
+        assert_eq!(v.signature_checks(), 3);
+        // Many other requests later, it is checked again.
+        for n in 0..MAX_RECENT {
+            let r = sign_request(&request(&format!("al{n}")), &w.alice, &w.alice_credential);
+            v.request(&r, 1000.0).unwrap();
+        }
+        let before = v.signature_checks();
+        v.request(&signed, 1000.0).unwrap();
+        assert_eq!(v.signature_checks(), before + 1);
+    }
+
+    #[test]
+    fn credentials_found_before_skip_only_the_issuer_check() {
+        let w = world();
+        let first = Verifier::new(w.issuer.public(), 5.0);
+        let inner = r#"{"protocol":"muster:ack:1","request_id":"x","sender":"web1"}"#;
+        let signed = sign_message(inner.to_string(), &w.node, &w.node_credential);
+        first.message(&signed, 1000.0).unwrap();
+        let found = first.found();
+        assert_eq!(found, vec![first.digest(&w.node_credential)]);
+        assert!(first.found().is_empty(), "each is handed over once");
+
+        // A later run recalls it: one check per message, none for the credential.
+        let later = Verifier::new(w.issuer.public(), 5.0);
+        later.recall(found.clone());
+        assert_eq!(later.message(&signed, 1000.0).unwrap().1.name, "web1");
+        assert_eq!(later.signature_checks(), 1);
+        assert!(later.found().is_empty(), "recalled, not new");
+        // Validity and the message's own signature are still checked.
+        assert_eq!(
+            later.message(&signed, 1e9).unwrap_err().reason(),
+            "credential_expired"
+        );
+        let forged = String::from_utf8(signed.clone())
+            .unwrap()
+            .replace("web1\\\"}", "web2\\\"}");
+        assert_eq!(
+            later
+                .message(forged.as_bytes(), 1000.0)
+                .unwrap_err()
+                .reason(),
+            "bad_signature"
+        );
+        // What one issuer found means nothing under another.
+        let other = Verifier::new(SecretKey::generate().public(), 5.0);
+        other.recall(found);
+        assert_eq!(
+            other.message(&signed, 1000.0).unwrap_err().reason(),
+            "unknown_issuer"
         );
     }
 

@@ -742,6 +742,43 @@ mod signed {
         }
     }
 
+    on_both_brokers! {
+        // Every command is a new client: the credentials one found signed by the issuer are
+        // kept for the next (docs/security.md, "What the client remembers"), which then checks
+        // one signature per node — the reply's — where the first checked two.
+        async fn a_later_client_checks_only_the_replies_of_nodes_it_has_met(url) {
+            let (sim, issuer) = signed_sim(&url, 100).await?;
+            let all = identities(&sim, |_| true);
+            let state = tempfile::tempdir()?;
+            let kept = muster_client::remembered::beside(&state.path().join("journal.sqlite"));
+            let mut checks = Vec::new();
+            for _ in 0..2 {
+                let verifier = Verifier::new(issuer.public(), 5.0);
+                let signing = caller(&issuer, "alice", None);
+                let client = Client::connect(&ConnectConfig {
+                    brokers: vec![url.clone()],
+                    caller: signing.caller.clone(),
+                    signing: Some(signing),
+                    verifier: Some(verifier.clone()),
+                    remembered_credentials: Some(kept.clone()),
+                    ..ConnectConfig::default()
+                })
+                .await?;
+                let report = client
+                    .request(&Call::new("rpcutil", "ping"), &all, &options(10_000, muster_client::Delivery::Broadcast), 0, &mut |_| {})
+                    .await?;
+                assert_eq!(report.stats.ok, 100, "{:?}", report.stats);
+                checks.push(verifier.signature_checks());
+                assert_eq!(std::fs::metadata(&kept)?.len(), 100 * 32, "one digest per node, once");
+            }
+            // First: each reply and each credential (acknowledgements of nodes that replied
+            // are not checked); then the replies alone.
+            assert_eq!(checks, vec![200, 100]);
+            sim.stop().await;
+            Ok(())
+        }
+    }
+
     async fn client_limited(url: &str, issuer: &SecretKey) -> anyhow::Result<Client> {
         client(
             url,
