@@ -5,12 +5,13 @@
 #   bench/daemons.sh embedded|nats-server [N] [RUNS]
 #
 # Needs a release build (cargo build --release) and hyperfine; nats-server for those runs.
+# MUSTER=target/dist/muster measures the build nodes get (cargo build --profile dist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:?embedded or nats-server}
 count=${2:-50}
 runs=${3:-50}
-muster=$PWD/target/release/muster
+muster=$(realpath "${MUSTER:-target/release/muster}")
 work=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -57,4 +58,6 @@ PY
 pid=${pids[1]}
 t0=$(awk '{print $14+$15}' "/proc/$pid/stat"); sleep 5; t1=$(awk '{print $14+$15}' "/proc/$pid/stat")
 rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
-echo "idle daemon: $((rss / 1024)) MiB resident, $(( (t1 - t0) )) clock ticks of CPU in 5 s"
+anon=$(awk '/RssAnon/ {print $2}' "/proc/$pid/status")
+file=$(awk '/RssFile/ {print $2}' "/proc/$pid/status")
+echo "idle daemon ($(basename "$(dirname "$muster")") build): $rss KiB resident ($anon KiB its own, $file KiB pages of the executable and libraries, shared), $(( (t1 - t0) )) clock ticks of CPU in 5 s"
