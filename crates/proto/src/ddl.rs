@@ -353,8 +353,11 @@ impl Input {
                 "a list input needs the list of allowed values",
             ));
         }
+        // An empty string default stands for "not given", and is not held to the input's
+        // validation (as Choria does not: `default => ""` with a pattern it cannot match).
+        let unset = |d: &Value| d.is_null() || (self.kind == InputType::String && d == "");
         if let Some(default) = &self.default
-            && !default.is_null()
+            && !unset(default)
             && let Err(e) = self.check_value("default", default)
         {
             return Err(error(format!("{at}.default"), e.to_string()));

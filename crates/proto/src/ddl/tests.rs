@@ -312,3 +312,44 @@ fn output_defaults_fill_gaps() {
     a.apply_output_defaults(&mut data);
     assert_eq!(data["status"], "running");
 }
+
+/// Validation patterns written for Go's and Ruby's engines (Choria's and MCollective's DDLs):
+/// a brace that opens no counted repetition is a literal there, and here.
+#[test]
+fn literal_braces_read_as_go_and_ruby_read_them() {
+    use super::validate::{Validator, as_go_reads_it};
+    let cases: &[(&str, &str)] = &[
+        ("^{.+}$", r"^\{.+\}$"),
+        (r"^\d{1,3}$", r"^\d{1,3}$"),
+        ("^a{2}b{3,}$", "^a{2}b{3,}$"),
+        ("x{y}", r"x\{y\}"),
+        ("a{,3}", r"a\{,3\}"),
+        ("[{}]", "[{}]"),
+        (r"[]{]x{", r"[]{]x\{"),
+        (r"\{lit\}", r"\{lit\}"),
+        ("no braces", "no braces"),
+    ];
+    // What this engine makes of the pattern as written: a repetition of nothing.
+    let as_written = String::from("^{.+}$");
+    assert!(regex::Regex::new(&as_written).is_err());
+    for (pattern, read) in cases {
+        assert_eq!(as_go_reads_it(pattern), *read, "{pattern}");
+    }
+    let json_object = Validator::parse("^{.+}$").unwrap();
+    assert!(json_object.check(r#"{"a":1}"#).is_ok());
+    assert!(json_object.check("[1]").is_err());
+    let counted = Validator::parse(r"^\d{1,3}$").unwrap();
+    assert!(counted.check("123").is_ok() && counted.check("1234").is_err());
+}
+
+#[test]
+fn an_empty_default_is_not_held_to_the_pattern() {
+    let ddl = ddl_with_action(json!({"action": "a", "description": "d", "input": {"x": {
+        "prompt": "X", "description": "x", "type": "string", "validation": "^{.+}$",
+        "default": "", "optional": true, "maxlength": 0}}}));
+    Ddl::parse(&ddl).expect("loads");
+    let bad = ddl_with_action(json!({"action": "a", "description": "d", "input": {"x": {
+        "type": "string", "validation": "^{.+}$", "default": "[]"}}}));
+    let e = Ddl::parse(&bad).unwrap_err().to_string();
+    assert!(e.contains("default"), "{e}");
+}

@@ -23,7 +23,7 @@ fn compiled(pattern: &str) -> Result<regex::Regex, String> {
     {
         return Ok(re.clone());
     }
-    let re = regex::RegexBuilder::new(pattern)
+    let re = regex::RegexBuilder::new(&as_go_reads_it(pattern))
         .size_limit(crate::filter::REGEX_SIZE_LIMIT)
         .build()
         .map_err(|e| format!("invalid validation regex {pattern:?}: {e}"))?;
@@ -34,6 +34,71 @@ fn compiled(pattern: &str) -> Result<regex::Regex, String> {
         cache.insert(pattern.to_string(), re.clone());
     }
     Ok(re)
+}
+
+/// `pattern` as Go's and Ruby's engines read it, which Choria's and MCollective's DDLs are
+/// written for: a `{` that does not open a counted repetition (`{n}`, `{n,}`, `{n,m}`) is a
+/// literal brace there (`^{.+}$`, a JSON object), where this engine would refuse the pattern.
+/// Such braces are escaped; everything else is left as it is.
+pub(crate) fn as_go_reads_it(pattern: &str) -> std::borrow::Cow<'_, str> {
+    if !pattern.contains('{') {
+        return pattern.into();
+    }
+    // The length of the counted repetition `rest` starts with, if it does.
+    let counted = |rest: &str| -> Option<usize> {
+        let (inside, _) = rest.strip_prefix('{')?.split_once('}')?;
+        let (min, max) = inside.split_once(',').unwrap_or((inside, "0"));
+        let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+        (!min.is_empty() && digits(min) && digits(max)).then(|| inside.len().saturating_add(2))
+    };
+    let mut out = String::with_capacity(pattern.len().saturating_add(4));
+    let mut chars = pattern.char_indices();
+    let mut in_class = false;
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '\\' => {
+                out.push(c);
+                if let Some((_, escaped)) = chars.next() {
+                    out.push(escaped);
+                }
+            }
+            '[' if !in_class => {
+                in_class = true;
+                out.push(c);
+                // A `]` first in a class (after an optional `^`) is a literal.
+                let rest = pattern.get(at.saturating_add(1)..).unwrap_or_default();
+                let lead = if rest.starts_with("^]") {
+                    2
+                } else if rest.starts_with(']') || rest.starts_with('^') {
+                    1
+                } else {
+                    0
+                };
+                for _ in 0..lead {
+                    if let Some((_, l)) = chars.next() {
+                        out.push(l);
+                    }
+                }
+            }
+            ']' if in_class => {
+                in_class = false;
+                out.push(c);
+            }
+            '{' if !in_class => match counted(pattern.get(at..).unwrap_or_default()) {
+                Some(len) => {
+                    out.push_str(pattern.get(at..at.saturating_add(len)).unwrap_or_default());
+                    // The rest of the repetition is ASCII: one char per byte.
+                    for _ in 1..len {
+                        chars.next();
+                    }
+                }
+                None => out.push_str("\\{"),
+            },
+            '}' if !in_class => out.push_str("\\}"),
+            _ => out.push(c),
+        }
+    }
+    out.into()
 }
 
 /// A string validator.
