@@ -20,20 +20,8 @@ nodes=${2:?number of nodes}
 mode=${3:?insecure, signed or clients=K}
 runs=${4:-5}
 muster=$PWD/target/release/muster
-work=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-case $kind in
-  embedded) "$muster" broker --listen "127.0.0.1:$port" 2>"$work/broker.log" & pids+=($!) ;;
-  nats-server) nats-server -a 127.0.0.1 -p "$port" >"$work/broker.log" 2>&1 & pids+=($!) ;;
-  *) echo "unknown broker kind $kind" >&2; exit 2 ;;
-esac
-export MUSTER_BROKER="nats://127.0.0.1:$port"
-export MUSTER_JOURNAL="$work/journal.sqlite"   # the real write path, not the user's journal
-for _ in $(seq 100); do (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.05; done
+. bench/common.sh
+start_broker "$kind"
 
 signing=()
 case $mode in

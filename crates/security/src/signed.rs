@@ -11,7 +11,9 @@
 //! The wire types themselves, [`SecureEnvelope`] and [`SignedMessage`], are `muster-proto`'s,
 //! with every other message; this module adds the signatures and their checks.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use muster_proto::{DecodeError, Request, SecureEnvelope, SignedMessage};
 
@@ -107,17 +109,27 @@ fn decode(bytes: &[u8]) -> Result<SignedMessage, TrustError> {
 pub struct Verifier {
     issuer: PublicKey,
     skew: f64,
-    vouched: std::sync::Arc<std::sync::RwLock<HashMap<String, Vouched>>>,
-    recent: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Checked>>>,
-    checks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    memory: std::sync::Arc<std::sync::RwLock<Memory>>,
+    shared: Arc<Shared>,
+}
+
+/// What a [`Verifier`] and its clones remember and count.
+#[derive(Debug, Default)]
+struct Shared {
+    /// Credentials whose issuer signature checked out, by their exact token.
+    vouched: RwLock<HashMap<String, Vouched>>,
+    /// The last requests whose signatures checked out, oldest first.
+    recent: Mutex<VecDeque<Checked>>,
+    /// Credentials found signed by the issuer by earlier runs, and since.
+    memory: RwLock<Memory>,
+    /// ed25519 checks made.
+    checks: AtomicUsize,
 }
 
 /// What a [`Verifier`] knows of earlier runs: the credentials found signed by the issuer then,
 /// as [`Digest`]s, and those it has found since.
 #[derive(Debug, Default)]
 struct Memory {
-    recalled: std::collections::HashSet<Digest>,
+    recalled: HashSet<Digest>,
     new: Vec<Digest>,
 }
 
@@ -146,16 +158,27 @@ struct Vouched {
 /// The most credentials a [`Verifier`] remembers; when full it starts afresh.
 const MAX_VOUCHED: usize = 65_536;
 
+// What the locks guard stays whole whatever a thread did while holding one (each change is
+// one insert, removal or clear), so a poisoned lock is used as it is.
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Verifier {
     /// Trusts credentials signed by `issuer`, allowing clocks to differ by `skew_secs`.
     pub fn new(issuer: PublicKey, skew_secs: f64) -> Self {
         Verifier {
             issuer,
             skew: skew_secs,
-            vouched: Default::default(),
-            recent: Default::default(),
-            checks: Default::default(),
-            memory: Default::default(),
+            shared: Default::default(),
         }
     }
 
@@ -174,71 +197,53 @@ impl Verifier {
     /// own signature still are. Whoever can write where these are kept can vouch for
     /// credentials, as the issuer does: keep them where only the user can.
     pub fn recall(&self, digests: impl IntoIterator<Item = Digest>) {
-        let mut memory = match self.memory.write() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        memory.recalled.extend(digests);
+        write(&self.shared.memory).recalled.extend(digests);
     }
 
     /// The credentials found signed by the issuer since the last call, not recalled: to be
     /// kept for later runs.
     pub fn found(&self) -> Vec<Digest> {
-        let mut memory = match self.memory.write() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        std::mem::take(&mut memory.new)
-    }
-
-    /// Whether `token` was recalled.
-    fn recalled(&self, token: &str) -> bool {
-        let memory = match self.memory.read() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        !memory.recalled.is_empty() && memory.recalled.contains(&self.digest(token))
-    }
-
-    /// `token` checked out: remember it for later runs.
-    fn newly_found(&self, token: &str) {
-        let digest = self.digest(token);
-        let mut memory = match self.memory.write() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if memory.new.len() < MAX_VOUCHED {
-            memory.new.push(digest);
-        }
+        std::mem::take(&mut write(&self.shared.memory).new)
     }
 
     /// How many ed25519 signatures this verifier and its clones have checked: messages' and the
     /// issuer's on credentials.
     pub fn signature_checks(&self) -> usize {
-        self.checks.load(std::sync::atomic::Ordering::Relaxed)
+        self.shared.checks.load(Ordering::Relaxed)
     }
 
-    fn count_check(&self) {
-        self.checks
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    /// Whether `key` signed `bytes` (counted).
+    fn verifies(&self, key: &PublicKey, bytes: &[u8], signature: &str) -> bool {
+        self.shared.checks.fetch_add(1, Ordering::Relaxed);
+        key.verifies(bytes, signature)
+    }
+
+    /// Whether the issuer signed the credential `token` (its `json` and `issuer_signature`):
+    /// recalled from an earlier run, or checked now and then remembered for the next.
+    fn issuer_signed(&self, token: &str, json: &[u8], issuer_signature: &str) -> bool {
+        let digest = self.digest(token);
+        if read(&self.shared.memory).recalled.contains(&digest) {
+            return true;
+        }
+        if !self.verifies(&self.issuer, json, issuer_signature) {
+            return false;
+        }
+        let mut memory = write(&self.shared.memory);
+        if memory.new.len() < MAX_VOUCHED {
+            memory.new.push(digest);
+        }
+        true
     }
 
     /// Whether exactly this request, signature and credential checked out before.
     fn checked_before(&self, bytes: &[u8], signature: &str, token: &str) -> bool {
-        let recent = match self.recent.lock() {
-            Ok(r) => r,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        recent
+        lock(&self.shared.recent)
             .iter()
             .any(|c| c.signature == signature && c.token == token && c.bytes == bytes)
     }
 
     fn checked(&self, bytes: &[u8], signature: &str, token: &str) {
-        let mut recent = match self.recent.lock() {
-            Ok(r) => r,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut recent = lock(&self.shared.recent);
         if recent.len() >= MAX_RECENT {
             recent.pop_front();
         }
@@ -252,18 +257,11 @@ impl Verifier {
     /// A credential the issuer's signature was checked on before: keyed by the exact token,
     /// so a hit is the very credential checked.
     fn vouched_for(&self, token: &str) -> Option<Vouched> {
-        let vouched = match self.vouched.read() {
-            Ok(v) => v,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        vouched.get(token).cloned()
+        read(&self.shared.vouched).get(token).cloned()
     }
 
     fn vouch(&self, token: &str, credential: &Credential, key: &PublicKey) {
-        let mut vouched = match self.vouched.write() {
-            Ok(v) => v,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut vouched = write(&self.shared.vouched);
         if vouched.len() >= MAX_VOUCHED {
             vouched.clear();
         }
@@ -295,19 +293,14 @@ impl Verifier {
                 (claimed, key, Some((json, issuer_signature)))
             }
         };
-        self.count_check();
-        if !key.verifies(bytes, signature) {
+        if !self.verifies(&key, bytes, signature) {
             return Err(TrustError::BadSignature { name: claimed.name });
         }
         let Some((json, issuer_signature)) = issuer_signed else {
             return Ok(claimed.valid_as(kind, now, self.skew)?);
         };
-        if !self.recalled(token) {
-            self.count_check();
-            if !self.issuer.verifies(&json, issuer_signature) {
-                return Err(CredentialError::UnknownIssuer { name: claimed.name }.into());
-            }
-            self.newly_found(token);
+        if !self.issuer_signed(token, &json, issuer_signature) {
+            return Err(CredentialError::UnknownIssuer { name: claimed.name }.into());
         }
         self.vouch(token, &claimed, &key);
         Ok(claimed.valid_as(kind, now, self.skew)?)
