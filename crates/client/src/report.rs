@@ -64,7 +64,9 @@ pub struct ValueCount {
 /// One aggregate's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AggregateResult {
-    /// `summary`, `average` or `boolean_summary`.
+    /// The DDL's function: `summary`, `boolean_summary`, `nagios_states` (these fill
+    /// `counts`), `average` (`average`), `sum` (`sum`), `nettest_mma` (`minimum`, `maximum`,
+    /// `average`) or `process_summary` (`processes`).
     pub function: String,
     /// The output summarised.
     pub output: String,
@@ -78,9 +80,36 @@ pub struct AggregateResult {
     /// For `average`: the mean of the numeric values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub average: Option<f64>,
-    /// For `average`: the DDL's printf-style format, if any (`Average: %0.2f`).
+    /// For `nettest_mma`: the smallest numeric value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum: Option<f64>,
+    /// For `nettest_mma`: the largest numeric value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maximum: Option<f64>,
+    /// For `sum`: the total of the numeric values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sum: Option<f64>,
+    /// For `process_summary`: the processes the nodes matched, in total.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<ProcessTotals>,
+    /// For `average`, `sum` and `nettest_mma`: the DDL's printf-style format, if any
+    /// (`Average: %0.2f`; `nettest_mma`'s has three numbers: minimum, maximum, average).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+}
+
+/// What `process_summary` adds up over the process agent's `pslist` outputs (its plugin's
+/// `aggregate/process_summary.rb`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessTotals {
+    /// Nodes with at least one matching process.
+    pub hosts: u64,
+    /// Matching processes.
+    pub processes: u64,
+    /// Their resident size, in bytes (`rss` is in KiB).
+    pub rss_bytes: u64,
+    /// Their virtual size, in bytes.
+    pub vsize_bytes: u64,
 }
 
 /// The counts.

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 mod validate;
 
-pub use validate::{InputError, Validator};
+pub use validate::{InputError, Named, Validator};
 
 /// A DDL that could not be loaded: where in the document, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -197,20 +197,37 @@ pub struct Output {
 /// A summary computed across replies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Aggregate {
-    /// `summary`, `average` or `boolean_summary`.
+    /// One of [`AGGREGATE_FUNCTIONS`], or a function this version does not compute.
     pub function: String,
     /// The output it reads first, then options (`{"format": …}`, `{"true": …, "false": …}`).
     #[serde(default)]
     pub args: Vec<Value>,
 }
 
-/// The aggregate functions a client computes.
-pub const AGGREGATE_FUNCTIONS: &[&str] = &["summary", "average", "boolean_summary"];
+/// The aggregate functions a client computes: MCollective's and Choria's own (`summary`,
+/// `average`, `boolean_summary`, `sum`) and those Choria's public agents ship
+/// (`nagios_states`, `nettest_mma`, `process_summary`). A DDL naming another loads, with a
+/// warning, and that summary is not computed.
+pub const AGGREGATE_FUNCTIONS: &[&str] = &[
+    "summary",
+    "average",
+    "boolean_summary",
+    "sum",
+    "nagios_states",
+    "nettest_mma",
+    "process_summary",
+];
 
 impl Aggregate {
     /// The output it summarises.
     pub fn output(&self) -> Option<&str> {
         self.args.first().and_then(Value::as_str)
+    }
+
+    /// Whether a client computes it: a known function over an output the action has.
+    pub fn computed(&self, action: &Action) -> bool {
+        AGGREGATE_FUNCTIONS.contains(&self.function.as_str())
+            && self.output().is_some_and(|o| action.output.contains_key(o))
     }
 
     /// Its options (the second argument), if any.
@@ -273,6 +290,7 @@ impl Ddl {
             return Err(error("actions", "an agent needs at least one action"));
         }
         let mut seen = std::collections::BTreeSet::new();
+        let mut unknown_functions = std::collections::BTreeSet::new();
         for (i, action) in self.actions.iter().enumerate() {
             let at = format!("actions[{i}]");
             if action.action.is_empty() {
@@ -292,30 +310,29 @@ impl Ddl {
             }
             for (j, aggregate) in action.aggregate.iter().enumerate() {
                 let at = format!("{at}.aggregate[{j}]");
-                if !AGGREGATE_FUNCTIONS.contains(&aggregate.function.as_str()) {
-                    return Err(error(
-                        format!("{at}.function"),
-                        format!(
-                            "unknown aggregate function {:?}; use one of {}",
-                            aggregate.function,
+                let function = aggregate.function.as_str();
+                if !AGGREGATE_FUNCTIONS.contains(&function) {
+                    // Choria's agents ship their own summaries (nettest_mma, …); one this
+                    // version lacks costs that summary, never the agent. One word per name.
+                    if unknown_functions.insert(function.to_string()) {
+                        self.warnings.push(format!(
+                            "{at}.function: unknown aggregate function {function:?} is not \
+                             computed; Muster computes {}",
                             AGGREGATE_FUNCTIONS.join(", ")
-                        ),
-                    ));
+                        ));
+                    }
+                    continue;
                 }
                 match aggregate.output() {
                     Some(output) if action.output.contains_key(output) => {}
-                    Some(output) => {
-                        return Err(error(
-                            format!("{at}.args[0]"),
-                            format!("the action has no output {output:?} to aggregate"),
-                        ));
-                    }
-                    None => {
-                        return Err(error(
-                            format!("{at}.args"),
-                            "the first argument must name an output",
-                        ));
-                    }
+                    Some(output) => self.warnings.push(format!(
+                        "{at}.args[0]: the action has no output {output:?}, so its {function} \
+                         is not computed"
+                    )),
+                    None => self.warnings.push(format!(
+                        "{at}.args: the first argument must name an output; this {function} is \
+                         not computed"
+                    )),
                 }
             }
         }
@@ -340,7 +357,9 @@ impl Input {
             match Validator::parse(validation) {
                 Ok(Validator::Unknown(name)) => {
                     warning = Some(format!(
-                        "{at}.validation: unknown validator {name:?} is not checked"
+                        "{at}.validation: unknown validator {name:?}: its values are held to \
+                         shellsafe's rule instead (no ` $ ; | & > < or newline); write a regex \
+                         to check them otherwise"
                     ));
                 }
                 Ok(_) => {}

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 use std::time::SystemTime;
 
-use muster_client::aggregate::{AggregateResult, format_number, value_text};
+use muster_client::aggregate::{
+    AggregateResult, bytes_to_human, format_number, format_numbers, value_text,
+};
 use muster_client::{
     DiscoveryFailure, DiscoveryInfo, DiscoveryMethod, Ignored, Missing, NodeReply, Outcome, Report,
 };
@@ -150,7 +152,16 @@ pub fn report(
     summary(out, report, cx)
 }
 
-/// The aggregates: value counts, averages.
+/// A number as people write it: whole numbers without a fraction.
+fn number_text(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+/// The aggregates: value counts, averages, totals.
 pub fn aggregates(out: &mut dyn Write, results: &[AggregateResult]) -> io::Result<()> {
     for result in results {
         match (&result.counts, result.average) {
@@ -180,7 +191,8 @@ pub fn aggregates(out: &mut dyn Write, results: &[AggregateResult]) -> io::Resul
                 }
                 writeln!(out)?;
             }
-            (None, Some(average)) => {
+            (None, _) if result.count == 0 && result.processes.is_none() => {}
+            (None, Some(average)) if result.function != "nettest_mma" => {
                 writeln!(
                     out,
                     "{} ({} nodes)",
@@ -189,7 +201,35 @@ pub fn aggregates(out: &mut dyn Write, results: &[AggregateResult]) -> io::Resul
                 )?;
                 writeln!(out)?;
             }
-            (None, None) => {}
+            (None, _) => {
+                let text = if let (Some(min), Some(max), Some(mean)) =
+                    (result.minimum, result.maximum, result.average)
+                {
+                    let format = result
+                        .format
+                        .as_deref()
+                        .unwrap_or("Min: %.3f  Max: %.3f  Average: %.3f");
+                    format!("{}: {}", result.label, format_numbers(format, &[min, max, mean]))
+                } else if let Some(sum) = result.sum {
+                    match result.format.as_deref() {
+                        Some(format) if format.contains('%') => format_numbers(format, &[sum]),
+                        _ => format!("Total {}: {}", result.label, number_text(sum)),
+                    }
+                } else if let Some(p) = result.processes {
+                    writeln!(out, "Summary of {}:", result.label)?;
+                    writeln!(out)?;
+                    writeln!(out, "        Matched hosts: {}", p.hosts)?;
+                    writeln!(out, "    Matched Processes: {}", p.processes)?;
+                    writeln!(out, "        Resident Size: {}", bytes_to_human(p.rss_bytes))?;
+                    writeln!(out, "         Virtual Size: {}", bytes_to_human(p.vsize_bytes))?;
+                    writeln!(out)?;
+                    continue;
+                } else {
+                    continue;
+                };
+                writeln!(out, "{text} ({} nodes)", result.count)?;
+                writeln!(out)?;
+            }
         }
     }
     Ok(())

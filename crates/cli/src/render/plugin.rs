@@ -116,7 +116,14 @@ fn render_action(agent: &str, action: &Action) -> String {
         let list: Vec<String> = action
             .aggregate
             .iter()
-            .map(|a| format!("{} of {}", a.function, a.output().unwrap_or("?")))
+            .map(|a| {
+                let what = format!("{} of {}", a.function, a.output().unwrap_or("?"));
+                if a.computed(action) {
+                    what
+                } else {
+                    format!("{what} (not computed by this version)")
+                }
+            })
             .collect();
         out.push_str(&format!("\n  Summaries: {}\n", list.join(", ")));
     }

@@ -97,16 +97,6 @@ fn broken_ddls_name_the_path_and_the_problem() {
             "expected an integer",
         ),
         (
-            ddl_with_action(json!({"action": "a", "description": "d", "output": {"o": {"display_as": "O"}}, "aggregate": [{"function": "median", "args": ["o"]}]})),
-            "actions[0].aggregate[0].function",
-            "unknown aggregate function",
-        ),
-        (
-            ddl_with_action(json!({"action": "a", "description": "d", "aggregate": [{"function": "summary", "args": ["nope"]}]})),
-            "actions[0].aggregate[0].args[0]",
-            "no output \"nope\"",
-        ),
-        (
             ddl_with_action(json!({"action": "a", "description": "d", "output": {"o": {"description": "x"}}})),
             "actions[0].output.o",
             "display_as",
@@ -120,13 +110,52 @@ fn broken_ddls_name_the_path_and_the_problem() {
 }
 
 #[test]
-fn unknown_named_validators_load_with_a_warning() {
+fn unknown_named_validators_load_with_a_warning_and_are_held_to_shellsafe() {
     let text = ddl_with_action(
-        json!({"action": "a", "description": "d", "input": {"x": {"type": "string", "validation": "service_name"}}}),
+        json!({"action": "a", "description": "d", "input": {"x": {"type": "string", "validation": "site_tags"}}}),
     );
     let ddl = Ddl::parse(&text).unwrap();
     assert_eq!(ddl.warnings.len(), 1);
-    assert!(ddl.warnings[0].contains("service_name"));
+    assert!(ddl.warnings[0].contains("site_tags"), "{:?}", ddl.warnings);
+    assert!(ddl.warnings[0].contains("shellsafe"), "{:?}", ddl.warnings);
+    let input = &ddl.actions[0].input["x"];
+    assert!(input.check_value("x", &json!("web,db")).is_ok());
+    let err = input.check_value("x", &json!("$(reboot)")).unwrap_err();
+    assert!(err.to_string().contains("site_tags"), "{err}");
+}
+
+/// Aggregates a client cannot compute cost that summary, never the agent: one warning per
+/// unknown function name, one per aggregate of an output the action lacks.
+#[test]
+fn aggregates_that_cannot_be_computed_load_with_a_warning() {
+    let text = json!({
+        "metadata": {"name": "t", "description": "d", "version": "1", "timeout": 5},
+        "actions": [
+            {"action": "a", "description": "d", "output": {"o": {"display_as": "O"}},
+             "aggregate": [{"function": "median", "args": ["o"]}, {"function": "median", "args": ["o"]},
+                           {"function": "summary", "args": ["nope"]}, {"function": "summary", "args": ["o"]}]},
+            {"action": "b", "description": "d", "output": {"o": {"display_as": "O"}},
+             "aggregate": [{"function": "median", "args": ["o"]}, {"function": "chart", "args": ["o"]}]}
+        ]
+    })
+    .to_string();
+    let ddl = Ddl::parse(&text).unwrap();
+    assert_eq!(ddl.warnings.len(), 3, "{:?}", ddl.warnings);
+    assert!(
+        ddl.warnings[0]
+            .starts_with("actions[0].aggregate[0].function: unknown aggregate function \"median\"")
+    );
+    assert!(
+        ddl.warnings[1]
+            .starts_with("actions[0].aggregate[2].args[0]: the action has no output \"nope\"")
+    );
+    assert!(ddl.warnings[2].contains("\"chart\""));
+    let computed: Vec<bool> = ddl.actions[0]
+        .aggregate
+        .iter()
+        .map(|a| a.computed(&ddl.actions[0]))
+        .collect();
+    assert_eq!(computed, [false, false, false, true]);
 }
 
 #[test]
@@ -149,11 +178,196 @@ fn validators() {
         ("^[a-z]+$", "nginx", true),
         ("^[a-z]+$", "nginx1", false),
         (".+", "", false),
+        (r"\A[a-zA-Z0-9_-]+\z", "check_load", true),
+        (r"\A[a-zA-Z0-9_-]+\z", "check load", false),
         ("no_such_validator", "anything", true),
+        ("no_such_validator", "tags=$(reboot)", false),
+        ("no_such_validator", "a; b", false),
     ];
     for (validation, value, ok) in cases {
         let v = Validator::parse(validation).unwrap();
         assert_eq!(v.check(value).is_ok(), ok, "{validation} {value:?}");
+    }
+}
+
+/// The named validators Choria's public agents ship, with the cases of each plugin's own spec
+/// (`spec/validator/*_spec.rb` in choria-plugins/service-agent at d6a6e9e, package-agent at
+/// 0879491, puppet-agent at 37002e7 and nettest-agent at 9e6837a), each error in the plugin's
+/// wording; and `tags=$(reboot)` never passes one.
+#[test]
+fn the_named_validators_of_choria_agents() {
+    let good: &[(&str, &[&str])] = &[
+        (
+            "service_name",
+            &[
+                "rspec",
+                "rspec1",
+                "rspec-service",
+                "rspec-service-1",
+                "rspec.service",
+                "rspec@service",
+                "rspec:service",
+            ],
+        ),
+        (
+            "package_name",
+            &[
+                "rspec",
+                "rspec1",
+                "rspec-package",
+                "rspec-package-1",
+                "rspec.package",
+            ],
+        ),
+        (
+            "puppet_resource",
+            &["rspec[abc]", "rspec[ ]", "rspec_rspec[rspec]"],
+        ),
+        ("puppet_variable", &["a", "A", "1a", "a1"]),
+        ("puppet_tags", &["one,two::three", "apache", "apache::mod"]),
+        (
+            "puppet_server_address",
+            &[
+                "box",
+                "box.com",
+                "a.box.com",
+                "a-nother.box.com",
+                "a",
+                "1.1.1.1",
+                "255.255.255.255",
+                "fe80::7a31:c1ff:fed6:92a2",
+                "::FFFF:129.144.52.38",
+                "2001:0db8:0000:0000:0000:ff00:0042:8329",
+                "::1",
+                "a:123",
+                "1.1.1.1:123",
+                "[::1]:123",
+                "[2001:0db8:0000:0000:0000:ff00:0042:8329]:9999",
+            ],
+        ),
+        (
+            "nettest_fqdn",
+            &["1.2.3.4", "host1.example.com", "exmaple.com", "localhost"],
+        ),
+        ("nettest_server_address", &["host.example.com:8080"]),
+    ];
+    let bad: &[(&str, &[(&str, &str)])] = &[
+        (
+            "service_name",
+            &[("rspec!", "rspec! is not a valid service name")],
+        ),
+        (
+            "package_name",
+            &[("rspec!", "rspec! is not a valid package name")],
+        ),
+        (
+            "puppet_resource",
+            &[
+                ("rspec", "'rspec' is not a valid resource name"),
+                (
+                    "rspec[mcollective",
+                    "'rspec[mcollective' is not a valid resource name",
+                ),
+                (
+                    "[mcollective]",
+                    "'[mcollective]' is not a valid resource name",
+                ),
+                ("rspec[]", "'rspec[]' is not a valid resource name"),
+                (
+                    "rspec-rspec[rspec]",
+                    "'rspec-rspec[rspec]' is not a valid resource name",
+                ),
+            ],
+        ),
+        (
+            "puppet_variable",
+            &[
+                ("1", "Invalid variable name '1' specified"),
+                ("a-b", "Invalid variable name 'a-b' specified"),
+                ("a.b", "Invalid variable name 'a.b' specified"),
+                ("a b", "Invalid variable name 'a b' specified"),
+            ],
+        ),
+        (
+            "puppet_tags",
+            &[
+                ("$(reboot)", "shell metacharacter"),
+                ("one,t-wo", "Invalid variable name 't-wo' specified"),
+            ],
+        ),
+        (
+            "puppet_server_address",
+            &[
+                ("foo bar", "The hostname 'foo bar' is not a valid hostname"),
+                ("1", "The hostname '1' is not a valid hostname"),
+                ("1000", "The hostname '1000' is not a valid hostname"),
+                ("300000", "The hostname '300000' is not a valid hostname"),
+                ("a_box", "The hostname 'a_box' is not a valid hostname"),
+                (
+                    "a_nother.box.com",
+                    "The hostname 'a_nother.box.com' is not a valid hostname",
+                ),
+                ("1.2", "The hostname '1.2' is not a valid hostname"),
+                (
+                    "300.1.1.1",
+                    "The hostname '300.1.1.1' is not a valid hostname",
+                ),
+                ("200.200", "The hostname '200.200' is not a valid hostname"),
+                (
+                    "fe80::7a31:c1ff:fed6:92a2:e0e0e0",
+                    "is not a valid hostname",
+                ),
+                ("gggg::7a31:c1ff:fed6:92a2", "is not a valid hostname"),
+                ("a:a", "The port 'a' is not a valid puppet master port"),
+                (
+                    "1.1.1.1:a",
+                    "The port 'a' is not a valid puppet master port",
+                ),
+                ("[::1]:a", "The port 'a' is not a valid puppet master port"),
+                (
+                    "[2001:0db8:0000:0000:0000:ff00:0042:8329]:b",
+                    "The port 'b' is not a valid puppet master port",
+                ),
+                ("$(reboot)", "shell metacharacter"),
+            ],
+        ),
+        (
+            "nettest_fqdn",
+            &[("not a hostname", "value should be a valid fqdn")],
+        ),
+        (
+            "nettest_server_address",
+            &[
+                ("host.example.com", "must include both a hostname and port"),
+                (":8080", "must include both a hostname and port"),
+                (
+                    "localhost#:8080",
+                    "The hostname 'localhost#' is not a valid hostname",
+                ),
+                (
+                    "host.example.com:rspec",
+                    "The port 'rspec' is not a valid port",
+                ),
+            ],
+        ),
+    ];
+    for (name, values) in good {
+        let v = Validator::parse(name).unwrap();
+        assert!(matches!(v, Validator::Named(_)), "{name}");
+        for value in *values {
+            assert_eq!(v.check(value), Ok(()), "{name} {value:?}");
+        }
+    }
+    for (name, values) in bad {
+        let v = Validator::parse(name).unwrap();
+        for (value, needle) in *values {
+            let err = v.check(value).unwrap_err();
+            assert!(err.contains(needle), "{name} {value:?}: {err}");
+        }
+    }
+    for (name, _) in super::Named::ALL {
+        let v = Validator::parse(name).unwrap();
+        assert!(v.check("tags=$(reboot)").is_err(), "{name}");
     }
 }
 

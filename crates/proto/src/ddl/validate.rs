@@ -2,6 +2,7 @@
 //! defaults, validators, lengths, list membership.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::LazyLock;
 
 use serde_json::{Map, Value};
 
@@ -112,16 +113,175 @@ pub enum Validator {
     Ipv6,
     /// An IPv4 or IPv6 address.
     Ip,
+    /// One of the named validators Choria's public agents ship (`service_name`,
+    /// `puppet_tags`, …), checked as their published definitions check.
+    Named(Named),
     /// A regular expression the whole value is searched with.
     Regex(regex::Regex),
-    /// A named validator this version does not know: not checked.
+    /// A named validator this version does not know: the value is held to [`ShellSafe`]'s
+    /// rule, the least any named validator of a public agent asks.
+    ///
+    /// [`ShellSafe`]: Validator::ShellSafe
     Unknown(String),
+}
+
+/// The named validators of Choria's public agents (each in its plugin's
+/// `files/mcollective/validator/`, Apache-2.0), with their meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    /// `service_name` (service agent): letters, digits, `.`, `-`, `_`, `:`, `@`.
+    ServiceName,
+    /// `package_name` (package agent): letters, digits, `.`, `-`, `_`.
+    PackageName,
+    /// `puppet_resource` (puppet agent): `type[title]`, e.g. `file[/etc/hosts]`.
+    PuppetResource,
+    /// `puppet_server_address` (puppet agent): a host name or IP address, optionally with a
+    /// port (`host:8140`, `[::1]:8140`).
+    PuppetServerAddress,
+    /// `puppet_tags` (puppet agent): comma-separated tags of `::`-separated Puppet variable
+    /// names.
+    PuppetTags,
+    /// `puppet_variable` (puppet agent): a Puppet variable name: letters, digits and `_`
+    /// (one character: a letter).
+    PuppetVariable,
+    /// `nettest_fqdn` (nettest agent): an IPv4 address or a host name.
+    NettestFqdn,
+    /// `nettest_server_address` (nettest agent): `host:port`.
+    NettestServerAddress,
+}
+
+impl Named {
+    /// Every named validator, by the name a DDL uses.
+    pub const ALL: &[(&'static str, Named)] = &[
+        ("service_name", Named::ServiceName),
+        ("package_name", Named::PackageName),
+        ("puppet_resource", Named::PuppetResource),
+        ("puppet_server_address", Named::PuppetServerAddress),
+        ("puppet_tags", Named::PuppetTags),
+        ("puppet_variable", Named::PuppetVariable),
+        ("nettest_fqdn", Named::NettestFqdn),
+        ("nettest_server_address", Named::NettestServerAddress),
+    ];
+
+    /// Checks a value; the error is the plugin's own wording.
+    fn check(self, value: &str) -> Result<(), String> {
+        static SERVICE: LazyLock<regex::Regex> =
+            LazyLock::new(|| regex::Regex::new(r"\A[a-zA-Z.\-_0-9:@]+\z").expect("valid"));
+        static PACKAGE: LazyLock<regex::Regex> =
+            LazyLock::new(|| regex::Regex::new(r"\A[a-zA-Z.\-_0-9]+\z").expect("valid"));
+        static RESOURCE: LazyLock<regex::Regex> =
+            LazyLock::new(|| regex::Regex::new(r"\A[a-zA-Z0-9_]+\[.+\]\z").expect("valid"));
+        static HOST: LazyLock<regex::Regex> = LazyLock::new(|| {
+            regex::Regex::new(
+                r"\A(([a-zA-Z]|[a-zA-Z][a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*([A-Za-z]|[A-Za-z][A-Za-z0-9\-]*[A-Za-z0-9])\z",
+            )
+            .expect("valid")
+        });
+        static NETTEST_HOST: LazyLock<regex::Regex> = LazyLock::new(|| {
+            regex::Regex::new(
+                r"\A(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9])\z",
+            )
+            .expect("valid")
+        });
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+        let shellsafe = || Validator::ShellSafe.check(value);
+        match self {
+            Named::ServiceName => SERVICE
+                .is_match(value)
+                .then_some(())
+                .ok_or_else(|| format!("{value} is not a valid service name")),
+            Named::PackageName => PACKAGE
+                .is_match(value)
+                .then_some(())
+                .ok_or_else(|| format!("{value} is not a valid package name")),
+            Named::PuppetResource => RESOURCE
+                .is_match(value)
+                .then_some(())
+                .ok_or_else(|| format!("'{value}' is not a valid resource name")),
+            Named::PuppetVariable => {
+                shellsafe()?;
+                let ok = match value.chars().count() {
+                    1 => value.bytes().all(|b| b.is_ascii_alphabetic()),
+                    _ => {
+                        !value.is_empty()
+                            && value
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    }
+                };
+                ok.then_some(())
+                    .ok_or_else(|| format!("Invalid variable name '{value}' specified"))
+            }
+            Named::PuppetTags => {
+                shellsafe()?;
+                for tag in value.split(',') {
+                    for part in tag.split("::") {
+                        Named::PuppetVariable.check(part)?;
+                    }
+                }
+                Ok(())
+            }
+            Named::PuppetServerAddress => {
+                shellsafe()?;
+                // As the plugin's `PuppetServerAddressValidation::Host` splits it: a bare IPv6
+                // address; `[v6]:port`; `name:port` (one colon); or a name alone.
+                let (name, port) = if value.parse::<Ipv6Addr>().is_ok() {
+                    (value, None)
+                } else if let Some(rest) = value.strip_prefix('[')
+                    && let Some((inside, after)) = rest.split_once(']')
+                    && inside
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+                {
+                    (inside, after.strip_prefix(':'))
+                } else if value.matches(':').count() == 1 {
+                    let (name, port) = value.split_once(':').unwrap_or((value, ""));
+                    (name, Some(port))
+                } else {
+                    (value, None)
+                };
+                let ip = !digits(name) && name.parse::<std::net::IpAddr>().is_ok();
+                if !(ip || HOST.is_match(name)) {
+                    return Err(format!("The hostname '{name}' is not a valid hostname"));
+                }
+                match port {
+                    Some(port) if !digits(port) => Err(format!(
+                        "The port '{port}' is not a valid puppet master port"
+                    )),
+                    _ => Ok(()),
+                }
+            }
+            Named::NettestFqdn => (value.parse::<Ipv4Addr>().is_ok() || HOST.is_match(value))
+                .then_some(())
+                .ok_or_else(|| "value should be a valid fqdn".to_string()),
+            Named::NettestServerAddress => {
+                shellsafe()?;
+                let mut parts = value.split(':');
+                let (host, port) = (parts.next().unwrap_or_default(), parts.next());
+                let Some(port) = port.filter(|_| !host.is_empty()) else {
+                    return Err(format!(
+                        "The address '{value}' must include both a hostname and port"
+                    ));
+                };
+                if !NETTEST_HOST.is_match(host) {
+                    return Err(format!("The hostname '{host}' is not a valid hostname"));
+                }
+                if !digits(port) {
+                    return Err(format!("The port '{port}' is not a valid port"));
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 impl Validator {
     /// Parses a DDL `validation` value: a known name, an unknown plain word (a named validator
     /// this version lacks), or a regex.
     pub fn parse(text: &str) -> Result<Validator, String> {
+        if let Some((_, named)) = Named::ALL.iter().find(|(name, _)| *name == text) {
+            return Ok(Validator::Named(*named));
+        }
         Ok(match text {
             "shellsafe" => Validator::ShellSafe,
             "ipv4address" => Validator::Ipv4,
@@ -139,14 +299,14 @@ impl Validator {
     /// Checks a value; the error says what was wrong.
     pub fn check(&self, value: &str) -> Result<(), String> {
         let ok = match self {
-            Validator::ShellSafe => {
+            Validator::ShellSafe | Validator::Unknown(_) => {
                 !value.contains(['`', '$', ';', '|', '&', '>', '<', '\n', '\r'])
             }
             Validator::Ipv4 => value.parse::<Ipv4Addr>().is_ok(),
             Validator::Ipv6 => value.parse::<Ipv6Addr>().is_ok(),
             Validator::Ip => value.parse::<std::net::IpAddr>().is_ok(),
+            Validator::Named(named) => return named.check(value),
             Validator::Regex(re) => re.is_match(value),
-            Validator::Unknown(_) => true,
         };
         if ok {
             return Ok(());
@@ -155,11 +315,15 @@ impl Validator {
             Validator::ShellSafe => {
                 "it contains a shell metacharacter (` $ ; | & > < or a newline)".to_string()
             }
+            Validator::Unknown(name) => format!(
+                "it contains a shell metacharacter (` $ ; | & > < or a newline), which an input \
+                 with the validator {name:?} this node does not know may not hold"
+            ),
             Validator::Ipv4 => "it is not an IPv4 address".to_string(),
             Validator::Ipv6 => "it is not an IPv6 address".to_string(),
             Validator::Ip => "it is not an IP address".to_string(),
             Validator::Regex(re) => format!("it does not match /{}/", re.as_str()),
-            Validator::Unknown(_) => String::new(),
+            Validator::Named(_) => String::new(),
         })
     }
 }
