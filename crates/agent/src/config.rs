@@ -14,6 +14,11 @@ use serde::Deserialize;
 pub struct AgentsConfig {
     /// External agents: each an executable `NAME` with its DDL `NAME.json` beside it.
     pub directory: Option<PathBuf>,
+    /// Built-in agents an external agent of the same name in `directory` replaces (say,
+    /// `["shell"]` for Choria's shell agent). Without its name here, an external agent named
+    /// like a built-in is refused at start, so a file dropped in the directory never changes
+    /// what a built-in does unnoticed.
+    pub replace: Vec<String>,
     /// The `service` agent.
     pub service: ServiceConfig,
     /// The `package` agent.

@@ -49,8 +49,12 @@ pub struct LoadError {
 
 /// Loads every external agent in `dir`. Agents that cannot be loaded are returned as errors
 /// beside the ones that can; `taken` names agents that exist already (built-in), which an
-/// external agent may not replace.
-pub fn load_directory(dir: &Path, taken: &[String]) -> (Vec<ExternalAgent>, Vec<LoadError>) {
+/// external agent replaces only when `replace` names it too.
+pub fn load_directory(
+    dir: &Path,
+    taken: &[String],
+    replace: &[String],
+) -> (Vec<ExternalAgent>, Vec<LoadError>) {
     let mut agents = Vec::new();
     let mut errors = Vec::new();
     let entries = match std::fs::read_dir(dir) {
@@ -70,7 +74,7 @@ pub fn load_directory(dir: &Path, taken: &[String]) -> (Vec<ExternalAgent>, Vec<
         .collect();
     ddl_files.sort();
     for file in ddl_files {
-        match load_one(&file, taken) {
+        match load_one(&file, taken, replace) {
             Ok(agent) => agents.push(agent),
             Err(message) => errors.push(LoadError { file, message }),
         }
@@ -78,7 +82,11 @@ pub fn load_directory(dir: &Path, taken: &[String]) -> (Vec<ExternalAgent>, Vec<
     (agents, errors)
 }
 
-fn load_one(ddl_file: &Path, taken: &[String]) -> Result<ExternalAgent, String> {
+fn load_one(
+    ddl_file: &Path,
+    taken: &[String],
+    replace: &[String],
+) -> Result<ExternalAgent, String> {
     let text = std::fs::read_to_string(ddl_file).map_err(|e| format!("cannot read it: {e}"))?;
     let ddl = Ddl::parse(&text).map_err(|e| e.to_string())?;
     let stem = ddl_file
@@ -91,9 +99,10 @@ fn load_one(ddl_file: &Path, taken: &[String]) -> Result<ExternalAgent, String> 
             ddl.metadata.name
         ));
     }
-    if taken.iter().any(|t| t == stem) {
+    if taken.iter().any(|t| t == stem) && !replace.iter().any(|r| r == stem) {
         return Err(format!(
-            "agent {stem:?} is built in; an external agent cannot replace it"
+            "agent {stem:?} is built in, so this external agent is not loaded; to run it in \
+             place of the built-in, name it under [agents] in server.toml: replace = [\"{stem}\"]"
         ));
     }
     let program = ddl_file.with_extension("");

@@ -294,18 +294,16 @@ pub fn discovery_notes(expected: &Expected, json: bool) {
     }
 }
 
-/// The DDLs this machine has, by agent name: the built-in agents', the simulator's, and those
-/// in the client config's `ddl_directory`.
+/// The DDLs this machine has, by agent name: those in the client config's `ddl_directory`,
+/// then the built-in agents' and the simulator's that the directory does not have. A DDL in
+/// the directory wins over a built-in of the same name, as an external agent does on a node
+/// that names it in `replace` (docs/agents.md "An agent named like a built-in").
 pub fn known_ddls(config: &ClientConfig) -> Vec<(String, String)> {
-    let mut all: Vec<(String, String)> = muster_agent::BUILTIN_DDLS
-        .iter()
-        .chain(&[("sim", muster_sim::agent::DDL)])
-        .map(|(n, t)| (n.to_string(), t.to_string()))
-        .collect();
+    let mut all: Vec<(String, String)> = Vec::new();
     if let Some(dir) = &config.ddl_directory
         && let Ok(entries) = std::fs::read_dir(dir)
     {
-        let mut extra: Vec<(String, String)> = entries
+        all = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
             .filter(|p| p.extension().is_some_and(|x| x == "json"))
@@ -314,11 +312,16 @@ pub fn known_ddls(config: &ClientConfig) -> Vec<(String, String)> {
                 let text = std::fs::read_to_string(&p).ok()?;
                 Some((name, text))
             })
-            .filter(|(name, _)| !all.iter().any(|(n, _)| n == name))
             .collect();
-        extra.sort();
-        all.extend(extra);
+        all.sort();
     }
+    let built_in: Vec<(String, String)> = muster_agent::BUILTIN_DDLS
+        .iter()
+        .chain(&[("sim", muster_sim::agent::DDL)])
+        .filter(|(name, _)| !all.iter().any(|(n, _)| n == name))
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect();
+    all.splice(0..0, built_in);
     all
 }
 

@@ -30,7 +30,8 @@ pub struct ClientConfig {
     #[serde(with = "crate::duration::serde")]
     pub expect_seen: Duration,
     /// DDLs of agents this machine does not ship (external agents): `NAME.json` files, used to
-    /// validate inputs, label outputs and document the agent.
+    /// validate inputs, label outputs and document the agent. One named like a built-in agent
+    /// wins over the built-in's, for nodes that run an external agent in its place.
     pub ddl_directory: Option<PathBuf>,
     /// The caller's private key (PEM, mode 0600): requests are signed with it.
     pub key: Option<PathBuf>,

@@ -104,6 +104,42 @@ pub enum Warning {
     /// The journal could not be written.
     #[error("the request was not journalled: {0}")]
     NotJournalled(String),
+    /// Nodes refused an action or inputs that the client's DDL of the agent accepts: the agent
+    /// they run is described otherwise.
+    #[error(
+        "{nodes} {noun} refused what this machine's DDL of {agent} accepts ({example}: \
+         {statusmsg}): the {agent} agent there has another DDL. `muster rpc rpcutil \
+         agent_inventory -I {example}` shows its version and actions; put its DDL in \
+         ddl_directory (client.toml) to validate with it",
+        noun = if *nodes == 1 { "node" } else { "nodes" }
+    )]
+    DdlDiffers {
+        /// The agent.
+        agent: String,
+        /// How many nodes refused.
+        nodes: usize,
+        /// One of them.
+        example: String,
+        /// What it said.
+        statusmsg: String,
+    },
+}
+
+/// The warning for nodes that refused, as unknown or invalid, an action the client validated
+/// with its DDL (statuses 2, 3 and 4), if any did.
+fn ddl_differs(call: &Call, report: &Report) -> Option<Warning> {
+    let refused: Vec<&crate::report::NodeReply> = report
+        .replies
+        .iter()
+        .filter(|r| matches!(r.statuscode, 2..=4))
+        .collect();
+    let first = refused.first()?;
+    Some(Warning::DdlDiffers {
+        agent: call.agent.clone(),
+        nodes: refused.len(),
+        example: first.sender.clone(),
+        statusmsg: first.statusmsg.clone(),
+    })
 }
 
 /// Who should answer a request: the expected set, and what discovery and the registry said
@@ -445,6 +481,7 @@ impl Client {
         expected.complete(&mut report);
         if let Some(action) = &options.action {
             report.aggregates = aggregate::compute(action, &report);
+            warnings.extend(ddl_differs(call, &report));
         }
         journal(
             &options.journal,

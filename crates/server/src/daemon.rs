@@ -138,16 +138,29 @@ pub async fn run(
         .into_iter()
         .map(|a| (a.name().to_string(), a))
         .collect();
+    let mut external_names: Vec<String> = Vec::new();
     if let Some(dir) = &config.agents.directory {
         let taken: Vec<String> = agents.keys().cloned().collect();
-        let (external, errors) = muster_agent::external::load_directory(dir, &taken);
+        let replace = &config.agents.replace;
+        let (external, errors) = muster_agent::external::load_directory(dir, &taken, replace);
         for e in errors {
             // One broken agent must not take the others down: say so loudly and go on.
             error!("{e}; the other agents keep running");
         }
         for agent in external {
-            info!(agent = agent.name(), program = %agent.program().display(), "loaded an external agent");
-            agents.insert(agent.name().to_string(), Arc::new(agent));
+            let name = agent.name().to_string();
+            external_names.push(name.clone());
+            if taken.contains(&name) {
+                warn!(agent = %name, program = %agent.program().display(), "an external agent replaces the built-in (replace in [agents])");
+            } else {
+                info!(agent = %name, program = %agent.program().display(), "loaded an external agent");
+            }
+            agents.insert(name, Arc::new(agent));
+        }
+    }
+    for name in &config.agents.replace {
+        if !external_names.contains(name) {
+            warn!(agent = %name, "replace in [agents] names this agent, but no external agent of that name was loaded from the agents directory, so the built-in runs (if there is one)");
         }
     }
     let agent_infos = Arc::new(agents.values().map(|a| AgentInfo::of(a.as_ref())).collect());

@@ -3,7 +3,7 @@
 //! ports, each in a temporary directory, killed and reaped on drop, with their logs printed
 //! when a test fails; clusters of `nats-server` over routes and a hub with a leaf node
 //! ([`cluster`]); throwaway keys, credentials and policies ([`pki`]) and certificates
-//! ([`tls`]).
+//! ([`tls`]); Choria's agent DDLs with stand-ins serving them ([`choria`]).
 //!
 //! Nothing here waits by sleeping: every wait is for a condition, with a deadline.
 
@@ -20,6 +20,7 @@ use tempfile::TempDir;
 
 pub use nix::sys::signal::Signal as UnixSignal;
 
+pub mod choria;
 pub mod cluster;
 pub mod embedded;
 pub mod pki;

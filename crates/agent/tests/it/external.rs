@@ -45,7 +45,7 @@ async fn write_agent(dir: &Path, name: &str, script: &str, timeout: u64) {
 }
 
 fn load(dir: &Path, name: &str) -> ExternalAgent {
-    let (agents, errors) = load_directory(dir, &[]);
+    let (agents, errors) = load_directory(dir, &[], &[]);
     assert!(errors.is_empty(), "{errors:?}");
     agents.into_iter().find(|a| a.name() == name).unwrap()
 }
@@ -193,7 +193,7 @@ async fn broken_agents_are_refused_with_the_file_and_the_reason() {
     std::fs::write(d.join("plain"), "#!/bin/sh\n").unwrap();
     std::fs::set_permissions(d.join("plain"), std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::write(d.join("rpcutil.json"), ddl("rpcutil", 10)).unwrap();
-    let (agents, errors) = load_directory(d, &["rpcutil".to_string()]);
+    let (agents, errors) = load_directory(d, &["rpcutil".to_string()], &[]);
     assert_eq!(
         agents.iter().map(|a| a.name()).collect::<Vec<_>>(),
         ["good"]
@@ -204,7 +204,10 @@ async fn broken_agents_are_refused_with_the_file_and_the_reason() {
         ("mismatch.json", "the DDL names agent \"other\""),
         ("noexe.json", "no executable"),
         ("plain.json", "not an executable file (chmod +x it)"),
-        ("rpcutil.json", "is built in"),
+        (
+            "rpcutil.json",
+            "is built in, so this external agent is not loaded; to run it in place of the built-in, name it under [agents] in server.toml: replace = [\"rpcutil\"]",
+        ),
     ];
     assert_eq!(errors.len(), expect.len(), "{messages:#?}");
     for (file, needle) in expect {
@@ -215,7 +218,12 @@ async fn broken_agents_are_refused_with_the_file_and_the_reason() {
             "{file}: {needle} not in {messages:#?}"
         );
     }
-    let (_, errors) = load_directory(&d.join("missing"), &[]);
+    // Named in `replace`, the external agent of a built-in's name loads.
+    let (agents, _) = load_directory(d, &["rpcutil".to_string()], &["rpcutil".to_string()]);
+    let mut names: Vec<&str> = agents.iter().map(|a| a.name()).collect();
+    names.sort();
+    assert_eq!(names, ["good", "rpcutil"]);
+    let (_, errors) = load_directory(&d.join("missing"), &[], &[]);
     assert!(
         errors[0]
             .to_string()
@@ -226,7 +234,7 @@ async fn broken_agents_are_refused_with_the_file_and_the_reason() {
 #[test]
 fn the_shipped_examples_load() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/agents");
-    let (agents, errors) = load_directory(&dir, &["rpcutil".to_string()]);
+    let (agents, errors) = load_directory(&dir, &["rpcutil".to_string()], &[]);
     assert!(errors.is_empty(), "{errors:?}");
     let mut names: Vec<&str> = agents.iter().map(|a| a.name()).collect();
     names.sort();

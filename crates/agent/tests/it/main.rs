@@ -4,6 +4,7 @@
 //!
 //! - `command`: running programs in their own process group, killed whole at the timeout;
 //! - `cm`, `file`, `health`, `package`, `service`, `shell`: one module per built-in agent;
+//! - `choria`: Choria's real agent DDLs, loaded and served through stand-ins;
 //! - `external`: loading external agents, their request/reply protocol and their failures;
 //! - `support`: the helpers they share.
 
@@ -12,6 +13,7 @@
 
 mod support;
 
+mod choria;
 mod cm;
 mod command;
 mod external;

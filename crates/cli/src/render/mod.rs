@@ -209,7 +209,11 @@ pub fn aggregates(out: &mut dyn Write, results: &[AggregateResult]) -> io::Resul
                         .format
                         .as_deref()
                         .unwrap_or("Min: %.3f  Max: %.3f  Average: %.3f");
-                    format!("{}: {}", result.label, format_numbers(format, &[min, max, mean]))
+                    format!(
+                        "{}: {}",
+                        result.label,
+                        format_numbers(format, &[min, max, mean])
+                    )
                 } else if let Some(sum) = result.sum {
                     match result.format.as_deref() {
                         Some(format) if format.contains('%') => format_numbers(format, &[sum]),
@@ -220,8 +224,16 @@ pub fn aggregates(out: &mut dyn Write, results: &[AggregateResult]) -> io::Resul
                     writeln!(out)?;
                     writeln!(out, "        Matched hosts: {}", p.hosts)?;
                     writeln!(out, "    Matched Processes: {}", p.processes)?;
-                    writeln!(out, "        Resident Size: {}", bytes_to_human(p.rss_bytes))?;
-                    writeln!(out, "         Virtual Size: {}", bytes_to_human(p.vsize_bytes))?;
+                    writeln!(
+                        out,
+                        "        Resident Size: {}",
+                        bytes_to_human(p.rss_bytes)
+                    )?;
+                    writeln!(
+                        out,
+                        "         Virtual Size: {}",
+                        bytes_to_human(p.vsize_bytes)
+                    )?;
                     writeln!(out)?;
                     continue;
                 } else {

@@ -44,6 +44,7 @@ macro_rules! on_both_brokers {
 
 mod agents;
 mod busy;
+mod choria;
 mod cli;
 mod cluster;
 mod daemon;
