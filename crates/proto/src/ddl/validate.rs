@@ -165,37 +165,36 @@ impl Named {
 
     /// Checks a value; the error is the plugin's own wording.
     fn check(self, value: &str) -> Result<(), String> {
-        static SERVICE: LazyLock<regex::Regex> =
-            LazyLock::new(|| regex::Regex::new(r"\A[a-zA-Z.\-_0-9:@]+\z").expect("valid"));
-        static PACKAGE: LazyLock<regex::Regex> =
-            LazyLock::new(|| regex::Regex::new(r"\A[a-zA-Z.\-_0-9]+\z").expect("valid"));
-        static RESOURCE: LazyLock<regex::Regex> =
-            LazyLock::new(|| regex::Regex::new(r"\A[a-zA-Z0-9_]+\[.+\]\z").expect("valid"));
-        static HOST: LazyLock<regex::Regex> = LazyLock::new(|| {
+        static SERVICE: LazyLock<Option<regex::Regex>> =
+            LazyLock::new(|| regex::Regex::new(r"\A[a-zA-Z.\-_0-9:@]+\z").ok());
+        static PACKAGE: LazyLock<Option<regex::Regex>> =
+            LazyLock::new(|| regex::Regex::new(r"\A[a-zA-Z.\-_0-9]+\z").ok());
+        static RESOURCE: LazyLock<Option<regex::Regex>> =
+            LazyLock::new(|| regex::Regex::new(r"\A[a-zA-Z0-9_]+\[.+\]\z").ok());
+        static HOST: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
             regex::Regex::new(
                 r"\A(([a-zA-Z]|[a-zA-Z][a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*([A-Za-z]|[A-Za-z][A-Za-z0-9\-]*[A-Za-z0-9])\z",
-            )
-            .expect("valid")
+            ).ok()
         });
-        static NETTEST_HOST: LazyLock<regex::Regex> = LazyLock::new(|| {
+        static NETTEST_HOST: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
             regex::Regex::new(
                 r"\A(([a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9\-]*[a-zA-Z0-9])\.)*([A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9\-]*[A-Za-z0-9])\z",
-            )
-            .expect("valid")
+            ).ok()
         });
+        // The patterns are constants the tests compile; were one not to, nothing would match.
+        let matches = |re: &LazyLock<Option<regex::Regex>>, v: &str| {
+            re.as_ref().is_some_and(|re| re.is_match(v))
+        };
         let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
         let shellsafe = || Validator::ShellSafe.check(value);
         match self {
-            Named::ServiceName => SERVICE
-                .is_match(value)
+            Named::ServiceName => matches(&SERVICE, value)
                 .then_some(())
                 .ok_or_else(|| format!("{value} is not a valid service name")),
-            Named::PackageName => PACKAGE
-                .is_match(value)
+            Named::PackageName => matches(&PACKAGE, value)
                 .then_some(())
                 .ok_or_else(|| format!("{value} is not a valid package name")),
-            Named::PuppetResource => RESOURCE
-                .is_match(value)
+            Named::PuppetResource => matches(&RESOURCE, value)
                 .then_some(())
                 .ok_or_else(|| format!("'{value}' is not a valid resource name")),
             Named::PuppetVariable => {
@@ -241,7 +240,7 @@ impl Named {
                     (value, None)
                 };
                 let ip = !digits(name) && name.parse::<std::net::IpAddr>().is_ok();
-                if !(ip || HOST.is_match(name)) {
+                if !(ip || matches(&HOST, name)) {
                     return Err(format!("The hostname '{name}' is not a valid hostname"));
                 }
                 match port {
@@ -251,7 +250,7 @@ impl Named {
                     _ => Ok(()),
                 }
             }
-            Named::NettestFqdn => (value.parse::<Ipv4Addr>().is_ok() || HOST.is_match(value))
+            Named::NettestFqdn => (value.parse::<Ipv4Addr>().is_ok() || matches(&HOST, value))
                 .then_some(())
                 .ok_or_else(|| "value should be a valid fqdn".to_string()),
             Named::NettestServerAddress => {
@@ -263,7 +262,7 @@ impl Named {
                         "The address '{value}' must include both a hostname and port"
                     ));
                 };
-                if !NETTEST_HOST.is_match(host) {
+                if !matches(&NETTEST_HOST, host) {
                     return Err(format!("The hostname '{host}' is not a valid hostname"));
                 }
                 if !digits(port) {
