@@ -219,6 +219,7 @@ async fn broken_agents_are_refused_with_the_file_and_the_reason() {
         );
     }
     // Named in `replace`, the external agent of a built-in's name loads.
+    install_script(&d.join("rpcutil"), "echo '{}'\n").await;
     let (agents, _) = load_directory(d, &["rpcutil".to_string()], &["rpcutil".to_string()]);
     let mut names: Vec<&str> = agents.iter().map(|a| a.name()).collect();
     names.sort();
