@@ -38,6 +38,11 @@ const CASES: &[(&[&str], &[&str])] = &[
     (&["-F", "role=~^(web|cache)$"], &["web1", "web2", "cache1"]),
     // Booleans compare as true/false; arrays match when any element does (!= when none).
     (&["-F", "managed=true"], &["web1", "db1"]),
+    // A boolean fact also equals Choria's boolean words (strconv.ParseBool's spellings).
+    (&["-F", "managed=T"], &["web1", "db1"]),
+    (&["-F", "managed==0"], &["web2", "db2", "cache1"]),
+    (&["-F", "managed!=True"], &["web2", "db2", "cache1"]),
+    (&["-F", "managed=yes"], &[]),
     (&["-F", "tags=public"], &["web1"]),
     (&["-F", "tags!=edge"], &["db1", "db2", "cache1"]),
     // Every -F must hold; a missing fact never matches, not even with !=.
