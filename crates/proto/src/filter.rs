@@ -64,6 +64,16 @@ pub struct Filter {
 /// is a regex match on the stringified fact; its value may be written `/re/` or bare. When the
 /// fact is an array, `==`, `=~` and the ordering operators hold when any element satisfies
 /// them, and `!=` holds when no element equals the value.
+///
+/// Boolean words: when the fact is a JSON boolean and `value` is one of Choria's boolean
+/// words ([`BOOLEAN_WORDS`]: `true` `True` `TRUE` `t` `T` `1` and `false` `False` `FALSE` `f`
+/// `F` `0`, the spellings Go's `strconv.ParseBool` reads), `==` holds when the word names the
+/// fact's value and `!=` when it names the other one: `enabled=T`, `enabled==1` and
+/// `enabled=True` match `{"enabled": true}`, `enabled!=0` too, `enabled=false` does not.
+/// `true` and `false` compare as they always did (MCollective, which reads every fact as a
+/// string, matches `enabled=true` the same way); the other words used to match no boolean
+/// with `==`. Any other value (`yes`, `on`, `tRuE`) and the other operators compare the
+/// stringified fact as above, and a string fact `"true"` is a string, not a boolean.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FactFilter {
@@ -505,6 +515,8 @@ pub(crate) struct FactMatcher {
     op: FactOp,
     value: String,
     number: Option<f64>,
+    /// The boolean `value` names, for `==` and `!=` on a boolean fact.
+    boolean: Option<bool>,
     regex: Option<Regex>,
 }
 
@@ -520,6 +532,7 @@ impl FactMatcher {
             op,
             value: value.to_string(),
             number: parse_number(value),
+            boolean: boolean_word(value),
             regex,
         })
     }
@@ -539,6 +552,11 @@ impl FactMatcher {
     }
 
     fn matches_scalar(&self, fact: &serde_json::Value, op: FactOp) -> bool {
+        if let (serde_json::Value::Bool(fact), Some(named), FactOp::Eq | FactOp::Ne) =
+            (fact, self.boolean, op)
+        {
+            return (*fact == named) == (op == FactOp::Eq);
+        }
         let (text, number): (Cow<'_, str>, Option<f64>) = match fact {
             serde_json::Value::String(s) => (Cow::Borrowed(s), parse_number(s)),
             serde_json::Value::Number(n) => (Cow::Owned(n.to_string()), n.as_f64()),
@@ -565,6 +583,31 @@ impl FactMatcher {
             FactOp::Match => false,
         }
     }
+}
+
+/// Choria's boolean words (Go's `strconv.ParseBool`): what a value for a boolean fact may be
+/// written as, each with the boolean it names (see [`FactFilter`]).
+pub const BOOLEAN_WORDS: [(&str, bool); 12] = [
+    ("true", true),
+    ("True", true),
+    ("TRUE", true),
+    ("t", true),
+    ("T", true),
+    ("1", true),
+    ("false", false),
+    ("False", false),
+    ("FALSE", false),
+    ("f", false),
+    ("F", false),
+    ("0", false),
+];
+
+/// The boolean a value names, when it is one of [`BOOLEAN_WORDS`].
+fn boolean_word(text: &str) -> Option<bool> {
+    BOOLEAN_WORDS
+        .iter()
+        .find(|(word, _)| *word == text)
+        .map(|&(_, named)| named)
 }
 
 /// A number written in decimal (`4`, `-1.5`, `2e3`); words like `inf` or `nan` are not numbers.

@@ -38,6 +38,11 @@ const CASES: &[(&[&str], &[&str])] = &[
     (&["-F", "role=~^(web|cache)$"], &["web1", "web2", "cache1"]),
     // Booleans compare as true/false; arrays match when any element does (!= when none).
     (&["-F", "managed=true"], &["web1", "db1"]),
+    // A boolean fact also equals Choria's boolean words (strconv.ParseBool's spellings).
+    (&["-F", "managed=T"], &["web1", "db1"]),
+    (&["-F", "managed==0"], &["web2", "db2", "cache1"]),
+    (&["-F", "managed!=True"], &["web2", "db2", "cache1"]),
+    (&["-F", "managed=yes"], &[]),
     (&["-F", "tags=public"], &["web1"]),
     (&["-F", "tags!=edge"], &["db1", "db2", "cache1"]),
     // Every -F must hold; a missing fact never matches, not even with !=.
@@ -128,6 +133,50 @@ const CASES: &[(&[&str], &[&str])] = &[
     (&["-S", "fact.cpus>=8&&(nginx||redis)"], &["web2"]),
     (&["-S", "agent = nosuch"], &[]),
     (&["-S", "role=web and role=db"], &[]),
+    // Choria's forms: with() is one -W term (a fact comparison, or a class or agent name, or
+    // a class /regex/), fact() compares with JSON's types, include() and in test membership.
+    (&["-S", "with('nginx')"], &["web1", "web2"]),
+    (
+        &["-S", "with('role=db') and with('/^post/')"],
+        &["db1", "db2"],
+    ),
+    (
+        &["-S", "with('rpcutil') && with('dc=fra')"],
+        &["web2", "db2"],
+    ), // an agent
+    (&["-S", "with('cpus=>16')"], &["web2", "db1"]),
+    (
+        &["-S", "fact('os.family') == 'Debian' && fact('cpus') > 2"],
+        &["web1", "web2"],
+    ),
+    (
+        &["-S", r"fact('kernel') matches('el[89]$')"],
+        &["db1", "db2"],
+    ),
+    (
+        &[
+            "-S",
+            "include(fact('tags'), 'edge') and not fact('managed')",
+        ],
+        &["web2"],
+    ),
+    (
+        &["-S", "'canary' in classes and 'rpcutil' in agents"],
+        &["web2", "db2"],
+    ),
+    (
+        &["-S", "'public' not in fact('tags') and with('nginx')"],
+        &["web2"],
+    ),
+    // os.release is a string: Choria cannot order it against a number, so nothing matches
+    // (where -F os.release>=10 compares numerically).
+    (&["-S", "fact('os.release') >= 10"], &[]),
+    (&["-S", "fact('os.release') == '12'"], &["web1", "cache1"]),
+    // A missing fact is nil, and nil != 'x'.
+    (
+        &["-S", "fact('nosuch') != 'x' and with('redis')"],
+        &["cache1"],
+    ),
 ];
 
 /// The cases also checked through `muster ping --json`, whose report is made of the
@@ -141,6 +190,7 @@ const PING_CASES: &[&[&str]] = &[
     &["-S", "role=web or role=db and dc=ams"],
     &["-S", "(role=web or role=db) and dc=ams"],
     &["-S", "agent = nosuch"],
+    &["-S", "with('role=db') and with('/^post/')"],
 ];
 
 fn expected_for(flags: &[&str]) -> &'static [&'static str] {

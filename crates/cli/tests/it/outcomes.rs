@@ -333,6 +333,14 @@ on_both_brokers! {
             (vec!["ping", "-S", "role=web)"], "at position 8"),
             (vec!["find", "-S", "role=web nginx"], "at position 9"),
             (
+                vec!["find", "-S", "semver(fact('version'), '>= 1.2')"],
+                "semver() is not supported",
+            ),
+            (
+                vec!["ping", "-S", "with('a=b=c')"],
+                "holds 2 comparison operators",
+            ),
+            (
                 vec!["rpc", "rpcutil", "get_fact", "role"],
                 "is not key=value",
             ),
@@ -408,6 +416,23 @@ on_both_brokers! {
 
 /// A `-S` syntax error points at the position, with the expression and a caret under it
 /// (the example of docs/client.md, verbatim).
+#[test]
+fn an_unsupported_choria_form_shows_where() {
+    let url = format!("nats://127.0.0.1:{}", dead_port());
+    let run = muster(&["find", "-S", "with('nginx') and scout('x').ok"])
+        .broker(&url)
+        .run();
+    run.code(2);
+    assert_eq!(
+        run.stderr,
+        "muster: invalid filter: unknown function 'scout()': the functions are with(), fact() \
+         and include(); Choria's data plugins (scout('…').field) are not supported at position 18\n\
+         with('nginx') and scout('x').ok\n\
+         \x20                 ^\n",
+        "{run}"
+    );
+}
+
 #[test]
 fn a_compound_syntax_error_shows_where() {
     let url = format!("nats://127.0.0.1:{}", dead_port());

@@ -5,7 +5,7 @@
 //! or      := and (("or" | "||") and)*
 //! and     := unary (("and" | "&&") unary)*
 //! unary   := ("not" | "!") unary | primary
-//! primary := "(" expr ")" | atom
+//! primary := "(" expr ")" | atom | choria
 //! atom    := "fact." PATH OP VALUE          fact comparison
 //!          | "class" ("=" | "==" | "!=" | "=~") VALUE
 //!          | "identity" ("=" | "==" | "!=" | "=~") VALUE
@@ -16,17 +16,43 @@
 //!          | /REGEX/                        shorthand for class = /REGEX/
 //! OP      := "==" | "=" | "!=" | "<" | ">" | "<=" | ">=" | "=~"
 //! VALUE   := BARE | "double" | 'single' | /REGEX/
+//!
+//! choria  := "with" "(" STRING ")"                   one -W term (see below)
+//!          | FACT CMP LITERAL                        typed comparison
+//!          | FACT ["not"] "matches" (STRING | "(" STRING ")")
+//!          | FACT                                    a boolean fact's value
+//!          | "include" "(" FACT "," LITERAL ")"      an element of an array fact
+//!          | LITERAL ["not"] "in" FACT               an element (or key) of the fact
+//!          | STRING ["not"] "in" ("classes" | "agents")
+//! FACT    := "fact" "(" STRING ")"                   STRING is a dotted path
+//! CMP     := "==" | "!=" | "<" | ">" | "<=" | ">="
+//! LITERAL := STRING | NUMBER | "true" | "false" | "nil"
+//! STRING  := "double" | 'single'
+//! NUMBER  := ["-"] DIGITS ["." DIGITS] [("e" | "E") ["+" | "-"] DIGITS]
 //! ```
 //!
 //! Keywords (`and`, `or`, `not`, `fact.`, `class`, `identity`, `agent`) are case-insensitive.
 //! Precedence is `not` > `and` > `or`; `and` and `or` group left to right. Spaces around
 //! operators are optional (`fact.cpus>=4`). A word (a fact path, a class) runs until
 //! whitespace, a parenthesis, `=`, `<`, `>`, `!`, `&&` or `||`. A bare value runs until
-//! whitespace, a parenthesis, `&&` or `||`, and is not `and` or `or` (quote those). Quoted strings take backslash escapes (`\"`, `\\`,
-//! `\n`, `\t`, `\r`; any other escaped character stands for itself). In `/regex/` a `\/`
-//! stands for `/`; other backslashes are kept for the regex. A value written `/re/` with `=`
-//! is a regex match (as with `=~`); with `=~` a bare or quoted value is the regex too. A `!=`
-//! on `class`, `identity` or `agent` is the negation of `=`.
+//! whitespace, a parenthesis, `&&` or `||`, and is not `and` or `or` (quote those). Quoted
+//! strings take backslash escapes (`\"`, `\\`, `\n`, `\t`, `\r`; any other escaped character
+//! stands for itself). In `/regex/` a `\/` stands for `/`; other backslashes are kept for the
+//! regex. A value written `/re/` with `=` is a regex match (as with `=~`); with `=~` a bare or
+//! quoted value is the regex too. A `!=` on `class`, `identity` or `agent` is the negation of
+//! `=`.
+//!
+//! The `choria` forms are Choria's `-S` (its `expr` language), evaluated as Choria evaluates
+//! them; [`choria`] has the rules. They are written as Choria writes them: the words `with`,
+//! `fact`, `include`, `matches`, `in`, `classes`, `agents`, `true`, `false` and `nil` in lower
+//! case, and `STRING` takes `expr`'s escapes (`\"`, `\'`, `\\`, `\n`, `\t`, `\r`, `\a`, `\b`,
+//! `\f`, `\v`, `` \` ``, `\?`; others are errors). `with('TEXT')` is a fact comparison `PATH OP VALUE`
+//! when TEXT holds exactly one operator (`=>` and `=<` too), compared as `-F` compares; else
+//! `/REGEX/` is a class regex and a name is `class = NAME or agent = NAME`. A `choria` comparison (`CMP`,
+//! `matches`, `in`) directly after `not` or `!` is an error: Choria applies `not` to its left
+//! operand alone, so write `not (fact('x') == 1)`. Every other function, a GJSON query in a
+//! path, and the rest of `expr` (arithmetic, lists, member access) are errors of kind
+//! [`ParseErrorKind::Unsupported`] naming what to write instead.
 //!
 //! Nesting (parentheses and `not`) is limited to [`MAX_DEPTH`] levels, so an expression from
 //! the network cannot exhaust the stack. Errors carry the byte position where parsing failed;
@@ -35,7 +61,13 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::{FactMatcher, FactOp, FilterError, NameMatcher, NodeView, Pattern};
+use super::{
+    FactMatcher, FactOp, FilterError, NameMatcher, NodeView, Pattern, build_regex, lookup,
+};
+
+pub mod choria;
+
+pub use choria::{CompareOp, ContainsForm, Literal};
 
 #[cfg(test)]
 mod tests;
@@ -67,6 +99,33 @@ pub enum Expr {
     Identity(Pattern),
     /// The node has this agent.
     Agent(String),
+    /// Choria's `fact('PATH') OP LITERAL`: a comparison with JSON's types (see [`choria`]).
+    Compare {
+        /// Dotted path into the node's facts.
+        path: String,
+        /// The operator.
+        op: CompareOp,
+        /// The literal compared against.
+        value: Literal,
+    },
+    /// Choria's `fact('PATH') matches 'RE'`: a string fact matching the regex.
+    Matches {
+        /// Dotted path into the node's facts.
+        path: String,
+        /// The regex.
+        pattern: String,
+    },
+    /// Choria's bare `fact('PATH')`: the fact is the boolean `true`.
+    Truthy(String),
+    /// Choria's `include(fact('PATH'), LITERAL)` and `LITERAL in fact('PATH')`.
+    Contains {
+        /// Dotted path into the node's facts.
+        path: String,
+        /// The element (or, for `in`, the key) looked for.
+        value: Literal,
+        /// Which of the two forms.
+        form: ContainsForm,
+    },
 }
 
 /// What kind of problem a [`ParseError`] is.
@@ -86,6 +145,9 @@ pub enum ParseErrorKind {
     Invalid,
     /// More than [`MAX_DEPTH`] levels of parentheses and `not`.
     TooDeep,
+    /// A form of Choria's language Muster does not evaluate (`semver()`, data plugins, GJSON
+    /// queries, arithmetic…); the message says what to write instead.
+    Unsupported,
 }
 
 /// A compound expression that does not parse.
@@ -457,6 +519,14 @@ impl<'a> Parser<'a> {
             }
             Some('"' | '\'') => {
                 let name = self.lex_quoted()?;
+                if let Some(negated) = self.take_in() {
+                    // Choria's `'name' in classes`: the string read again, strictly.
+                    let after_in = self.pos;
+                    self.pos = start;
+                    let value = self.lex_string("")?;
+                    self.pos = after_in;
+                    return self.in_form(Literal::String(value), negated, start, after);
+                }
                 self.atom_after_name(&name, start, true)
             }
             Some('/') => Ok(Expr::Class(Pattern::Regex(self.lex_regex()?))),
@@ -469,7 +539,15 @@ impl<'a> Parser<'a> {
                 {
                     return Err(self.expected_term(after));
                 }
+                let call = self.at_call(word);
                 self.pos = self.pos.saturating_add(word.len());
+                if call {
+                    return self.call(word, start, after);
+                }
+                if let Some(negated) = self.take_in() {
+                    let value = Self::word_literal(word, start)?;
+                    return self.in_form(value, negated, start, after);
+                }
                 self.atom_after_name(word, start, false)
             }
         }
@@ -807,7 +885,19 @@ impl fmt::Display for Expr {
             }
             Expr::Not(inner) => {
                 f.write_str("not ")?;
-                operand(f, inner, matches!(**inner, Expr::Or(_) | Expr::And(_)))
+                // Choria's comparisons take parentheses after `not` (see [`choria`]).
+                let parens = matches!(
+                    **inner,
+                    Expr::Or(_)
+                        | Expr::And(_)
+                        | Expr::Compare { .. }
+                        | Expr::Matches { .. }
+                        | Expr::Contains {
+                            form: ContainsForm::In,
+                            ..
+                        }
+                );
+                operand(f, inner, parens)
             }
             Expr::Fact { path, op, value } => {
                 if !path.is_empty() && word_len(path) == path.len() {
@@ -831,6 +921,40 @@ impl fmt::Display for Expr {
                 f.write_str("agent = ")?;
                 write_value(f, name)
             }
+            Expr::Compare { path, op, value } => {
+                f.write_str("fact(")?;
+                write_quoted(f, path)?;
+                write!(f, ") {op} {value}")
+            }
+            Expr::Matches { path, pattern } => {
+                f.write_str("fact(")?;
+                write_quoted(f, path)?;
+                f.write_str(") matches ")?;
+                write_quoted(f, pattern)
+            }
+            Expr::Truthy(path) => {
+                f.write_str("fact(")?;
+                write_quoted(f, path)?;
+                f.write_str(")")
+            }
+            Expr::Contains {
+                path,
+                value,
+                form: ContainsForm::Include,
+            } => {
+                f.write_str("include(fact(")?;
+                write_quoted(f, path)?;
+                write!(f, "), {value})")
+            }
+            Expr::Contains {
+                path,
+                value,
+                form: ContainsForm::In,
+            } => {
+                write!(f, "{value} in fact(")?;
+                write_quoted(f, path)?;
+                f.write_str(")")
+            }
         }
     }
 }
@@ -848,6 +972,21 @@ enum Node {
     Class(NameMatcher),
     Identity(NameMatcher),
     Agent(String),
+    Compare {
+        path: String,
+        op: CompareOp,
+        value: choria::Scalar,
+    },
+    Matches {
+        path: String,
+        regex: regex::Regex,
+    },
+    Truthy(String),
+    Contains {
+        path: String,
+        value: choria::Scalar,
+        form: ContainsForm,
+    },
 }
 
 impl Expr {
@@ -868,27 +1007,66 @@ impl Expr {
             Expr::Class(pattern) => Node::Class(pattern.compile()?),
             Expr::Identity(pattern) => Node::Identity(pattern.compile()?),
             Expr::Agent(name) => Node::Agent(name.clone()),
+            Expr::Compare { path, op, value } => Node::Compare {
+                path: path.clone(),
+                op: *op,
+                value: choria::Scalar::compile(value)?,
+            },
+            Expr::Matches { path, pattern } => Node::Matches {
+                path: path.clone(),
+                regex: build_regex(pattern)?,
+            },
+            Expr::Truthy(path) => Node::Truthy(path.clone()),
+            Expr::Contains { path, value, form } => Node::Contains {
+                path: path.clone(),
+                value: choria::Scalar::compile(value)?,
+                form: *form,
+            },
         })
     }
 }
 
 impl CompiledExpr {
-    /// Whether the node satisfies the expression.
+    /// Whether the node satisfies the expression. A Choria form whose evaluation fails (see
+    /// [`choria`]) makes the whole expression false.
     pub fn matches(&self, node: &dyn NodeView) -> bool {
-        self.0.matches(node)
+        self.0.eval(node).unwrap_or(false)
     }
 }
 
 impl Node {
-    fn matches(&self, node: &dyn NodeView) -> bool {
-        match self {
-            Node::And(items) => items.iter().all(|item| item.matches(node)),
-            Node::Or(items) => items.iter().any(|item| item.matches(node)),
-            Node::Not(inner) => !inner.matches(node),
+    /// The value, left to right, `and` and `or` stopping at the operand that decides.
+    fn eval(&self, node: &dyn NodeView) -> Result<bool, choria::Fault> {
+        Ok(match self {
+            Node::And(items) => {
+                for item in items {
+                    if !item.eval(node)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Node::Or(items) => {
+                for item in items {
+                    if item.eval(node)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+            Node::Not(inner) => !inner.eval(node)?,
             Node::Fact(fact) => fact.matches(node.facts()),
             Node::Class(class) => class.matches_class(node),
             Node::Identity(identity) => identity.matches_name(node.identity()),
             Node::Agent(agent) => node.has_agent(agent),
-        }
+            Node::Compare { path, op, value } => {
+                choria::compare(lookup(node.facts(), path), *op, value)?
+            }
+            Node::Matches { path, regex } => choria::matches(lookup(node.facts(), path), regex)?,
+            Node::Truthy(path) => choria::truthy(lookup(node.facts(), path))?,
+            Node::Contains { path, value, form } => {
+                choria::contains(lookup(node.facts(), path), value, *form)?
+            }
+        })
     }
 }

@@ -171,6 +171,89 @@ fn fact_comparisons() {
     }
 }
 
+/// Choria's boolean words on boolean facts. The node is go-choria's
+/// `filter/facts/testdata/fact.yaml` (`tbool: true`, `fbool: false`, nested copies); the
+/// expectations are those of `filter/facts/facts_test.go` ("Should match true booleans",
+/// "Should match false booleans") at go-choria 58e80bab58a53d38576238baa011123d5f9eff59,
+/// except where noted: Muster keeps `!=` the negation of `==`.
+#[test]
+fn boolean_words_compare_as_booleans() {
+    let node = TestNode {
+        facts: json!({
+            "string": "hello world", "inumber": 1, "fnumber": 1.2,
+            "tbool": true, "fbool": false,
+            "nested": {"string": "nested hello world", "inumber": 2, "fnumber": 2.2,
+                       "tbool": true, "fbool": false},
+            "bools": [false, false],
+            "tstring": "true",
+        }),
+        ..web1()
+    };
+    #[rustfmt::skip]
+    let cases: &[(&str, bool)] = &[
+        // facts_test.go "Should match true booleans"
+        ("tbool==true", true),
+        ("tbool==T", true),
+        ("tbool==1", true),
+        ("tbool==t", true),
+        ("tbool==false", false),
+        ("tbool!=bob", true),
+        ("tbool!=false", true),
+        ("tbool!=T", false),
+        // facts_test.go "Should match false booleans"
+        ("fbool==false", true),
+        ("fbool==F", true),
+        ("fbool==0", true),
+        ("fbool==f", true),
+        ("fbool==true", false),
+        ("fbool!=bob", true),
+        ("fbool!=true", true),  // Choria: false (its neMatch on a false fact is falsey(value))
+        ("fbool!=false", false), // Choria: true, for the same reason
+        // the rest of strconv.ParseBool's words (matchers.go truthy: ParseBool, case as written)
+        ("tbool=True", true),
+        ("tbool=TRUE", true),
+        ("fbool=False", true),
+        ("fbool=FALSE", true),
+        ("nested.tbool=1", true),
+        ("nested.fbool=0", true),
+        // not boolean words: compared as strings, as before (Choria's falsey() would match
+        // fbool==bob; Muster does not widen that far)
+        ("tbool=tRuE", false),
+        ("tbool=yes", false),
+        ("fbool==bob", false),
+        ("fbool=no", false),
+        // only boolean facts: a string "true" is a string, numbers are numbers
+        ("tstring=true", true),
+        ("tstring=T", false),
+        ("inumber=1", true),
+        ("inumber=T", false),
+        ("inumber!=T", true),
+        // arrays: any element for ==, none equal for !=
+        ("bools=F", true),
+        ("bools=T", false),
+        ("bools!=T", true),
+        ("bools!=0", false),
+        // other operators compare the stringified fact, as before
+        ("tbool=~^t", true),
+        ("tbool=~T", false),
+        ("tbool>s", true),
+        // missing facts never match
+        ("missing=T", false),
+        ("missing!=T", false),
+    ];
+    for &(text, expected) in cases {
+        check(&facts(text), &node, expected);
+    }
+    // The -S shorthand and fact. forms are the same comparison.
+    for (source, expected) in [("fact.tbool = T", true), ("fbool != 0", false)] {
+        let filter = Filter {
+            compound: Some(source.into()),
+            ..Filter::default()
+        };
+        check(&filter, &node, expected);
+    }
+}
+
 #[test]
 fn empty_string_value_compares() {
     let filter = Filter {
