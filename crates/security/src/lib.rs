@@ -19,8 +19,10 @@
 //!   is given are checked when they are loaded, so that one rustls would refuse is named with
 //!   the reason.
 //!
-//! The crate is free of the network and of clocks: time is a parameter, and the only I/O is
-//! reading and writing key and certificate files ([`keys`], [`pki`]). The connection to the
+//! The crate is free of the network: time is a parameter, and the only I/O is reading and
+//! writing key and certificate files ([`keys`], [`pki`]) — and, for a policy whose rules call
+//! MCollective's `fstat()` data function, the read-only stat of the files named (a bounded
+//! read for their MD5 digest) and the clock for their `*_age` outputs. The connection to the
 //! broker itself — its settings, connecting, and the clock its timeouts read — is
 //! `muster_transport`'s.
 

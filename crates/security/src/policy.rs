@@ -23,6 +23,21 @@
 //! the caller, the action and the node decides; none matching, `policy default` does (it may
 //! stand anywhere; deny when the file does not say).
 //!
+//! A word of a compound column may also be a data function, MCollective's
+//! `PLUGIN('QUERY').OUTPUT` compared with a value (`fact('os.family').value=/RedHat|Debian/`,
+//! `fstat('/etc/hosts').size>0`), read and compared as MCollective's matcher does: numbers
+//! numerically (the value read as Ruby's `Integer()` or `Float()` reads it), strings and
+//! booleans with `=` and `!=` only, `=/re/` and `!=/re/` on strings. Muster answers the data
+//! plugins MCollective ships that a node can back: `fact()` (`exists`, `value`,
+//! `value_encoding`, over the node's facts), `agent()` (`agent`: the name, when the node has
+//! the agent) and `fstat()` (everything but the local times `mtime`, `ctime` and `atime`,
+//! from a stat of the named absolute path, and for `md5` a read of a regular file of at most
+//! 16 MiB). Any other data function (`puppet()`, `service()`, `collective()`…), output or form
+//! makes its line one not understood. A data function that cannot be answered when deciding (a
+//! file that cannot be read, a number that is none) denies the request
+//! ([`Decision::Undecidable`]): MCollective makes that comparison false, which `not` would turn
+//! into an allow.
+//!
 //! The promise is that a file never allows more under Muster than under MCollective. A line
 //! Muster does not understand is kept as such: a request that reaches it — past the rules
 //! before it, and matching its callers and actions when those could be read — is denied, and
@@ -35,6 +50,9 @@ use std::collections::BTreeMap;
 use muster_proto::filter::REGEX_SIZE_LIMIT;
 use muster_proto::{CompiledFilter, FactFilter, Filter, NodeView};
 use regex::{Regex, RegexBuilder};
+
+mod data;
+mod md5;
 
 /// A line of a policy (or groups) file that cannot be used as written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +78,14 @@ pub enum Decision {
         /// What is wrong with it.
         why: String,
     },
+    /// Denied because a data function of the rule on this line could not be answered for this
+    /// request (a file that could not be read, a value that cannot be compared).
+    Undecidable {
+        /// The 1-based line number.
+        line: usize,
+        /// What could not be answered, and why.
+        why: String,
+    },
 }
 
 impl Decision {
@@ -76,6 +102,9 @@ impl Decision {
             Decision::Allow(None) | Decision::Deny(None) => "the default".to_string(),
             Decision::NotUnderstood { line, why } => {
                 format!("line {line} could not be understood, so it denies: {why}")
+            }
+            Decision::Undecidable { line, why } => {
+                format!("line {line} could not be evaluated, so it denies: {why}")
             }
         }
     }
@@ -181,6 +210,8 @@ enum Cond {
     True,
     /// One fact comparison or one class (a filter of one item).
     Term(Box<CompiledFilter>),
+    /// A data function and its comparison.
+    Data(Box<data::Call>),
     /// Every one holds (a space-separated list).
     All(Vec<Cond>),
     Not(Box<Cond>),
@@ -196,20 +227,34 @@ enum Joint {
 }
 
 impl Cond {
-    fn holds(&self, node: &dyn NodeView) -> bool {
-        match self {
+    /// Whether the condition holds on the node; an error when a data function it reaches
+    /// cannot be answered. `and` and `or` stop at the first term that decides, which changes
+    /// no answer: every term has one value.
+    fn holds(&self, node: &dyn NodeView) -> Result<bool, String> {
+        Ok(match self {
             Cond::True => true,
             Cond::Term(filter) => filter.matches(node),
-            Cond::All(all) => all.iter().all(|c| c.holds(node)),
-            Cond::Not(c) => !c.holds(node),
-            Cond::Chain(first, rest) => {
-                rest.iter()
-                    .fold(first.holds(node), |acc, (joint, c)| match joint {
-                        Joint::And => acc && c.holds(node),
-                        Joint::Or => acc || c.holds(node),
-                    })
+            Cond::Data(call) => call.holds(node)?,
+            Cond::All(all) => {
+                for c in all {
+                    if !c.holds(node)? {
+                        return Ok(false);
+                    }
+                }
+                true
             }
-        }
+            Cond::Not(c) => !c.holds(node)?,
+            Cond::Chain(first, rest) => {
+                let mut acc = first.holds(node)?;
+                for (joint, c) in rest {
+                    acc = match joint {
+                        Joint::And => acc && c.holds(node)?,
+                        Joint::Or => acc || c.holds(node)?,
+                    };
+                }
+                acc
+            }
+        })
     }
 }
 
@@ -330,10 +375,13 @@ enum Token {
     Not,
     Joint(Joint),
     Word(String),
+    /// A data function call with its comparison, `fstat('/etc/hosts').size>0`.
+    Call(String),
 }
 
 /// Splits a compound column the way MCollective's scanner does: parentheses, `!`, the
-/// keywords, and words (a `/regex/` inside a word may hold parentheses and spaces do not).
+/// keywords, data function calls, and words (a `/regex/` inside a word may hold parentheses
+/// and spaces do not).
 fn tokens(text: &str) -> Result<Vec<Token>, String> {
     let chars: Vec<char> = text.chars().collect();
     let mut out = Vec::new();
@@ -388,9 +436,9 @@ fn tokens(text: &str) -> Result<Vec<Token>, String> {
                 if let Some(keyword) = keyword {
                     out.push(keyword);
                 } else if chars.get(i) == Some(&'(') {
-                    return Err(format!(
-                        "{word}(…): data plugin functions are not supported; use facts and classes"
-                    ));
+                    let (call, next) = call_text(&chars, i, word)?;
+                    out.push(Token::Call(call));
+                    i = next;
                 } else {
                     out.push(Token::Word(word));
                 }
@@ -398,6 +446,88 @@ fn tokens(text: &str) -> Result<Vec<Token>, String> {
         }
     }
     Ok(out)
+}
+
+/// A data function call as MCollective's scanner reads one: `name`, then from the `(` at
+/// `open` to the first `)`, spaces included, then what follows up to a space or `)` — where a
+/// `/` runs to the next `/` (a regex may hold parentheses) and the word ends after it. What the
+/// scanner would read across spaces or to the end of the column is an error here.
+fn call_text(chars: &[char], open: usize, name: String) -> Result<(String, usize), String> {
+    let mut text = name;
+    let mut i = open;
+    loop {
+        match chars.get(i) {
+            Some(&c) => {
+                text.push(c);
+                i += 1;
+                if c == ')' {
+                    break;
+                }
+            }
+            None => return Err(format!("{text}: a data function without its )")),
+        }
+    }
+    while let Some(&c) = chars.get(i) {
+        if c.is_whitespace() || c == ')' {
+            break;
+        }
+        if c == '(' {
+            return Err(format!("{text}(: a second ( in a data function"));
+        }
+        text.push(c);
+        i += 1;
+        if c != '/' {
+            continue;
+        }
+        let start = text.len();
+        loop {
+            match chars.get(i) {
+                Some('/') => {
+                    text.push('/');
+                    i += 1;
+                    if chars
+                        .get(i)
+                        .is_some_and(|c| !c.is_whitespace() && *c != ')')
+                    {
+                        return Err(format!(
+                            "{text}…: MCollective ends a word at the / closing a regex; put a \
+                             space or ) after it"
+                        ));
+                    }
+                    return Ok((text, i));
+                }
+                Some(&c) if c.is_whitespace() => {
+                    return Err(format!(
+                        "{text}…: MCollective reads a / in a value to the next /, across \
+                         spaces; write a regex without spaces"
+                    ));
+                }
+                Some(&c) => {
+                    text.push(c);
+                    i += 1;
+                    if c == '\\'
+                        && let Some(&next) = chars.get(i)
+                        && !next.is_whitespace()
+                    {
+                        text.push(next);
+                        i += 1;
+                    }
+                }
+                None => {
+                    // No closing /: MCollective's word runs to the end of the column, as
+                    // Muster's does, unless it holds a parenthesis.
+                    if text[start..].contains(['(', ')']) {
+                        return Err(format!(
+                            "{text}: MCollective reads a / in a value to the next / or the end \
+                             of the column, parentheses included"
+                        ));
+                    }
+                    return Ok((text, i));
+                }
+            }
+        }
+    }
+    Ok((text, i))
 }
 
 struct CompoundParser {
@@ -443,6 +573,7 @@ impl CompoundParser {
                 }
             }
             Some(Token::Word(word)) => statement(&word),
+            Some(Token::Call(call)) => data::parse(&call).map(|c| Cond::Data(Box::new(c))),
             Some(Token::Close) => Err("a ) where a fact or class was expected".into()),
             Some(Token::Joint(_)) => Err("and/or where a fact or class was expected".into()),
             None => Err("it ends where a fact or class was expected".into()),
@@ -477,6 +608,16 @@ fn column_error(name: &str, column: &str, why: String) -> String {
     format!("{name} column {column:?}: {why}")
 }
 
+/// Why a word with parentheses in a list column is refused.
+fn list_call(word: &str, list: &str) -> String {
+    format!(
+        "{word}: parentheses in a list of {list} (MCollective reads a column as a list unless a \
+         word starts with !, is and, or or not, or holds ( and ) with something between; in a \
+         list this is no data function but a name that never matches: write ({word}) to call \
+         one)"
+    )
+}
+
 /// The facts column of a five-column rule.
 fn facts_column(column: &str) -> Result<Cond, String> {
     if column == "*" {
@@ -496,10 +637,7 @@ fn facts_column(column: &str) -> Result<Cond, String> {
                         .to_string(),
                 )
             } else if word.contains(['(', ')']) {
-                Err(format!(
-                    "{word}: parentheses in a list of facts (MCollective reads this column as a \
-                     list, not a compound filter; data plugin functions are not supported)"
-                ))
+                Err(list_call(word, "facts"))
             } else if !has_comparison(word) {
                 Err(format!(
                     "{word} is no fact comparison (MCollective never matches a class here; \
@@ -533,7 +671,7 @@ fn classes_column(column: &str) -> Result<Cond, String> {
                         .to_string(),
                 )
             } else if word.contains(['(', ')']) {
-                Err(format!("{word}: parentheses in a class"))
+                Err(list_call(word, "classes"))
             } else if has_comparison(word) && !is_slashed(word) {
                 Err(format!(
                     "{word} is a fact comparison where a class is expected (MCollective never \
@@ -780,15 +918,21 @@ impl Policy {
         for (line, entry) in &self.entries {
             match entry {
                 Entry::Rule(rule) => {
-                    if rule.scope.matches(caller, action, &self.groups)
-                        && rule.facts.holds(node)
-                        && rule.classes.holds(node)
-                    {
-                        return if rule.allow {
-                            Decision::Allow(Some(*line))
-                        } else {
-                            Decision::Deny(Some(*line))
-                        };
+                    if !rule.scope.matches(caller, action, &self.groups) {
+                        continue;
+                    }
+                    // As the plugin: the facts, then the classes.
+                    let node_matches = rule
+                        .facts
+                        .holds(node)
+                        .and_then(|facts| Ok(facts && rule.classes.holds(node)?));
+                    match node_matches {
+                        Ok(false) => {}
+                        Ok(true) if rule.allow => return Decision::Allow(Some(*line)),
+                        Ok(true) => return Decision::Deny(Some(*line)),
+                        Err(why) => {
+                            return Decision::Undecidable { line: *line, why };
+                        }
                     }
                 }
                 Entry::NotUnderstood { why, scope } => {
@@ -916,7 +1060,11 @@ allow\tcarol\tstatus\t*\t*
             ("\nallow alice", 2, "separated by tabs"),
             ("permit\t*\t*\t*\t*", 1, "allow or deny"),
             ("allow\t/(/\t*\t*\t*", 1, "invalid regex"),
-            ("allow\t*\t*\tnot a=comparison(\t*", 1, "data plugin"),
+            (
+                "allow\t*\t*\tnot a=comparison(\t*",
+                1,
+                "data function without its )",
+            ),
             ("allow\t*\t*\t=x\t*", 1, "facts column"),
             ("allow\t*\t*\trole web\t*", 1, "no fact comparison"),
             ("allow\t*\t*\trole = web and x\t*", 1, "a space around"),
@@ -947,5 +1095,130 @@ allow\tcarol\tstatus\t*\t*
             .decide("bob", "x", &web)
             .because();
         assert!(why.starts_with("line 1 could not be understood"), "{why}");
+    }
+
+    #[test]
+    fn data_functions_are_words_of_the_compound_language() {
+        let node = Node {
+            facts: json!({"os": {"family": "Debian"}, "role": "web", "disks": ["sda"]}),
+            classes: vec!["nginx".into()],
+        };
+        let decide = |column: &str| {
+            Policy::parse(&format!("allow\t*\t*\t{column}\t*"))
+                .map(|p| p.decide("alice", "status", &node).allows())
+                .map_err(|e| e.message)
+        };
+        for (column, want) in [
+            ("fact('os.family').value=Debian", true),
+            ("fact(\"os.family\").value=Debian", true),
+            ("fact('os.family').value=/RedHat|Debian/", true),
+            ("fact('os.family').value=/^(Red)?Hat$/", false),
+            ("!fact('os.family').value=Debian", false),
+            ("not fact('os.family').value=Debian or role=web", true),
+            ("(fact('a b').exists=false and role=web)", true),
+            ("(fact('os.family').value=Debian)", true),
+            ("fact('disks.0').value=sda and nginx", true),
+            ("fstat('/').type=directory and role=web", true),
+            ("FACT('role').value=web", true),
+            ("fact_data('role').value=web", true),
+            ("fact('os').value_encoding=application/json", true),
+        ] {
+            assert_eq!(decide(column), Ok(want), "{column}");
+        }
+        for (column, needle) in [
+            (
+                "fact('os').value_encoding=application/json)",
+                "parentheses included",
+            ),
+            (
+                "(fact('os').value_encoding=application/json)",
+                "parentheses included",
+            ),
+            ("fact('os.family').value=/Red Hat/", "across"),
+            ("fact('os.family').value=/Debian/x", "ends a word"),
+            (
+                "role=web and fact('os.family'.value=Debian",
+                "without its )",
+            ),
+            ("fact('x')(1).value=1", "a second ("),
+            ("fact('x').value = 1", "needs a comparison"),
+            (
+                "puppet().enabled=false or role=web",
+                "no data plugin puppet",
+            ),
+            ("(puppet().enabled=false)", "no data plugin puppet"),
+        ] {
+            let err = decide(column).unwrap_err();
+            assert!(err.contains(needle), "{column}: {err}");
+        }
+        // Not compound (nothing between the parentheses): a list, in which MCollective reads a
+        // fact named `puppet().enabled`.
+        let err = decide("puppet().enabled=false").unwrap_err();
+        assert!(err.contains("write (puppet().enabled=false)"), "{err}");
+        let err = Policy::parse("allow\t*\t*\t*\tpuppet().enabled=false").unwrap_err();
+        assert!(err.message.contains("list of classes"), "{err}");
+    }
+
+    #[test]
+    fn a_data_function_that_cannot_be_answered_denies_the_request() {
+        let node = Node {
+            facts: json!({"n": 4, "gone": null}),
+            classes: vec![],
+        };
+        let policy = Policy::parse(
+            "deny\tother\t*\tfact('gone').exists=true\t*\n\
+             deny\t*\t*\tnot fact('n').value=four\t*\n\
+             allow\t*\t*\t*\t*\n",
+        )
+        .unwrap();
+        // Line 1 is for another caller; line 2 cannot compare 4 with "four": MCollective makes
+        // the comparison false and `not` true (a deny); Muster denies too, and says why.
+        let decision = policy.decide("alice", "status", &node);
+        let Decision::Undecidable { line: 2, why } = &decision else {
+            panic!("{decision:?}");
+        };
+        assert!(why.contains("\"four\" is none"), "{why}");
+        assert!(
+            decision
+                .because()
+                .starts_with("line 2 could not be evaluated, so it denies: fact('n').value=four"),
+            "{}",
+            decision.because()
+        );
+        assert_eq!(
+            policy.decide("other", "status", &node),
+            Decision::Undecidable {
+                line: 1,
+                why: "fact('gone').exists=true: the fact is null, which a data plugin cannot \
+                      return (MCollective fails the query)"
+                    .into()
+            }
+        );
+        // An or that is decided before it reaches the failing term decides.
+        let policy = Policy::parse("allow\t*\t*\tn=4 or fact('gone').exists=true\t*").unwrap();
+        assert_eq!(policy.decide("a", "b", &node), Decision::Allow(Some(1)));
+        // A line with a data plugin Muster lacks is one line not understood: the rest stands.
+        let policy = Policy::read(
+            "allow\tci\t*\t(puppet().enabled=false and n=4) or n=5\t*\n\
+             allow\t*\tstatus\tfact('n').value>3\t*\n",
+            &Groups::default(),
+        );
+        assert_eq!(policy.problems().len(), 1);
+        assert_eq!(policy.problems()[0].line, 1);
+        assert!(
+            policy.problems()[0]
+                .message
+                .contains("Muster has no data plugin puppet"),
+            "{}",
+            policy.problems()[0]
+        );
+        assert!(matches!(
+            policy.decide("ci", "status", &node),
+            Decision::NotUnderstood { line: 1, .. }
+        ));
+        assert_eq!(
+            policy.decide("alice", "status", &node),
+            Decision::Allow(Some(2))
+        );
     }
 }

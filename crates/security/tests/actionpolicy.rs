@@ -11,11 +11,24 @@
 //! - Choria's Go plugin, `choria-io/go-choria` at commit
 //!   `58e80bab58a53d38576238baa011123d5f9eff59`:
 //!   `providers/agent/mcorpc/authz_actionpolicy_test.go`, its fixtures
-//!   `providers/agent/mcorpc/testdata/policies/*` and `authz_actionpolicy.go` (named `choria`).
+//!   `providers/agent/mcorpc/testdata/policies/*` and `authz_actionpolicy.go` (named `choria`);
+//! - the Ruby plugin's successor, `choria-plugins/action-policy` at commit
+//!   `310da442cfaf59179eae8d2e57c940923659a64e`: `README.md` and
+//!   `files/mcollective/util/actionpolicy.rb`, whose `eval_statement` turns a data function
+//!   that fails (or whose plugin is missing) into false (named `action-policy`);
+//! - MCollective, `puppetlabs/marionette-collective` at commit
+//!   `6ef53c674ebf0066da12ade997999bc98cbf1547`, for data functions: the examples of
+//!   `website/reference/basic/basic_cli_usage.md`, `website/reference/plugins/data.md` and
+//!   `website/releasenotes.md`, the specs `spec/unit/mcollective/matcher_spec.rb`,
+//!   `spec/unit/mcollective/matcher/scanner_spec.rb` and `spec/unit/mcollective/data/*_spec.rb`,
+//!   and the code they test, `lib/mcollective/matcher.rb`, `lib/mcollective/matcher/scanner.rb`
+//!   and `lib/mcollective/data/*_data.rb` (named `mcollective`).
 //!
 //! Each case says what MCollective decides. Where Muster decides otherwise on purpose, the case
 //! is `Stricter`: MCollective allows, Muster denies (docs/security.md lists each difference).
 //! Muster never allows what the reference denies.
+
+use std::path::Path;
 
 use muster_proto::NodeView;
 use muster_security::policy::{Groups, Policy};
@@ -24,6 +37,7 @@ use serde_json::{Value, json};
 struct Node {
     facts: Value,
     classes: Vec<String>,
+    agents: &'static [&'static str],
 }
 
 impl NodeView for Node {
@@ -36,8 +50,8 @@ impl NodeView for Node {
     fn classes(&self) -> &[String] {
         &self.classes
     }
-    fn has_agent(&self, _: &str) -> bool {
-        true
+    fn has_agent(&self, agent: &str) -> bool {
+        self.agents.contains(&agent)
     }
 }
 
@@ -52,23 +66,26 @@ use Want::*;
 
 struct Case {
     source: &'static str,
-    policy: &'static str,
+    policy: String,
     caller: &'static str,
     action: &'static str,
     facts: Value,
     classes: &'static [&'static str],
+    agents: &'static [&'static str],
     want: Want,
 }
 
-/// The Ruby spec's request: caller `rspec_caller`, action `rspec_action`, no facts or classes.
-fn mco(source: &'static str, policy: &'static str, want: Want) -> Case {
+/// The Ruby spec's request: caller `rspec_caller`, action `rspec_action`, no facts, classes or
+/// agents.
+fn mco(source: &'static str, policy: impl Into<String>, want: Want) -> Case {
     Case {
         source,
-        policy,
+        policy: policy.into(),
         caller: "rspec_caller",
         action: "rspec_action",
         facts: json!({}),
         classes: &[],
+        agents: &[],
         want,
     }
 }
@@ -90,6 +107,10 @@ impl Case {
         self.classes = classes;
         self
     }
+    fn agents(mut self, agents: &'static [&'static str]) -> Case {
+        self.agents = agents;
+        self
+    }
 }
 
 /// Choria's request: caller `choria=ginkgo.mcollective`, action `test`, the facts of
@@ -97,12 +118,13 @@ impl Case {
 fn choria(source: &'static str, policy: &'static str, want: Want) -> Case {
     Case {
         source,
-        policy,
+        policy: policy.into(),
         caller: "choria=ginkgo.mcollective",
         action: "test",
         facts: json!({"one": "one", "two": "two two", "three": "three three three",
                       "digit": 1, "boolean": false, "nested": {"facts": "value"}}),
         classes: &["one", "two", "three"],
+        agents: &[],
         want,
     }
 }
@@ -156,8 +178,8 @@ fn spec_cases() -> Vec<Case> {
         mco("mco example15 first rule", EX15, Allow).caller("uid=500"),
         mco("mco example15 second rule", EX15, Allow).caller("uid=600").facts(json!({"customer": "acme"})).classes(&["acme::devserver"]),
         mco("mco example15 third rule", EX15, Allow).caller("uid=600").action("status").facts(json!({"customer": "acme"})),
-        // A data plugin (`puppet()`) in a compound filter: Muster has none, so the line is not
-        // understood and denies the requests that reach it.
+        // A data plugin (`puppet()`) in a compound filter: Muster has no puppet data plugin, so
+        // the line is not understood and denies the requests that reach it.
         mco("mco example15 fourth rule", EX15, Stricter).caller("uid=700").action("restart").facts(json!({"environment": "development"})),
         mco("mco example16", "policy default deny\nallow\tuid=500 uid=600 uid=700\t*\t*\t\t*\n\n", Allow).caller("uid=600"),
         mco("mco example16", "policy default deny\nallow\tuid=500 uid=600 uid=700\t*\t*\t\t*\n\n", Deny).caller("uid=800"),
@@ -410,14 +432,160 @@ fn group_cases() -> Vec<Case> {
     ]
 }
 
+/// `policy default deny` and one rule allowing what `facts` holds for.
+fn allow_if(facts: &str) -> String {
+    format!("policy default deny\nallow\t*\t*\t{facts}\t*\n")
+}
+
+/// A deny for what `facts` holds for, then an allow for everything.
+fn deny_if(facts: &str) -> String {
+    format!("deny\t*\t*\t{facts}\t*\nallow\t*\t*\t*\t*\n")
+}
+
+/// The files the fstat cases look at, made by the test in `dir`: `rspec`, a file holding
+/// `rspec` (as in `fstat_data_spec.rb`), mode 0644, modified at 1,000,000,000 seconds; `link`,
+/// a symbolic link to it; `socket`; `big`, larger than Muster hashes.
+fn make_files(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join("rspec");
+    std::fs::write(&file, "rspec")?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644))?;
+    std::fs::File::options()
+        .write(true)
+        .open(&file)?
+        .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000))?;
+    std::os::unix::fs::symlink(&file, dir.join("link"))?;
+    std::os::unix::net::UnixListener::bind(dir.join("socket"))?;
+    std::fs::File::create(dir.join("big"))?.set_len(17 << 20)?;
+    Ok(())
+}
+
+/// Data functions in compound columns: the examples of MCollective's documentation, its
+/// matcher's and data plugins' specs, and what their code does. The MCollective cases assume
+/// the data plugins the example names are installed.
+fn data_cases(dir: &Path) -> Vec<Case> {
+    let d = dir.display();
+    let f = format!("{d}/rspec");
+    // website/releasenotes.md, "Given these facts".
+    let release_facts = || {
+        json!({"foo": "bar", "baz": ["a", "b"], "numbers": [6, 2, 1],
+               "quux": {"foo": "flirble"}})
+    };
+    // spec/unit/mcollective/data/fact_data_spec.rb, the facts plugin's facts.
+    let spec_facts = || {
+        json!({"foo": "foo-value",
+               "one": {"one": "one-one", "two": {"one": "one-two-one", "two": "one-two-two"}},
+               "some_array": ["a", "b"]})
+    };
+    vec![
+        // basic_cli_usage.md, "Filtering Using Data Plugins" (its /etc/hosts digest is the
+        // test file's here).
+        mco("mcollective basic_cli_usage.md: fstat md5 and environment", allow_if(&format!("fstat('{f}').md5=/2bc84dc69b/ and environment=development")), Allow).facts(json!({"environment": "development"})),
+        mco("mcollective basic_cli_usage.md: fstat md5 and environment", allow_if(&format!("fstat('{f}').md5=/2bc84dc69b/ and environment=development")), Deny).facts(json!({"environment": "production"})),
+        mco("mcollective basic_cli_usage.md: structured facts", allow_if("fact('os.family').value=/RedHat|Debian/"), Allow).facts(json!({"os": {"family": "RedHat"}})),
+        mco("mcollective basic_cli_usage.md: structured facts", allow_if("fact('os.family').value=/RedHat|Debian/"), Deny).facts(json!({"os": {"family": "windows"}})),
+        // data.md, the overview's examples.
+        mco("mcollective data.md: fstat md5", allow_if(&format!("fstat('{f}').md5=/2bc84dc69b73d/")), Allow),
+        mco("mcollective data.md: fact('roles.0')", allow_if("fact('roles.0').value=base"), Allow).facts(json!({"roles": ["base", "web"]})),
+        mco("mcollective data.md: fact('roles.0')", allow_if("fact('roles.0').value=base"), Deny).facts(json!({"roles": ["web", "base"]})),
+        mco("mcollective data.md: fact('system_uptime.days')>10", allow_if("fact('system_uptime.days').value>10"), Allow).facts(json!({"system_uptime": {"days": 12}})),
+        mco("mcollective data.md: fact('system_uptime.days')>10", allow_if("fact('system_uptime.days').value>10"), Deny).facts(json!({"system_uptime": {"days": 3}})),
+        // matcher.rb: a string never compares with > or <.
+        mco("mcollective data.md + matcher.rb: a string fact is not ordered", allow_if("fact('system_uptime.days').value>10"), Deny).facts(json!({"system_uptime": {"days": "12"}})),
+        // Muster has no sysctl data plugin.
+        mco("mcollective data.md: sysctl() and location", allow_if("sysctl('net.ipv4.conf.all.forwarding').value=1 and location=dc1"), Stricter).facts(json!({"location": "dc1"})),
+        // releasenotes.md: the collective data plugin; a policy does not see collectives.
+        mco("mcollective releasenotes.md: collective('us').member", allow_if("collective(\"us\").member=true"), Stricter),
+        // releasenotes.md: structured fact queries, with double quotes.
+        mco("mcollective releasenotes.md: fact(\"foo\")", allow_if("fact(\"foo\").value=bar"), Allow).facts(release_facts()),
+        mco("mcollective releasenotes.md: fact(\"baz.0\")", allow_if("fact(\"baz.0\").value=a"), Allow).facts(release_facts()),
+        mco("mcollective releasenotes.md: fact(\"quux.foo\").exists", allow_if("fact(\"quux.foo\").exists=true"), Allow).facts(release_facts()),
+        mco("mcollective releasenotes.md: fact(\"quux.foo\").value", allow_if("fact(\"quux.foo\").value=flirble"), Allow).facts(release_facts()),
+        mco("mcollective fact_data.rb: a missing key does not exist", allow_if("fact(\"quux.bar\").exists=true"), Deny).facts(release_facts()),
+        mco("mcollective fact_data.rb + matcher.rb: numbers compare as numbers", allow_if("fact(\"numbers.1\").value=2"), Allow).facts(release_facts()),
+        mco("mcollective fact_data.rb + matcher.rb: numbers compare as numbers", allow_if("fact(\"numbers.0\").value<2"), Deny).facts(release_facts()),
+        // releasenotes.md writes spaces around the operator, which MCollective's scanner
+        // joins (scanner_spec.rb, "separated by whitespaces"); Muster refuses them.
+        mco("mcollective releasenotes.md: fstat md5 = /…/ with spaces", allow_if(&format!("fstat('{f}').md5 = /2bc84dc69b/")), Stricter),
+        // The README's service.policy, its columns tab-separated as the README says they must
+        // be: Muster has no puppet data plugin.
+        mco("action-policy README.md: service.policy", "policy default deny\nallow\tcert=puppet-admins\trestart\t(puppet().enabled=false and environment=production) or environment=development\n", Stricter).caller("cert=puppet-admins").action("restart").facts(json!({"environment": "development"})),
+        mco("action-policy README.md: service.policy", "policy default deny\nallow\tcert=puppet-admins\trestart\t(puppet().enabled=false and environment=production) or environment=development\n", Deny).caller("cert=puppet-admins").action("stop").facts(json!({"environment": "development"})),
+        // matcher_spec.rb, eval_compound_fstatement.
+        mco("mcollective matcher_spec.rb: integer literals (0xa)", allow_if("fact('n').value=0xa"), Allow).facts(json!({"n": 10})),
+        mco("mcollective matcher_spec.rb: float literals (0.5e2)", allow_if("fact('n').value=0.5e2"), Allow).facts(json!({"n": 50})),
+        mco("mcollective matcher_spec.rb: false=false", allow_if("fact('b').value=false"), Allow).facts(json!({"b": false})),
+        mco("mcollective matcher_spec.rb: a string compared with <", allow_if("fact('s').value<teststring"), Deny).facts(json!({"s": "teststring"})),
+        mco("mcollective matcher_spec.rb: a TrueClass compared with >", allow_if("fact('b').value>false"), Deny).facts(json!({"b": true})),
+        mco("mcollective matcher_spec.rb: a regex on a number", allow_if("fact('n').value=/1/"), Deny).facts(json!({"n": 1})),
+        mco("mcollective matcher_spec.rb: a regex that matches", allow_if("fact('s').value=/teststring/"), Allow).facts(json!({"s": "teststring"})),
+        mco("mcollective matcher_spec.rb: !=~ a regex that matches", allow_if("fact('s').value!=/teststring/"), Deny).facts(json!({"s": "teststring"})),
+        mco("mcollective matcher_spec.rb: \"1\" > \"1\"", allow_if("fact('s').value>1"), Deny).facts(json!({"s": "1"})),
+        // A nil answer is false (fstat leaves *_age unset for a missing file), and not false
+        // is true.
+        mco("mcollective matcher_spec.rb: nil is false", allow_if(&format!("fstat('{d}/nonexisting').mtime_age>=0")), Deny),
+        mco("mcollective matcher_spec.rb: not nil", allow_if(&format!("not fstat('{d}/nonexisting').mtime_age>=0")), Allow),
+        // Backticks in the argument make the comparison false, so not makes it true.
+        mco("mcollective matcher_spec.rb: backticks in parameters", allow_if("not fact('`id`').exists=true"), Stricter),
+        mco("mcollective matcher_spec.rb: create_compound_callstack", allow_if("foo('bar')=1 and bar=/bar/"), Deny).facts(json!({"bar": "bar"})),
+        // scanner_spec.rb: several parameters are one fstatement; the matcher passes the plugin
+        // `a','b`, a path that does not exist.
+        mco("mcollective scanner_spec.rb: multiple parameters", allow_if("not fact('a','b').exists=true"), Stricter),
+        // scanner_spec.rb: a bad token aborts the request, whatever follows.
+        mco("mcollective scanner_spec.rb: a - in the dot value", deny_if("fact('x').val-ue=1"), Deny),
+        mco("mcollective scanner_spec.rb: parameters without quotes", deny_if("fact(x).value=1"), Deny),
+        // fact_data_spec.rb.
+        mco("mcollective fact_data_spec.rb: an unfound fact exists=false", allow_if("fact('bar').exists=false"), Allow).facts(spec_facts()),
+        mco("mcollective fact_data_spec.rb: an unfound fact value=false", allow_if("fact('bar').value=false"), Allow).facts(spec_facts()),
+        mco("mcollective fact_data_spec.rb: an unfound fact value_encoding=false", allow_if("fact('bar').value_encoding=false"), Allow).facts(spec_facts()),
+        mco("mcollective fact_data_spec.rb: a value at top level", allow_if("fact('foo').value=foo-value and fact('foo').value_encoding=text/plain"), Allow).facts(spec_facts()),
+        mco("mcollective fact_data_spec.rb: walk down to a hash element", allow_if("fact('one.one').value=one-one"), Allow).facts(spec_facts()),
+        mco("mcollective fact_data_spec.rb: walk down to a hash", allow_if("fact('one.two').value_encoding=application/json"), Allow).facts(spec_facts()),
+        // A hash's JSON text: its key order and number format are Ruby's, so Muster does not
+        // compare it.
+        mco("mcollective fact_data_spec.rb: a hash's value", allow_if("fact('one.two').value=/one-two-one/"), Stricter).facts(spec_facts()),
+        mco("mcollective fact_data_spec.rb: walk down to an array", allow_if(r"fact('some_array').value=/^\[.a.,.b.\]$/"), Allow).facts(spec_facts()),
+        mco("mcollective fact_data_spec.rb: walk down to an array element", allow_if("fact('some_array.0').value=a"), Allow).facts(spec_facts()),
+        // fstat_data_spec.rb, on files the test made.
+        mco("mcollective fstat_data_spec.rb: missing files", allow_if(&format!("fstat('{d}/nonexisting').output=/^not.present$/ and fstat('{d}/nonexisting').present=0")), Allow),
+        mco("mcollective fstat_data_spec.rb: file stats", allow_if(&format!("fstat('{f}').md5=2bc84dc69b73db9383b9c6711d2011b7 and fstat('{f}').type=file and fstat('{f}').output=present and fstat('{f}').size=5 and fstat('{f}').mode=100644")), Allow),
+        mco("mcollective fstat_data_spec.rb: file stats, another digest", allow_if(&format!("fstat('{f}').md5=d41d8cd98f00b204e9800998ecf8427e")), Deny),
+        mco("mcollective fstat_data_spec.rb: link stats", allow_if(&format!("fstat('{d}/link').type=symlink and fstat('{d}/link').md5=0")), Allow),
+        mco("mcollective fstat_data_spec.rb: directory stats", allow_if(&format!("fstat('{d}').type=directory and fstat('{d}').md5=0")), Allow),
+        mco("mcollective fstat_data_spec.rb: socket stats", allow_if(&format!("fstat('{d}/socket').type=socket")), Allow),
+        mco("mcollective fstat_data_spec.rb: chardev stats", allow_if("fstat('/dev/null').type=chardev"), Allow),
+        mco("mcollective fstat_data_spec.rb: mtime_seconds and mtime_age", allow_if(&format!("fstat('{f}').mtime_seconds=1000000000 and fstat('{f}').mtime_age>86400")), Allow),
+        // fstat_data.rb: mtime is a local time, in a time zone Muster does not read.
+        mco("mcollective fstat_data.rb: mtime", allow_if(&format!("not fstat('{f}').mtime=x")), Stricter),
+        // agent_data.rb: the agent's name when the node has it; raises (false) when not.
+        mco("mcollective agent_data.rb: an agent the node has", allow_if("agent('rpcutil').agent=rpcutil"), Allow).agents(&["rpcutil"]),
+        mco("mcollective agent_data.rb: an agent the node lacks", allow_if("agent('rpcutil').agent=rpcutil"), Deny),
+        mco("mcollective agent_data.rb: not an agent the node lacks", allow_if("!agent('puppet').agent=puppet"), Allow).agents(&["rpcutil"]),
+        mco("mcollective agent_data.rb: the agent's metadata", allow_if("agent('rpcutil').author=/Pienaar/"), Stricter).agents(&["rpcutil"]),
+        // actionpolicy.rb eval_statement: a missing data plugin is false, so not makes it true,
+        // and a deny naming it never matches; Muster denies what reaches the line.
+        mco("action-policy actionpolicy.rb: not a missing plugin", allow_if("not nosuch('x').value=1"), Stricter),
+        mco("action-policy actionpolicy.rb: a deny with a missing plugin", deny_if("nosuch('x').value=1"), Stricter),
+        mco("action-policy actionpolicy.rb: a missing plugin for another caller", "allow\tother\t*\tnosuch('x').value=1\t*\nallow\t*\t*\t*\t*\n", Allow),
+        // An answer that fails: MCollective's comparison is false, Muster denies the request.
+        mco("mcollective fstat_data.rb: md5 of a file larger than Muster hashes", deny_if(&format!("fstat('{d}/big').md5=0")), Stricter),
+        mco("mcollective fact_data.rb: a null fact cannot be stored", deny_if("fact('gone').exists=true"), Stricter).facts(json!({"gone": null})),
+        mco("mcollective matcher.rb: an invalid number is false", deny_if("not fact('n').value=four"), Stricter).facts(json!({"n": 4})),
+        // Ruby's Integer() reads a leading 0 as octal.
+        mco("mcollective matcher.rb: Integer(\"010\")", allow_if("fact('n').value=010"), Allow).facts(json!({"n": 8})),
+        mco("mcollective matcher.rb: Integer(\"010\")", allow_if("fact('n').value=010"), Deny).facts(json!({"n": 10})),
+    ]
+}
+
 fn check(cases: Vec<Case>) {
     let mut failures = Vec::new();
     for case in cases {
         let node = Node {
             facts: case.facts.clone(),
             classes: case.classes.iter().map(|c| c.to_string()).collect(),
+            agents: case.agents,
         };
-        let policy = Policy::read(case.policy, &Groups::parse(GROUPS));
+        let policy = Policy::read(&case.policy, &Groups::parse(GROUPS));
         let decision = policy.decide(case.caller, case.action, &node);
         let (allowed, why) = (decision.allows(), decision.because());
         let want = case.want == Allow;
@@ -456,4 +624,11 @@ fn groups_name_callers() {
 #[test]
 fn what_the_plugins_code_does_muster_does_or_denies() {
     check(code_cases());
+}
+
+#[test]
+fn data_functions_decide_as_mcollectives_data_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    make_files(dir.path()).unwrap();
+    check(data_cases(dir.path()));
 }
