@@ -52,7 +52,6 @@ use muster_proto::{CompiledFilter, FactFilter, Filter, NodeView};
 use regex::{Regex, RegexBuilder};
 
 mod data;
-mod md5;
 
 /// A line of a policy (or groups) file that cannot be used as written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

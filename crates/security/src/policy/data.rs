@@ -22,6 +22,7 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use md5::Digest;
 use muster_proto::NodeView;
 use muster_proto::filter::REGEX_SIZE_LIMIT;
 use regex::{Regex, RegexBuilder};
@@ -808,7 +809,7 @@ fn md5_of(path: &str) -> Result<String, String> {
     if meta.len() > MD5_LIMIT {
         return Err(too_large());
     }
-    let mut digest = super::md5::Md5::new();
+    let mut digest = md5::Md5::new();
     let mut reader = file.take(MD5_LIMIT + 1);
     let mut buffer = vec![0u8; 64 * 1024];
     let mut total: u64 = 0;
@@ -825,7 +826,11 @@ fn md5_of(path: &str) -> Result<String, String> {
         }
         digest.update(buffer.get(..n).unwrap_or_default());
     }
-    Ok(digest.hex())
+    Ok(digest
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 #[cfg(test)]
