@@ -226,6 +226,19 @@ enum Joint {
 }
 
 impl Cond {
+    /// Whether evaluating it may read the file system.
+    fn reads_files(&self) -> bool {
+        match self {
+            Cond::True | Cond::Term(_) => false,
+            Cond::Data(call) => call.reads_files(),
+            Cond::All(all) => all.iter().any(Cond::reads_files),
+            Cond::Not(inner) => inner.reads_files(),
+            Cond::Chain(first, rest) => {
+                first.reads_files() || rest.iter().any(|(_, c)| c.reads_files())
+            }
+        }
+    }
+
     /// Whether the condition holds on the node; an error when a data function it reaches
     /// cannot be answered. `and` and `or` stop at the first term that decides, which changes
     /// no answer: every term has one value.
@@ -910,6 +923,15 @@ impl Policy {
     /// The lines that cannot be used as written, and what each does instead.
     pub fn problems(&self) -> &[PolicyError] {
         &self.problems
+    }
+
+    /// Whether deciding may read the node's file system (a rule calls `fstat()`), so that a
+    /// caller keeps the decision off threads that must not block.
+    pub fn reads_files(&self) -> bool {
+        self.entries.iter().any(|(_, entry)| match entry {
+            Entry::Rule(rule) => rule.facts.reads_files() || rule.classes.reads_files(),
+            _ => false,
+        })
     }
 
     /// What the policy says about `caller` running `action` on `node`.

@@ -94,6 +94,10 @@ const RPCUTIL: &str = "rpcutil";
 /// last replies and the audit log.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// How long a policy that reads files (`fstat()`) may take to decide before the request is
+/// denied.
+const POLICY_DEADLINE: Duration = Duration::from_secs(2);
+
 /// Everything the request handlers share.
 struct Node {
     identity: String,
@@ -517,6 +521,29 @@ impl Node {
             return None;
         }
         let verdict = match (&self.trust, &credential) {
+            // A policy calling fstat() stats and may hash files: that runs on the blocking
+            // pool, under a deadline, so a slow or hung file system costs that request (denied)
+            // and never a worker thread the node answers with.
+            (Some(trust), Some(credential)) if trust.policy_reads_files(&request.agent) => {
+                let node = self.clone();
+                let (credential, checked) = (credential.clone(), request.clone());
+                let deciding = tokio::task::spawn_blocking(move || {
+                    node.trust.as_ref().map_or_else(
+                        || Err("the node has no trust".to_string()),
+                        |t| t.authorize(&credential, &checked, node.inventory().as_ref()),
+                    )
+                });
+                match tokio::time::timeout(POLICY_DEADLINE, deciding).await {
+                    Ok(Ok(verdict)) => verdict,
+                    Ok(Err(e)) => Err(format!("policy {}: deciding failed: {e}", request.agent)),
+                    Err(_) => Err(format!(
+                        "policy {}: deciding took longer than {} s (a file its fstat() reads \
+                         did not answer), so it denies",
+                        request.agent,
+                        POLICY_DEADLINE.as_secs()
+                    )),
+                }
+            }
             (Some(trust), Some(credential)) => {
                 trust.authorize(credential, &request, inventory.as_ref())
             }

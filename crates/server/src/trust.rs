@@ -217,6 +217,16 @@ impl NodeTrust {
         cache.admit(&request.id, expires, now)
     }
 
+    /// Whether deciding on a request for `agent` may read the node's file system (its policy
+    /// calls `fstat()`).
+    pub fn policy_reads_files(&self, agent: &str) -> bool {
+        let policies = match self.policies.read() {
+            Ok(p) => p,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        matches!(policies.get(agent), Some(AgentPolicy::Loaded(policy)) if policy.reads_files())
+    }
+
     /// Whether `credential`'s holder may run `request` on `node`: the credential's agent
     /// limits, then the agent's policy. `Ok` and `Err` both carry the reason for the audit log.
     pub fn authorize(

@@ -446,6 +446,18 @@ on_both_brokers! {
             ping_as("alice").is_ok_and(|r| r.code == Some(1) && r.stdout.contains("policy rpcutil: rule on line 2"))
         })?;
 
+        // A data function reads the node: fstat() of a file allows while it is there (the
+        // decision runs off the node's async workers, under a deadline).
+        let flag = tempfile::NamedTempFile::new()?;
+        let flag_path = flag.path().display().to_string();
+        pki.policy("rpcutil", &format!("policy default deny\nallow\talice\t*\tfstat('{flag_path}').present=1\n"))?;
+        fleet.daemons[0].signal(muster_testkit::UnixSignal::SIGHUP)?;
+        wait_for("fstat() to allow alice", Duration::from_secs(15), || {
+            ping_as("alice").is_ok_and(|r| r.code == Some(0))
+        })?;
+        drop(flag);
+        ping_as("alice")?.code(1).stdout_has("policy rpcutil: the default");
+
         // A deny naming a group of the groups file denies its members.
         std::fs::write(pki.policy_directory().join("groups"), "contractors bob\n")?;
         pki.policy("rpcutil", "policy default deny\ndeny\tcontractors\t*\t*\t*\nallow\t*\t*\t*\t*\n")?;

@@ -390,6 +390,11 @@ fn test(text: &str, comparison: &str) -> Result<Test, String> {
 
 impl Call {
     /// Whether the comparison holds on this node; an error when it cannot be answered.
+    /// Whether evaluating it reads the file system (`fstat()`).
+    pub(super) fn reads_files(&self) -> bool {
+        matches!(self.query, Query::Fstat { .. })
+    }
+
     pub(super) fn holds(&self, node: &dyn NodeView) -> Result<bool, String> {
         let datum = match &self.query {
             Query::Fact { path, output } => fact(node.facts(), path, *output),
