@@ -23,6 +23,7 @@ pub mod config;
 pub mod external;
 pub mod file;
 pub mod health;
+mod md5;
 pub mod package;
 pub mod rpcutil;
 pub mod service;
