@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_nats::{Client, Message};
 use futures::StreamExt;
-use muster_agent::{Agent, AgentInfo, Inventory, NodeContext};
+use muster_agent::{Agent, AgentInfo, ConfigItems, Inventory, NodeContext};
 use muster_proto::envelope::{Ack, Reply, Request};
 use muster_proto::time::{self, now};
 use muster_proto::{StatusCode, subject};
@@ -101,6 +101,8 @@ struct Node {
     client: Client,
     agents: BTreeMap<String, Arc<dyn Agent>>,
     agent_infos: Arc<Vec<AgentInfo>>,
+    /// The effective configuration, as `rpcutil get_config_item` reports it.
+    config_items: Arc<ConfigItems>,
     inventory: RwLock<Arc<Inventory>>,
     counters: Arc<Counters>,
     /// The action slots (`max_concurrent`).
@@ -209,6 +211,7 @@ pub async fn run(
         client: client.clone(),
         agents,
         agent_infos,
+        config_items: Arc::new(config.items(&identity)),
         inventory: RwLock::new(Arc::new(inventory)),
         counters,
         slots,
@@ -503,6 +506,7 @@ impl Node {
             self.counters.filtered();
             return None;
         }
+        self.counters.passed();
         let verdict = match (&self.trust, &credential) {
             (Some(trust), Some(credential)) => {
                 trust.authorize(credential, &request, inventory.as_ref())
@@ -642,6 +646,7 @@ impl Node {
             inventory,
             agents: self.agent_infos.clone(),
             stats: self.counters.clone(),
+            config: self.config_items.clone(),
             request_id: request.id.clone(),
             caller: request.caller.clone(),
         };
