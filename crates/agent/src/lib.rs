@@ -9,6 +9,7 @@
 //! (`muster-server`) decides which requests reach an agent, and turns an [`ActionResult`] into
 //! a reply.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ pub use config::AgentsConfig;
 
 /// The DDLs of the built-in agents, by name, as shipped (JSON).
 pub const BUILTIN_DDLS: &[(&str, &str)] = &[
-    ("rpcutil", include_str!("../ddl/rpcutil.json")),
+    ("rpcutil", rpcutil::DDL),
     ("service", service::DDL),
     ("package", package::DDL),
     ("shell", shell::DDL),
@@ -126,7 +127,7 @@ pub struct Inventory {
     pub classes: Vec<String>,
     /// The names of its agents, sorted.
     pub agents: Vec<String>,
-    /// The collectives it serves.
+    /// The collectives it serves; the first is its main collective.
     pub collectives: Vec<String>,
 }
 
@@ -152,6 +153,76 @@ pub trait StatsSource: Send + Sync {
     fn stats(&self) -> Value;
 }
 
+/// The daemon's effective configuration as `rpcutil get_config_item` (and the `config_item`
+/// data source of `rpcutil get_data`) report it: item names (dotted for nested tables, e.g.
+/// `agents.package.backend`) and their values. Items that name secret material (a private key,
+/// a password, a token) are known but withheld: asking for one fails without the value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigItems {
+    values: BTreeMap<String, Value>,
+    withheld: BTreeSet<String>,
+}
+
+/// What [`ConfigItems::get`] found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ConfigItem<'a> {
+    /// The item and its value (`null` when it is not set).
+    Value(&'a Value),
+    /// The item exists but names secret material, so its value is not reported.
+    Withheld,
+    /// No such item.
+    Unknown,
+}
+
+impl ConfigItems {
+    /// No items.
+    pub fn new() -> Self {
+        ConfigItems::default()
+    }
+
+    /// Sets `item` to `value`.
+    pub fn set(&mut self, item: impl Into<String>, value: impl Into<Value>) -> &mut Self {
+        let item = item.into();
+        self.withheld.remove(&item);
+        self.values.insert(item, value.into());
+        self
+    }
+
+    /// Makes `item` known but withheld.
+    pub fn withhold(&mut self, item: impl Into<String>) -> &mut Self {
+        let item = item.into();
+        self.values.remove(&item);
+        self.withheld.insert(item);
+        self
+    }
+
+    /// What there is for `item`.
+    pub fn get(&self, item: &str) -> ConfigItem<'_> {
+        match self.values.get(item) {
+            Some(value) => ConfigItem::Value(value),
+            None if self.withheld.contains(item) => ConfigItem::Withheld,
+            None => ConfigItem::Unknown,
+        }
+    }
+
+    /// Every item's name, withheld ones included, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .values
+            .keys()
+            .chain(&self.withheld)
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Whether there are no items.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty() && self.withheld.is_empty()
+    }
+}
+
 /// What an action sees of its node.
 #[derive(Clone)]
 pub struct NodeContext {
@@ -161,6 +232,8 @@ pub struct NodeContext {
     pub agents: Arc<Vec<AgentInfo>>,
     /// The daemon's counters.
     pub stats: Arc<dyn StatsSource>,
+    /// The daemon's effective configuration (for `rpcutil get_config_item`).
+    pub config: Arc<ConfigItems>,
     /// The request being served.
     pub request_id: String,
     /// Who asked (the request's caller).
@@ -169,12 +242,14 @@ pub struct NodeContext {
 
 impl NodeContext {
     /// A context for running an agent outside a daemon (tools, tests): this inventory, no other
-    /// agents, no counters, a request id of zeros and the caller `local`.
+    /// agents, no counters, no configuration items, a request id of zeros and the caller
+    /// `local`.
     pub fn standalone(inventory: Inventory) -> Self {
         NodeContext {
             inventory: Arc::new(inventory),
             agents: Arc::new(Vec::new()),
             stats: Arc::new(NoCounters),
+            config: Arc::new(ConfigItems::new()),
             request_id: "0".repeat(32),
             caller: "local".to_string(),
         }
@@ -190,15 +265,26 @@ impl StatsSource for NoCounters {
     }
 }
 
-/// Metadata about an agent, as `rpcutil agent_inventory` reports it.
+/// Metadata about an agent, as `rpcutil agent_inventory` reports it: its DDL's metadata under
+/// Choria's names, and its actions.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AgentInfo {
     /// The agent's name.
     pub agent: String,
+    /// Its name again, as Choria's metadata has it.
+    pub name: String,
     /// Its description.
     pub description: String,
     /// Its version.
     pub version: String,
+    /// Who wrote it, if its DDL says.
+    pub author: Option<String>,
+    /// Its license, if its DDL says.
+    pub license: Option<String>,
+    /// Where to read more, if its DDL says.
+    pub url: Option<String>,
+    /// How long one of its actions may run, in seconds.
+    pub timeout: u64,
     /// Its actions.
     pub actions: Vec<String>,
 }
@@ -206,10 +292,16 @@ pub struct AgentInfo {
 impl AgentInfo {
     /// The metadata of an agent.
     pub fn of(agent: &dyn Agent) -> Self {
+        let metadata = &agent.ddl().metadata;
         AgentInfo {
             agent: agent.name().to_string(),
+            name: agent.name().to_string(),
             description: agent.description().to_string(),
             version: agent.version().to_string(),
+            author: metadata.author.clone(),
+            license: metadata.license.clone(),
+            url: metadata.url.clone(),
+            timeout: metadata.timeout,
             actions: agent
                 .ddl()
                 .action_names()

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use muster_agent::ConfigItems;
+use muster_agent::config::PackageBackend;
 use serde::Deserialize;
 
 /// How the daemon treats request signatures.
@@ -357,6 +359,131 @@ impl ServerConfig {
     }
 }
 
+impl ServerConfig {
+    /// The effective configuration as `rpcutil get_config_item` reports it, for a daemon whose
+    /// identity is `identity`: every key of `server.toml` (dotted for tables, e.g.
+    /// `agents.package.backend`; unset ones are `null`), durations as in the file (`"10s"`),
+    /// the package tools the agent runs, the names of the health checks (not their command
+    /// lines), and Choria's names `main_collective`, `collectives` and `loglevel`. A broker
+    /// URL's password or token is replaced by `***`; the items naming secret material — `key`,
+    /// `transport.tls_key`, `transport.password`, `transport.token` — are withheld.
+    pub fn items(&self, identity: &str) -> ConfigItems {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let duration = |d: Duration| humantime::format_duration(d).to_string();
+        let security = match self.security {
+            Security::Signed => "signed",
+            Security::Insecure => "insecure",
+        };
+        let agents = &self.agents;
+        let package = &agents.package;
+        let backend = match package.backend {
+            PackageBackend::Apt => "apt",
+            PackageBackend::Yum => "yum",
+            PackageBackend::Dnf => "dnf",
+        };
+        let mut items = ConfigItems::new();
+        items
+            .set("identity", identity)
+            .set("collective", self.collective.as_str())
+            .set("main_collective", self.collective.as_str())
+            .set("collectives", vec![self.collective.clone()])
+            .set(
+                "brokers",
+                self.brokers
+                    .iter()
+                    .map(|b| redact_url(b))
+                    .collect::<Vec<_>>(),
+            )
+            .set("security", security)
+            .set("issuer", path(&self.issuer))
+            .withhold("key")
+            .set("credential", path(&self.credential))
+            .set(
+                "policy_directory",
+                self.policy_directory.display().to_string(),
+            )
+            .set("audit_log", path(&self.audit_log))
+            .set("replay_cache", self.replay_cache)
+            .set("transport.tls_ca", path(&self.transport.tls_ca))
+            .set("transport.tls_cert", path(&self.transport.tls_cert))
+            .withhold("transport.tls_key")
+            .set("transport.user", self.transport.user.clone())
+            .withhold("transport.password")
+            .withhold("transport.token")
+            .set(
+                "facts_files",
+                self.facts_files
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .set("facts_command", self.facts_command.clone())
+            .set("classes_file", path(&self.classes_file))
+            .set("max_concurrent", self.max_concurrent)
+            .set("drain_timeout", duration(self.drain_timeout))
+            .set("max_request_bytes", self.max_request_bytes)
+            .set("clock_skew", duration(self.clock_skew))
+            .set("log_level", self.log_level.as_str())
+            .set("loglevel", self.log_level.as_str())
+            .set(
+                "registration_interval",
+                duration(self.registration_interval),
+            )
+            .set("agents.directory", path(&agents.directory))
+            .set(
+                "agents.service.systemctl",
+                agents.service.systemctl.display().to_string(),
+            )
+            .set("agents.package.backend", backend)
+            .set(
+                "agents.package.query",
+                muster_agent::package::query_program(package)
+                    .display()
+                    .to_string(),
+            )
+            .set(
+                "agents.package.manager",
+                muster_agent::package::manager_program(package)
+                    .display()
+                    .to_string(),
+            )
+            .set("agents.shell.enabled", agents.shell.enabled)
+            .set(
+                "agents.shell.shell",
+                agents.shell.shell.display().to_string(),
+            )
+            .set(
+                "agents.file.max_checksum_bytes",
+                agents.file.max_checksum_bytes,
+            )
+            .set("agents.cm.command", agents.cm.command.clone())
+            .set("agents.cm.summary_file", path(&agents.cm.summary_file))
+            .set("agents.cm.max_splay", duration(agents.cm.max_splay))
+            .set(
+                "agents.health.checks",
+                agents.health.checks.keys().cloned().collect::<Vec<_>>(),
+            );
+        items
+    }
+}
+
+/// A broker URL without its secret: `nats://user:pass@host` becomes `nats://user:***@host`,
+/// `nats://token@host` becomes `nats://***@host`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let Some((userinfo, _)) = authority.rsplit_once('@') else {
+        return url.to_string();
+    };
+    let hidden = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_string(),
+    };
+    format!("{scheme}://{hidden}{}", &rest[userinfo.len()..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,6 +661,91 @@ registration_interval = "5m"
                     "{lines}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn config_items_are_the_effective_values_without_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.toml");
+        std::fs::write(
+            &path,
+            r#"
+collective = "dc1"
+brokers = ["nats://alice:s3cret@a:4222", "nats://tok3n@b:4222/x", "nats://c:4222"]
+security = "insecure"
+key = "/etc/muster/node.key"
+drain_timeout = "3s"
+[agents.package]
+backend = "dnf"
+[agents.health.checks.disk]
+command = ["/usr/lib/nagios/plugins/check_disk", "-w", "20%"]
+"#,
+        )
+        .unwrap();
+        let c = ServerConfig::load(Some(&path), &Overrides::default()).unwrap();
+        let items = c.items("web1");
+        let value = |item: &str| match items.get(item) {
+            ConfigItem::Value(v) => v.clone(),
+            other => panic!("{item}: {other:?}"),
+        };
+        use muster_agent::ConfigItem;
+        use serde_json::json;
+        assert_eq!(value("identity"), json!("web1"));
+        assert_eq!(value("collective"), json!("dc1"));
+        assert_eq!(value("main_collective"), json!("dc1"));
+        assert_eq!(value("collectives"), json!(["dc1"]));
+        assert_eq!(
+            value("brokers"),
+            json!([
+                "nats://alice:***@a:4222",
+                "nats://***@b:4222/x",
+                "nats://c:4222"
+            ])
+        );
+        assert_eq!(value("security"), json!("insecure"));
+        assert_eq!(value("issuer"), json!(null));
+        assert_eq!(value("drain_timeout"), json!("3s"));
+        assert_eq!(value("registration_interval"), json!("1m"));
+        assert_eq!(value("max_concurrent"), json!(16));
+        assert_eq!(value("loglevel"), json!("info"));
+        assert_eq!(value("agents.package.backend"), json!("dnf"));
+        assert_eq!(value("agents.package.query"), json!("rpm"));
+        assert_eq!(value("agents.package.manager"), json!("dnf"));
+        assert_eq!(value("agents.shell.enabled"), json!(false));
+        assert_eq!(value("agents.health.checks"), json!(["disk"]));
+        for secret in [
+            "key",
+            "transport.tls_key",
+            "transport.password",
+            "transport.token",
+        ] {
+            assert_eq!(items.get(secret), ConfigItem::Withheld, "{secret}");
+        }
+        assert_eq!(items.get("nonsense"), ConfigItem::Unknown);
+        // Every top-level key of the file is an item.
+        for key in [
+            "identity",
+            "collective",
+            "brokers",
+            "security",
+            "issuer",
+            "key",
+            "credential",
+            "policy_directory",
+            "audit_log",
+            "replay_cache",
+            "facts_files",
+            "facts_command",
+            "classes_file",
+            "max_concurrent",
+            "drain_timeout",
+            "max_request_bytes",
+            "clock_skew",
+            "log_level",
+            "registration_interval",
+        ] {
+            assert_ne!(items.get(key), ConfigItem::Unknown, "{key}");
         }
     }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_nats::{Client, Message};
 use futures::StreamExt;
-use muster_agent::{Agent, AgentInfo, Inventory, NodeContext};
+use muster_agent::{Agent, AgentInfo, ConfigItems, Inventory, NodeContext};
 use muster_proto::envelope::{Ack, Reply, Request};
 use muster_proto::time::{self, now};
 use muster_proto::{StatusCode, subject};
@@ -105,6 +105,8 @@ struct Node {
     client: Client,
     agents: BTreeMap<String, Arc<dyn Agent>>,
     agent_infos: Arc<Vec<AgentInfo>>,
+    /// The effective configuration, as `rpcutil get_config_item` reports it.
+    config_items: Arc<ConfigItems>,
     inventory: RwLock<Arc<Inventory>>,
     counters: Arc<Counters>,
     /// The action slots (`max_concurrent`).
@@ -226,6 +228,7 @@ pub async fn run(
         client: client.clone(),
         agents,
         agent_infos,
+        config_items: Arc::new(config.items(&identity)),
         inventory: RwLock::new(Arc::new(inventory)),
         counters,
         slots,
@@ -520,6 +523,7 @@ impl Node {
             self.counters.filtered();
             return None;
         }
+        self.counters.passed();
         let verdict = match (&self.trust, &credential) {
             // A policy calling fstat() stats and may hash files: that runs on the blocking
             // pool, under a deadline, so a slow or hung file system costs that request (denied)
@@ -682,6 +686,7 @@ impl Node {
             inventory,
             agents: self.agent_infos.clone(),
             stats: self.counters.clone(),
+            config: self.config_items.clone(),
             request_id: request.id.clone(),
             caller: request.caller.clone(),
         };

@@ -108,6 +108,23 @@ impl DropReason {
         }
     }
 
+    /// Whether the message failed the security checks: unsigned, without or with a bad
+    /// credential or signature, or a caller that is not the credential's.
+    pub fn is_security(self) -> bool {
+        matches!(
+            self,
+            DropReason::Unsigned
+                | DropReason::NoCredential
+                | DropReason::BadSignature
+                | DropReason::BadCredential
+                | DropReason::UnknownIssuer
+                | DropReason::CredentialExpired
+                | DropReason::CredentialNotYetValid
+                | DropReason::WrongCredentialKind
+                | DropReason::CallerMismatch
+        )
+    }
+
     /// The stable name.
     pub fn name(self) -> &'static str {
         match self {
@@ -165,6 +182,21 @@ pub struct Stats {
     pub in_flight: usize,
     /// The most actions that run at once.
     pub max_concurrent: usize,
+    /// Choria's `starttime`: when the daemon started, whole Unix seconds.
+    pub starttime: u64,
+    /// Choria's `total`: `requests_received`.
+    pub total: u64,
+    /// Choria's `passed`: requests that matched the node's filter.
+    pub passed: u64,
+    /// Choria's `filtered`: `requests_filtered`.
+    pub filtered: u64,
+    /// Choria's `replies`: `requests_served`.
+    pub replies: u64,
+    /// Choria's `ttlexpired`: messages dropped because their time window had passed.
+    pub ttlexpired: u64,
+    /// Choria's `unvalidated`: messages dropped by the security checks
+    /// ([`DropReason::is_security`]).
+    pub unvalidated: u64,
 }
 
 /// The daemon's live counters. Cheap to update from the receive loop: each is an atomic, drops
@@ -175,6 +207,7 @@ pub struct Counters {
     started: UnixTime,
     started_at: Instant,
     received: AtomicU64,
+    passed: AtomicU64,
     filtered: AtomicU64,
     served: AtomicU64,
     busy: AtomicU64,
@@ -194,6 +227,7 @@ impl Counters {
             started: time::now(),
             started_at: Instant::now(),
             received: AtomicU64::new(0),
+            passed: AtomicU64::new(0),
             filtered: AtomicU64::new(0),
             served: AtomicU64::new(0),
             busy: AtomicU64::new(0),
@@ -220,6 +254,11 @@ impl Counters {
     /// A message arrived on a subscribed subject.
     pub fn received(&self) {
         self.received.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request matched this node's filter.
+    pub fn passed(&self) {
+        self.passed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A request was not for this node.
@@ -252,20 +291,34 @@ impl Counters {
 
     /// A snapshot of the counters now.
     pub fn snapshot(&self) -> Stats {
-        let drops: BTreeMap<&'static str, u64> = DropReason::ALL
+        let counts: Vec<(DropReason, u64)> = DropReason::ALL
             .iter()
             .zip(&self.drops)
-            .map(|(reason, n)| (reason.name(), n.load(Ordering::Relaxed)))
-            .filter(|&(_, n)| n > 0)
+            .map(|(reason, n)| (*reason, n.load(Ordering::Relaxed)))
             .collect();
+        let drops: BTreeMap<&'static str, u64> = counts
+            .iter()
+            .filter(|&&(_, n)| n > 0)
+            .map(|&(reason, n)| (reason.name(), n))
+            .collect();
+        let count_of = |wanted: fn(DropReason) -> bool| -> u64 {
+            counts
+                .iter()
+                .filter(|(reason, _)| wanted(*reason))
+                .map(|(_, n)| n)
+                .sum()
+        };
+        let received = self.received.load(Ordering::Relaxed);
+        let served = self.served.load(Ordering::Relaxed);
+        let filtered = self.filtered.load(Ordering::Relaxed);
         Stats {
             identity: self.identity.clone(),
             version: env!("CARGO_PKG_VERSION"),
             started: time::rfc3339(self.started),
             uptime_seconds: self.started_at.elapsed().as_secs(),
-            requests_received: self.received.load(Ordering::Relaxed),
-            requests_served: self.served.load(Ordering::Relaxed),
-            requests_filtered: self.filtered.load(Ordering::Relaxed),
+            requests_received: received,
+            requests_served: served,
+            requests_filtered: filtered,
             requests_busy: self.busy.load(Ordering::Relaxed),
             requests_waiting: self.waiting.as_ref().map_or(0, |(room, capacity)| {
                 capacity.saturating_sub(room.available_permits())
@@ -278,6 +331,13 @@ impl Counters {
                 .map_or(0, |n| n.load(Ordering::Relaxed)),
             in_flight: self.in_flight(),
             max_concurrent: self.max_concurrent,
+            starttime: time::whole_secs(self.started),
+            total: received,
+            passed: self.passed.load(Ordering::Relaxed),
+            filtered,
+            replies: served,
+            ttlexpired: count_of(|r| r == DropReason::Expired),
+            unvalidated: count_of(DropReason::is_security),
         }
     }
 }
@@ -308,15 +368,35 @@ mod tests {
         counters.dropped(DropReason::BadSignature);
         counters.dropped(DropReason::BadSignature);
         counters.dropped(DropReason::BadFilter);
+        counters.dropped(DropReason::Expired);
         counters.busy();
+        for _ in 0..5 {
+            counters.received();
+        }
+        counters.passed();
+        counters.filtered();
+        counters.served();
         let got = counters.stats();
-        assert_eq!(got["drops"], json!({"bad_signature": 2, "bad_filter": 1}));
-        assert_eq!(got["drops_total"], 3);
+        assert_eq!(
+            got["drops"],
+            json!({"bad_signature": 2, "bad_filter": 1, "expired": 1})
+        );
+        assert_eq!(got["drops_total"], 4);
+        // Choria's names beside Muster's.
+        assert_eq!(got["total"], 5);
+        assert_eq!(got["requests_received"], 5);
+        assert_eq!(got["passed"], 1);
+        assert_eq!(got["filtered"], 1);
+        assert_eq!(got["replies"], 1);
+        assert_eq!(got["ttlexpired"], 1);
+        assert_eq!(got["unvalidated"], 2);
+        assert!(got["starttime"].as_u64().unwrap() > 1_600_000_000);
         assert_eq!(got["requests_busy"], 1);
         assert_eq!(got["requests_waiting"], 2);
         assert_eq!(got["audit_lost"], 3);
         assert_eq!(got["in_flight"], 0);
-        // The snapshot's fields are daemon_stats' keys, as they always were.
+        // The snapshot's fields are daemon_stats' keys: Muster's as they always were, and
+        // Choria's.
         let keys: Vec<&str> = got
             .as_object()
             .unwrap()
@@ -329,15 +409,22 @@ mod tests {
                 "audit_lost",
                 "drops",
                 "drops_total",
+                "filtered",
                 "identity",
                 "in_flight",
                 "max_concurrent",
+                "passed",
+                "replies",
                 "requests_busy",
                 "requests_filtered",
                 "requests_received",
                 "requests_served",
                 "requests_waiting",
                 "started",
+                "starttime",
+                "total",
+                "ttlexpired",
+                "unvalidated",
                 "uptime_seconds",
                 "version",
             ]

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use async_nats::{Client, Message};
 use futures::StreamExt;
-use muster_agent::{Agent, AgentInfo, Inventory, NodeContext};
+use muster_agent::{Agent, AgentInfo, ConfigItems, Inventory, NodeContext};
 use muster_proto::envelope::{Ack, Reply, Request};
 use muster_proto::time::now;
 use muster_proto::{StatusCode, subject};
@@ -124,6 +124,8 @@ struct Group {
     node_prefix: String,
     agents: HashMap<String, Arc<dyn Agent>>,
     agent_infos: Arc<Vec<AgentInfo>>,
+    /// What `rpcutil get_config_item` reports: the collective, which every node shares.
+    config_items: Arc<ConfigItems>,
     admission: Admission,
     counters: Arc<Counters>,
     /// The replay cache (signed mode).
@@ -193,6 +195,14 @@ impl Sim {
             key: keys.next().flatten(),
         };
         let started = muster_proto::time::whole_secs(now());
+        let config_items = {
+            let mut items = ConfigItems::new();
+            items
+                .set("collective", config.collective.as_str())
+                .set("main_collective", config.collective.as_str())
+                .set("collectives", vec![config.collective.clone()]);
+            Arc::new(items)
+        };
         let make_group = |members: Vec<VirtualNode>, name: &str| {
             let size = members.len();
             let by_identity = members
@@ -207,6 +217,7 @@ impl Sim {
                 node_prefix: format!("muster.{}.node.", config.collective),
                 agents: agents.clone(),
                 agent_infos: agent_infos.clone(),
+                config_items: config_items.clone(),
                 admission: admission.clone(),
                 counters: Arc::new(Counters::new(
                     name.to_string(),
@@ -461,6 +472,7 @@ async fn handle(group: &Arc<Group>, client: &Client, message: Message) {
             group.counters.filtered();
             continue;
         }
+        group.counters.passed();
         if node.fault == Fault::Silent {
             continue;
         }
@@ -528,6 +540,7 @@ async fn respond(
                     inventory: node.inventory.clone(),
                     agents: group.agent_infos.clone(),
                     stats: group.counters.clone(),
+                    config: group.config_items.clone(),
                     request_id: request.id.clone(),
                     caller: request.caller.clone(),
                 };

@@ -3,7 +3,8 @@
 //! external agents loaded from a directory. One binary, so the crate links its tests once.
 //!
 //! - `command`: running programs in their own process group, killed whole at the timeout;
-//! - `cm`, `file`, `health`, `package`, `service`, `shell`: one module per built-in agent;
+//! - `cm`, `file`, `health`, `package`, `rpcutil`, `service`, `shell`: one module per built-in
+//!   agent;
 //! - `choria`: Choria's real agent DDLs, loaded and served through stand-ins;
 //! - `external`: loading external agents, their request/reply protocol and their failures;
 //! - `support`: the helpers they share.
@@ -20,5 +21,6 @@ mod external;
 mod file;
 mod health;
 mod package;
+mod rpcutil;
 mod service;
 mod shell;

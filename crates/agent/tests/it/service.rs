@@ -373,3 +373,52 @@ async fn the_ddl_parses_and_every_action_in_it_is_handled() {
     let r = call(&agent, "frobnicate", json!({"service": "nginx"})).await;
     assert_eq!(r.status, StatusCode::UnknownAction);
 }
+
+/// Choria's service agent (service.json of choria-plugins/service-agent 4.1.0): every action
+/// takes the required input `service`, replies `status` (default `unknown`), summarised; the
+/// display of each is Choria's. Every name Choria's `service_name` validator takes is taken, but
+/// for one starting with `-`, which a command line would read as an option.
+#[tokio::test]
+async fn the_ddl_is_a_superset_of_choria_s() {
+    let ddl = Ddl::parse(DDL).expect("the shipped DDL parses");
+    let choria = [
+        ("restart", "failed"),
+        ("start", "failed"),
+        ("status", "always"),
+        ("stop", "failed"),
+    ];
+    for (action, display) in choria {
+        let ours = ddl.action(action).unwrap_or_else(|| panic!("{action}"));
+        let input = &ours.input["service"];
+        assert!(!input.optional, "{action}");
+        assert!(input.maxlength.is_some_and(|m| m >= 90), "{action}");
+        let status = &ours.output["status"];
+        assert_eq!(status.display_as, "Service Status", "{action}");
+        assert_eq!(status.default, Some(json!("unknown")), "{action}");
+        assert_eq!(
+            serde_json::to_value(ours.display).expect("display"),
+            json!(display),
+            "{action}"
+        );
+        for aggregate in &ours.aggregate {
+            assert_eq!(aggregate.function, "summary", "{action}");
+        }
+    }
+    let fake = Systemctl::new().await;
+    let agent = fake.agent();
+    for name in [
+        "nginx",
+        "getty@tty1",
+        "a.b_c:d",
+        "9x",
+        "_x",
+        ".x",
+        ":x",
+        "@x",
+    ] {
+        let r = call(&agent, "status", json!({ "service": name })).await;
+        assert_eq!(r.status, StatusCode::Ok, "{name}: {}", r.message);
+    }
+    let r = call(&agent, "status", json!({"service": "-x"})).await;
+    assert_eq!(r.status, StatusCode::InvalidData);
+}

@@ -98,3 +98,39 @@ pub async fn install_script(path: &Path, body: &str) {
         other => panic!("the stand-in {} does not run: {other:?}", path.display()),
     }
 }
+
+/// One action of a Choria agent's DDL: its name, its inputs with whether each is optional, and
+/// its outputs.
+pub type ChoriaAction = (
+    &'static str,
+    &'static [(&'static str, bool)],
+    &'static [&'static str],
+);
+
+/// Asserts that `ddl` has every action of `choria` with its inputs (optional where Choria's
+/// are) and outputs, and uses only the aggregate functions every client has.
+pub fn assert_superset(ddl: &muster_proto::ddl::Ddl, choria: &[ChoriaAction]) {
+    for (action, inputs, outputs) in choria {
+        let ours = ddl.action(action).unwrap_or_else(|| panic!("{action}"));
+        for (input, optional) in *inputs {
+            let ours = ours
+                .input
+                .get(*input)
+                .unwrap_or_else(|| panic!("{action} {input}"));
+            assert_eq!(ours.optional, *optional, "{action} {input}");
+        }
+        for output in *outputs {
+            assert!(ours.output.contains_key(*output), "{action} {output}");
+        }
+    }
+    for action in &ddl.actions {
+        for aggregate in &action.aggregate {
+            assert!(
+                ["summary", "average", "boolean_summary"].contains(&aggregate.function.as_str()),
+                "{}: {}",
+                action.action,
+                aggregate.function
+            );
+        }
+    }
+}

@@ -172,3 +172,92 @@ on_both_brokers! {
         Ok(())
     }
 }
+
+on_both_brokers! {
+    /// `mco`-habit commands run unchanged against a real daemon: Choria's package, rpcutil
+    /// actions and inputs, answered with Choria's outputs. The package tools are stand-in
+    /// scripts keeping a package database in a temporary directory.
+    fn mco_habit_commands_run_unchanged() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let d = dir.path();
+        let db = d.join("db");
+        std::fs::create_dir(&db)?;
+        let db = db.display().to_string();
+        let query = stand_in(
+            d,
+            "dpkg-query",
+            &format!(
+                "for a in \"$@\"; do pkg=\"$a\"; done\n\
+                 if [ \"$1\" = --list ]; then printf 'ii  foo  1.2-3  amd64  Foo\\nii  bar  2.0  all  Bar\\n'; exit 0; fi\n\
+                 if [ -f {db}/$pkg ]; then cat {db}/$pkg; exit 0; fi\n\
+                 echo \"dpkg-query: no packages found matching $pkg\" >&2; exit 1"
+            ),
+        )?;
+        let manager = stand_in(
+            d,
+            "apt-get",
+            &format!(
+                "for a in \"$@\"; do pkg=\"$a\"; done\n\
+                 case \"$1\" in install)\n\
+                   n=\"${{pkg%%=*}}\"; v=\"${{pkg#*=}}\"; [ \"$v\" = \"$pkg\" ] && v=1.0-1\n\
+                   printf 'install ok installed\\t%s\\tamd64\\n' \"$v\" > {db}/$n\n\
+                   echo \"Setting up $n ($v) ...\";;\n\
+                 esac"
+            ),
+        )?;
+        let spec = DaemonSpec::new("web1")
+            .facts(serde_json::json!({"role": "web"}))
+            .config(&format!("[agents.package]\nquery = {query:?}\nmanager = {manager:?}"));
+        let Some(fleet) = fixture::fleet(&[spec])? else {
+            return Ok(());
+        };
+        let rpc = |args: &[&str]| {
+            let mut a = vec!["rpc"];
+            a.extend(args);
+            fleet.muster(&a).run()
+        };
+
+        let run = rpc(&["package", "status", "package=foo"]);
+        run.code(0).stdout_has("Ensure: absent").stdout_has("Summary of Ensure:");
+        let run = rpc(&["package", "install", "package=foo", "version=1.2-3", "--json"]);
+        let data = &run.code(0).json()["replies"][0]["data"];
+        for (key, value) in [
+            ("ensure", "1.2-3"),
+            ("version", "1.2"),
+            ("release", "3"),
+            ("epoch", "0"),
+            ("arch", "amd64"),
+            ("provider", "apt"),
+            ("output", "Setting up foo (1.2-3) ...\n"),
+        ] {
+            assert_eq!(data[key], value, "{key}: {run}");
+        }
+        rpc(&["package", "status", "package=foo"])
+            .code(0)
+            .stdout_has("Summary of Arch:")
+            .stdout_has("Provider: apt");
+        let run = rpc(&["package", "count", "--json"]);
+        assert_eq!(run.code(0).json()["replies"][0]["data"]["output"], "2", "{run}");
+        rpc(&["package", "yum_clean", "mode=all"])
+            .code(1)
+            .stdout_has("yum_clean needs the yum or dnf package backend");
+
+        rpc(&["rpcutil", "collective_info"])
+            .code(0)
+            .stdout_has("Main Collective: muster")
+            .stdout_has("Summary of All Collectives:");
+        let run = rpc(&["rpcutil", "get_config_item", "item=agents.package.backend", "--json"]);
+        assert_eq!(run.code(0).json()["replies"][0]["data"]["value"], "apt", "{run}");
+        rpc(&["rpcutil", "get_config_item", "item=key"])
+            .code(1)
+            .stdout_has("names secret material");
+        let run = rpc(&["rpcutil", "get_data", "source=fact", "query=role", "--json"]);
+        assert_eq!(run.code(0).json()["replies"][0]["data"]["value"], "web", "{run}");
+        let run = rpc(&["rpcutil", "daemon_stats", "--json"]);
+        let stats = &run.code(0).json()["replies"][0]["data"];
+        assert!(stats["pid"].as_u64().unwrap_or(0) > 0, "{run}");
+        assert!(stats["passed"].as_u64().unwrap_or(0) >= 1, "{run}");
+        assert_eq!(stats["total"], stats["requests_received"], "{run}");
+        Ok(())
+    }
+}
