@@ -129,9 +129,14 @@ pub fn compute(action: &Action, report: &Report) -> Vec<AggregateResult> {
         };
         match function {
             "summary" => {
+                // A list counts each of its items, as MCollective's summary.rb does: a summary
+                // of agents or collectives is nodes per agent or collective.
                 let mut counts = Counter::default();
                 for v in &values {
-                    counts.add((*v).clone());
+                    match v {
+                        Value::Array(items) => items.iter().for_each(|i| counts.add(i.clone())),
+                        other => counts.add((*other).clone()),
+                    }
                 }
                 result.counts = Some(counts.sorted());
             }
@@ -575,6 +580,29 @@ mod tests {
         assert_eq!(bytes_to_human(0), "0 B");
         assert_eq!(bytes_to_human(300), "300.000 B");
         assert_eq!(bytes_to_human(5 << 40), "5.000 TB");
+    }
+
+    /// A summary of a list output counts each item (MCollective's `aggregate/summary.rb`
+    /// `process_result`: `value.map{|val| add_value(val)}` for an Array).
+    #[test]
+    fn a_summary_of_lists_counts_each_item() {
+        let a = action(
+            json!({"function": "summary", "args": ["agents"]}),
+            &["agents"],
+        );
+        let r = report(&[
+            json!({"agents": ["rpcutil", "service"]}),
+            json!({"agents": ["rpcutil"]}),
+            json!({"agents": []}),
+        ]);
+        let counts: Vec<(Value, usize)> = compute(&a, &r)[0]
+            .counts
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.value, c.count))
+            .collect();
+        assert_eq!(counts, [(json!("rpcutil"), 2), (json!("service"), 1)]);
     }
 
     #[test]
