@@ -61,17 +61,6 @@ const MAX_REPLY_OUTPUT: usize = 64 * 1024;
 /// The most output read from a command that lists every package.
 const MAX_LIST_OUTPUT: usize = 32 * 1024 * 1024;
 
-/// The `yum clean` modes Choria's agent accepts (the DDL's list).
-const YUM_CLEAN_MODES: &[&str] = &[
-    "all",
-    "headers",
-    "packages",
-    "metadata",
-    "dbcache",
-    "plugins",
-    "expire-cache",
-];
-
 /// The query tool `config` names, or its backend's: `dpkg-query` for apt, `rpm` otherwise.
 pub fn query_program(config: &PackageConfig) -> PathBuf {
     config
@@ -484,15 +473,7 @@ impl Package {
     }
 
     async fn yum_clean(&self, mode: &str, deadline: Instant) -> ActionResult {
-        if !YUM_CLEAN_MODES.contains(&mode) {
-            return ActionResult::fail(
-                StatusCode::InvalidData,
-                format!(
-                    "unsupported yum clean mode {mode:?}; the modes are {}",
-                    YUM_CLEAN_MODES.join(", ")
-                ),
-            );
-        }
+        // `mode` is one of the DDL's list: dispatch validated it.
         let spec = self.manager_with(["clean", mode]);
         match self.checked(spec, &[], deadline).await {
             Ok(out) => ActionResult::ok(Value::Object(command_data(&out))),

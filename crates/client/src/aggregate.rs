@@ -445,13 +445,7 @@ mod tests {
             json!({"v": {"b": 1, "a": 2}}),
             json!({"v": {"a": 2, "b": 1}}),
         ]);
-        let counts: Vec<(Value, usize)> = compute(&ddl.actions[0], &r)[0]
-            .counts
-            .clone()
-            .unwrap()
-            .into_iter()
-            .map(|c| (c.value, c.count))
-            .collect();
+        let counts = pairs(&compute(&ddl.actions[0], &r)[0]);
         assert_eq!(
             counts,
             [
@@ -463,6 +457,17 @@ mod tests {
                 (json!("9"), 1),
             ]
         );
+    }
+
+    /// A result's counts as (value, count) pairs, in order.
+    fn pairs(result: &AggregateResult) -> Vec<(Value, usize)> {
+        result
+            .counts
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.value, c.count))
+            .collect()
     }
 
     fn action(aggregate: Value, outputs: &[&str]) -> muster_proto::ddl::Action {
@@ -497,14 +502,7 @@ mod tests {
             json!({"output": "no exit code"}),
             json!({"exitcode": 2, "failed": 5}),
         ]);
-        let result = &compute(&a, &r)[0];
-        let counts: Vec<(Value, usize)> = result
-            .counts
-            .clone()
-            .unwrap()
-            .into_iter()
-            .map(|c| (c.value, c.count))
-            .collect();
+        let counts = pairs(&compute(&a, &r)[0]);
         assert_eq!(
             counts,
             [
@@ -595,13 +593,7 @@ mod tests {
             json!({"agents": ["rpcutil"]}),
             json!({"agents": []}),
         ]);
-        let counts: Vec<(Value, usize)> = compute(&a, &r)[0]
-            .counts
-            .clone()
-            .unwrap()
-            .into_iter()
-            .map(|c| (c.value, c.count))
-            .collect();
+        let counts = pairs(&compute(&a, &r)[0]);
         assert_eq!(counts, [(json!("rpcutil"), 2), (json!("service"), 1)]);
     }
 
